@@ -1,0 +1,204 @@
+"""Bulk writes: many documents saved with POST /{db}/_bulk_docs, in batches.
+
+Documents are collected in a context manager and sent on a clean exit, split into
+batches by count and by bytes, a few batches at a time. Each result is matched to its
+document by id (not by position), so every document ends in ``ok`` or ``error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import _json
+from .document import Document
+from .typing import JsonDict
+
+if TYPE_CHECKING:
+    from .database import Database
+
+__all__ = ["BulkCreateOperation", "BulkOperation", "BulkUpdateOperation"]
+
+_JSON_CONTENT_TYPE = {"Content-Type": "application/json"}
+
+
+class BulkOperation:
+    """Collects documents; on a clean exit saves the changed ones with ``_bulk_docs``.
+
+    ``batch_size`` and ``batch_bytes`` bound one request; ``concurrency`` bounds how many
+    requests are in flight. After the exit, ``response`` holds the server's items,
+    ``ok`` the saved documents and ``error`` the refused ones; if the block raised,
+    nothing is sent and all three stay None.
+    """
+
+    batch_size: int = 10_000
+    batch_bytes: int = 16 * 1024 * 1024
+    concurrency: int = 4
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        batch_size: int | None = None,
+        batch_bytes: int | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        self._database = database
+        self._docs: list[Document] = []
+        self._ids: set[str] = set()
+        self.response: list[JsonDict] | None = None
+        self.ok: list[Document] | None = None
+        self.error: list[Document] | None = None
+        if batch_size is not None:
+            self.batch_size = _positive("batch_size", batch_size)
+        if batch_bytes is not None:
+            self.batch_bytes = _positive("batch_bytes", batch_bytes)
+        if concurrency is not None:
+            self.concurrency = _positive("concurrency", concurrency)
+
+    def create(self, id: str, *, data: JsonDict | None = None) -> Document:
+        """Adds a new local document ``id`` (ValueError if the id was added before)."""
+        return self.append(Document(self._database, id, data=data))
+
+    def append(self, doc: Document) -> Document:
+        """Adds an existing document (ValueError if its id was added before)."""
+        if doc.id in self._ids:
+            raise ValueError(f"The document '{doc.id}' is already part of this bulk operation")
+        self._ids.add(doc.id)
+        self._docs.append(doc)
+        return doc
+
+    def update(self, doc: Document) -> Document:
+        """Deprecated alias of :meth:`append`."""
+        warnings.warn("update() is deprecated, use append()", DeprecationWarning, stacklevel=2)
+        return self.append(doc)
+
+    @property
+    def status(self) -> list[JsonDict] | None:
+        """Deprecated alias of :attr:`response`."""
+        warnings.warn("status is deprecated, use response", DeprecationWarning, stacklevel=2)
+        return self.response
+
+    async def __aiter__(self) -> AsyncIterator[Document]:
+        for doc in self._docs:
+            yield doc
+
+    async def __aenter__(self) -> BulkOperation:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Unless the block raised: POST /{db}/_bulk_docs for the changed documents."""
+        if exc_type is not None:
+            return
+        dirty = [doc for doc in self._docs if doc._dirty_cache]
+        self.response, self.ok, self.error = [], [], []
+        if not dirty:
+            return
+        batches = list(self._batches(dirty))
+        results: list[list[JsonDict] | None] = [None] * len(batches)
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def send(index: int, body: bytes) -> None:
+            async with slots:
+                results[index] = await self._post(body)
+
+        try:
+            await asyncio.gather(*(send(index, body) for index, (_, body) in enumerate(batches)))
+        finally:
+            for (docs, _), items in zip(batches, results):
+                if items is not None:
+                    self._record(docs, items)
+
+    def _batches(self, docs: list[Document]) -> Iterator[tuple[list[Document], bytes]]:
+        batch: list[Document] = []
+        encoded: list[bytes] = []
+        size = 0
+        for doc in docs:
+            data = _json.dumps(doc._data)
+            if batch and (len(batch) >= self.batch_size or size + len(data) > self.batch_bytes):
+                yield batch, b'{"docs":[' + b",".join(encoded) + b"]}"
+                batch, encoded, size = [], [], 0
+            batch.append(doc)
+            encoded.append(data)
+            size += len(data) + 1
+        yield batch, b'{"docs":[' + b",".join(encoded) + b"]}"
+
+    async def _post(self, body: bytes) -> list[JsonDict]:
+        database = self._database
+        _, items = await database._remote._request(
+            "POST",
+            f"{database.endpoint}/_bulk_docs",
+            data=body,
+            headers=_JSON_CONTENT_TYPE,
+            subject=f"_bulk_docs in database '{database.id}'",
+        )
+        return list(items)
+
+    def _record(self, docs: list[Document], items: list[JsonDict]) -> None:
+        """Matches the server's items to the batch's documents by id."""
+        assert self.response is not None and self.ok is not None and self.error is not None
+        self.response.extend(items)
+        waiting: defaultdict[str, deque[JsonDict]] = defaultdict(deque)
+        for item in items:
+            waiting[item.get("id", "")].append(item)
+        for doc in docs:
+            queue = waiting.get(doc.id)
+            result = queue.popleft() if queue else None
+            if result is not None and "error" not in result and "rev" in result:
+                doc._update_rev_after_save(result)
+                self.ok.append(doc)
+            else:
+                self.error.append(doc)
+
+
+class BulkCreateOperation(BulkOperation):
+    """A bulk operation that starts with new empty documents for ``ids`` (no request)."""
+
+    def __init__(self, database: Database, ids: list[str] | None = None, **options: Any) -> None:
+        super().__init__(database, **options)
+        self._initial_ids = list(ids or [])
+
+    async def __aenter__(self) -> BulkCreateOperation:
+        for id in self._initial_ids:
+            self.create(id)
+        return self
+
+
+class BulkUpdateOperation(BulkOperation):
+    """A bulk operation that starts with the documents ``ids``, loaded on enter.
+
+    On enter: POST /{db}/_all_docs?include_docs=true (none for no ids); missing ids raise
+    NotFoundError, unless ``create=True`` makes them new documents.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        ids: list[str] | None = None,
+        *,
+        create: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(database, **options)
+        self._initial_ids = list(ids or [])
+        self._create = create
+
+    async def __aenter__(self) -> BulkUpdateOperation:
+        async for doc in self._database.docs(self._initial_ids, create=self._create):
+            self.append(doc)
+        return self
+
+
+def _positive(name: str, value: int) -> int:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value

@@ -1,0 +1,105 @@
+"""The client object: one CouchDB server, its session and its databases."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from types import TracebackType
+from typing import Any
+
+from . import _paths
+from .database import Database
+from .exception import BadRequestError, NotFoundError, PreconditionFailedError
+from .remote import RemoteServer
+from .typing import JsonDict
+
+__all__ = ["CouchDB", "JsonDict"]
+
+
+class CouchDB:
+    """A CouchDB server; use it as ``async with CouchDB(url, user, password) as couchdb``.
+
+    Constructing it sends no request. ``user`` and ``password`` may be given by position
+    (as aiocouch's documentation does) or by keyword; basic authentication is used when
+    both are non-empty. ``cookie`` sends a fixed ``AuthSession`` cookie. Other keyword
+    arguments go to :class:`aiohttp.ClientSession` (``timeout=``, ``connector=``, ...).
+    """
+
+    def __init__(
+        self,
+        server: str,
+        user: str | None = None,
+        password: str | None = None,
+        *,
+        cookie: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._server = RemoteServer(server, user=user, password=password, cookie=cookie, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<CouchDB {self._server._transport.base_url}>"
+
+    async def __aenter__(self) -> CouchDB:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the HTTP session (no request)."""
+        await self._server.close()
+
+    async def check_credentials(self) -> None:
+        """Checks the credentials: GET /_session.
+
+        Raises UnauthorizedError (401) or ForbiddenError (403).
+        """
+        await self._server._check_session()
+
+    async def create(self, id: str, *, exists_ok: bool = False, **params: Any) -> Database:
+        """Creates the database ``id``: PUT /{db}?params (``q``, ``n``, ``partitioned``).
+
+        Raises BadRequestError for an invalid name (before any request) and
+        PreconditionFailedError if it exists, unless ``exists_ok``.
+        """
+        _check_database_name(id)
+        database = Database(self, id)
+        try:
+            await database._put(**params)
+        except PreconditionFailedError:
+            if not exists_ok:
+                raise
+        return database
+
+    def __getitem__(self, id: str) -> Awaitable[Database]:
+        """``await couchdb[id]``: the existing database ``id``; HEAD /{db}.
+
+        Raises NotFoundError if it does not exist.
+        """
+        return self._existing_database(id)
+
+    async def _existing_database(self, id: str) -> Database:
+        _check_database_name(id)
+        database = Database(self, id)
+        if not await database._exists():
+            raise NotFoundError(f"The database '{id}' does not exist.")
+        return database
+
+    async def keys(self, **params: Any) -> list[str]:
+        """The names of all databases: GET /_all_dbs?params."""
+        return await self._server._all_dbs(**params)
+
+    async def info(self) -> JsonDict:
+        """The server's welcome object: GET /."""
+        return await self._server._info()
+
+
+def _check_database_name(name: str) -> None:
+    try:
+        _paths.validate_database_name(name)
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from None

@@ -1,0 +1,175 @@
+"""Databases: documents, queries, bulk operations, security and the changes feed."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any
+
+from .bulk import BulkCreateOperation, BulkUpdateOperation
+from .changes import ChangesFeed
+from .design_document import DesignDocument
+from .document import Document, SecurityDocument
+from .exception import ConflictError, NotFoundError
+from .remote import RemoteDatabase
+from .request import FindRequest
+from .typing import JsonDict
+from .view import AllDocsView, View
+
+if TYPE_CHECKING:
+    from .couchdb import CouchDB
+
+__all__ = ["Database"]
+
+
+class Database(RemoteDatabase):
+    """The database ``id`` on the server of ``couchdb``; constructing it sends no request."""
+
+    def __init__(self, couchdb: CouchDB, id: str) -> None:
+        super().__init__(couchdb._server, id)
+        self._couchdb = couchdb
+
+    def __repr__(self) -> str:
+        return f"<Database {self.id!r}>"
+
+    async def create(
+        self, id: str, *, exists_ok: bool = False, data: JsonDict | None = None
+    ) -> Document:
+        """A new local document ``id`` holding ``data``; nothing is written until save().
+
+        Without ``exists_ok``: HEAD /{db}/{docid}, and ConflictError if it exists.
+        With ``exists_ok``: GET /{db}/{docid}; an existing document's data replaces ``data``.
+        """
+        document = Document(self, id, data=data)
+        if exists_ok:
+            with contextlib.suppress(NotFoundError):
+                await document.fetch(discard_changes=True)
+        elif await document._exists():
+            raise ConflictError(
+                f"The document '{id}' does already exist in the database '{self.id}'"
+            )
+        return document
+
+    async def delete(self) -> None:
+        """Deletes the database: DELETE /{db}. Raises NotFoundError if it does not exist."""
+        await self._delete()
+
+    async def get(
+        self, id: str, *, default: JsonDict | None = None, rev: str | None = None
+    ) -> Document:
+        """The document ``id``: GET /{db}/{docid}[?rev=].
+
+        Raises NotFoundError, unless ``default`` is given: then an unsaved document
+        holding ``default`` is returned.
+        """
+        document = Document(self, id, data=None if default is None else dict(default))
+        try:
+            await document.fetch(discard_changes=True, rev=rev)
+        except NotFoundError:
+            if default is None:
+                raise
+        return document
+
+    def __getitem__(self, id: str) -> Awaitable[Document]:
+        """``await db[id]``: the same as ``await db.get(id)``."""
+        return self.get(id)
+
+    async def docs(
+        self,
+        ids: list[str] | None = None,
+        *,
+        create: bool = False,
+        prefix: str | None = None,
+        include_ddocs: bool = False,
+        **params: Any,
+    ) -> AsyncIterator[Document]:
+        """The documents, streamed: GET /{db}/_all_docs?include_docs=true, or POST ``ids``.
+
+        ``ids=[]`` sends nothing. Design documents are skipped unless ``include_ddocs``.
+        Missing ids raise NotFoundError mid-iteration, unless ``create=True``.
+        """
+        if ids is not None and len(ids) == 0:
+            return
+        async for document in self.all_docs.docs(
+            ids, create=create, prefix=prefix, include_ddocs=include_ddocs, **params
+        ):
+            yield document
+
+    def values(self, **params: Any) -> AsyncIterator[Document]:
+        """Every document, streamed: GET /{db}/_all_docs?include_docs=true&params."""
+        return self.all_docs.docs(**params)
+
+    def akeys(self, **params: Any) -> AsyncIterator[str]:
+        """The document ids, streamed: GET /{db}/_all_docs (POST with ``ids=``)."""
+        return self.all_docs.ids(**params)
+
+    @property
+    def all_docs(self) -> AllDocsView:
+        """The ``_all_docs`` view (no request)."""
+        return AllDocsView(self)
+
+    def view(self, design_doc: str, view: str) -> View:
+        """The view ``view`` of ``_design/{design_doc}`` (no request)."""
+        return View(self, design_doc, view)
+
+    async def design_doc(self, id: str, *, exists_ok: bool = False) -> DesignDocument:
+        """The design document ``_design/{id}``.
+
+        Without ``exists_ok``: HEAD, and ConflictError if it exists. With ``exists_ok``:
+        GET, keeping the server's copy if there is one.
+        """
+        document = DesignDocument(self, id)
+        if exists_ok:
+            with contextlib.suppress(NotFoundError):
+                await document.fetch(discard_changes=True)
+        elif await document._exists():
+            raise ConflictError(
+                f"The design document '{id}' does already exist in the database '{self.id}'"
+            )
+        return document
+
+    def find(
+        self, selector: Any, *, limit: int | None = None, **params: Any
+    ) -> AsyncIterator[Document]:
+        """Documents matching a Mango ``selector``: POST /{db}/_find, page by page.
+
+        Raises ValueError for ``fields=`` (documents are always whole) on iteration.
+        """
+        return FindRequest(self, selector, limit=limit, **params).__aiter__()
+
+    async def index(self, index: JsonDict, **kwargs: Any) -> JsonDict:
+        """Creates a Mango index: POST /{db}/_index with ``{"index": index, **kwargs}``."""
+        return await self._index(index, **kwargs)
+
+    def update_docs(
+        self, ids: list[str] | None = None, *, create: bool = False
+    ) -> BulkUpdateOperation:
+        """A bulk update of the documents ``ids`` (loaded on enter, saved on exit)."""
+        return BulkUpdateOperation(self, ids if ids is not None else [], create=create)
+
+    def create_docs(self, ids: list[str] | None = None) -> BulkCreateOperation:
+        """A bulk creation of new documents (saved in batches on exit)."""
+        return BulkCreateOperation(self, ids if ids is not None else [])
+
+    update_docs.__returns_acontextmanager__ = True  # type: ignore[attr-defined]
+    create_docs.__returns_acontextmanager__ = True  # type: ignore[attr-defined]
+
+    async def security(self) -> SecurityDocument:
+        """The security object: GET /{db}/_security."""
+        document = SecurityDocument(self)
+        await document.fetch(discard_changes=True)
+        return document
+
+    async def info(self) -> JsonDict:
+        """The database's information: GET /{db}."""
+        return await self._get()
+
+    def changes(self, *, last_event_id: str | None = None, **params: Any) -> ChangesFeed:
+        """The changes feed: GET /{db}/_changes?params, one event per change.
+
+        ``feed="continuous"`` streams until the server ends the response (``heartbeat``
+        defaults to true); otherwise one response is read row by row. After the
+        iteration, ``last_seq`` and ``pending`` of the returned feed hold the server's
+        values.
+        """
+        return ChangesFeed(self, last_event_id=last_event_id, **params)

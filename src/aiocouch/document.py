@@ -1,0 +1,321 @@
+"""Documents: a local dict-like copy of a CouchDB document, fetched and saved explicitly."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import ItemsView, KeysView, ValuesView
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import _json, _paths
+from .attachment import Attachment
+from .exception import ConflictError, NotFoundError
+from .remote import HTTPResponse, RemoteDocument
+from .typing import JsonDict
+
+if TYPE_CHECKING:
+    from .database import Database
+
+__all__ = ["Document", "SecurityDocument"]
+
+
+class Document(RemoteDocument):
+    """A local representation of the CouchDB document ``id`` in ``database``.
+
+    It behaves like a dict holding the document's data. Constructing it sends no request;
+    :meth:`fetch` and :meth:`save` do. ``data``, if given, must be a dict and is used by
+    reference (its ``_id`` is set to ``id``).
+    """
+
+    def __init__(self, database: Database | None, id: str, data: JsonDict | None = None) -> None:
+        _paths.validate_document_id(id)
+        if data is not None and not isinstance(data, dict):
+            raise TypeError(f"The data of a document must be a dict, not {type(data).__name__}")
+        super().__init__(database, id)
+        self._data: JsonDict = data if data is not None else {}
+        self._data["_id"] = id
+        self._snapshot: bytes | None = None
+
+    # --- state ---
+
+    def _update_cache(self, new_cache: JsonDict) -> None:
+        """Replaces the local data with ``new_cache`` as the server's copy (clean)."""
+        self._data = new_cache
+        self._snapshot = _json.dumps_canonical(new_cache)
+
+    def _update_rev_after_save(self, result: JsonDict) -> None:
+        """Takes the revision of a successful write; the data is then clean."""
+        self._data["_rev"] = result["rev"]
+        self._snapshot = _json.dumps_canonical(self._data)
+
+    @property
+    def _dirty_cache(self) -> bool:
+        """True if the local data differs from the last fetched or saved state."""
+        return self._snapshot is None or _json.dumps_canonical(self._data) != self._snapshot
+
+    @property
+    def _fresh(self) -> bool:
+        """True if the local data holds nothing but the ``_id``."""
+        return len(self._data) == 1 and "_id" in self._data
+
+    # --- requests ---
+
+    async def fetch(self, discard_changes: bool = False, *, rev: str | None = None) -> None:
+        """Replaces the local data with the server's: GET /{db}/{docid}[?rev=].
+
+        Raises ConflictError (no request) if the local data has unsaved changes and
+        ``discard_changes`` is False; NotFoundError (404); BadRequestError (bad rev).
+        """
+        if self._dirty_cache and not (discard_changes or self._fresh):
+            raise ConflictError(
+                f"Cannot fetch document '{self.id}' from server, as the local cache has "
+                "unsaved changes."
+            )
+        self._update_cache(await self._get(**({"rev": rev} if rev else {})))
+
+    async def save(self) -> HTTPResponse | None:
+        """Saves the local data if it changed: PUT /{db}/{docid}; otherwise sends nothing.
+
+        Returns the HTTPResponse (201 or 202), or None. Raises ConflictError if the
+        server's revision differs from the local one.
+        """
+        if not self._dirty_cache:
+            return None
+        response, result = await self._put(self._data)
+        self._update_rev_after_save(result)
+        return response
+
+    async def delete(self, discard_changes: bool = False) -> HTTPResponse:
+        """Deletes the document: DELETE /{db}/{docid}?rev=<local rev>.
+
+        Afterwards the local data holds only ``_id``; a later :meth:`save` of new data
+        recreates the document. Raises ConflictError (unsaved local changes, or a stale
+        revision) and KeyError if the document was never fetched or saved.
+        """
+        if self._dirty_cache and not discard_changes:
+            raise ConflictError(
+                f"Cannot delete document '{self.id}' from server, as the local cache has "
+                "unsaved changes."
+            )
+        response, _ = await self._delete(self._data["_rev"])
+        self._update_cache({"_id": self._data["_id"]})
+        return response
+
+    async def copy(self, new_id: str) -> HTTPResponse:
+        """Copies the server's current revision to ``new_id``: COPY /{db}/{docid}.
+
+        Returns the HTTPResponse; its ``etag`` is the revision of the copy.
+        """
+        _paths.validate_document_id(new_id)
+        response, _ = await self._copy(new_id)
+        return response
+
+    async def info(self) -> JsonDict:
+        """The id and current revision on the server: HEAD /{db}/{docid}.
+
+        Raises NotFoundError if the document does not exist.
+        """
+        response = await self._head()
+        return {"ok": True, "id": self._data["_id"], "rev": response.etag}
+
+    async def fetch_info(self) -> JsonDict:
+        """Deprecated alias of :meth:`info`."""
+        warnings.warn("fetch_info() is deprecated, use info()", DeprecationWarning, stacklevel=2)
+        return await self.info()
+
+    async def conflicts(self) -> list[str]:
+        """The conflicting revisions: GET /{db}/{docid}?conflicts=true."""
+        conflicts: list[str] = (await self._get(conflicts=True)).get("_conflicts", [])
+        return conflicts
+
+    async def revs(self) -> list[str]:
+        """Every known revision, newest first: GET /{db}/{docid}?revs_info=true."""
+        return [info["rev"] for info in (await self._get(revs_info=True))["_revs_info"]]
+
+    def attachment(self, id: str) -> Attachment:
+        """The attachment ``id`` of this document (no request)."""
+        return Attachment(self, id)
+
+    async def __aenter__(self) -> Document:
+        """Fetches the document (GET), keeping the local data if it does not exist."""
+        with contextlib.suppress(NotFoundError):
+            await self.fetch(discard_changes=True)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Saves the document (PUT, if changed) unless the block raised."""
+        if exc_type is None:
+            await self.save()
+
+    # --- local properties ---
+
+    @property
+    def rev(self) -> str | None:
+        """The local revision, or None if the document was never fetched or saved."""
+        rev: str | None = self._data.get("_rev")
+        return rev
+
+    @rev.setter
+    def rev(self, rev: str) -> None:
+        if not isinstance(rev, str):
+            raise TypeError(f"A revision must be a str, not {type(rev).__name__}")
+        self._data["_rev"] = rev
+
+    @property
+    def exists(self) -> bool:
+        """True if the document was fetched or saved and is not deleted (no request)."""
+        return "_rev" in self._data and "_deleted" not in self._data
+
+    @property
+    def data(self) -> JsonDict | None:
+        """The live local data if the document exists, else None (no request)."""
+        return self._data if self.exists else None
+
+    @property
+    def json(self) -> JsonDict:
+        """A new dict of the fields not starting with ``_`` if it exists, else ``{}``."""
+        if not self.exists:
+            return {}
+        return {key: value for key, value in self._data.items() if not key.startswith("_")}
+
+    # --- the dict-like surface (all local) ---
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def update(self, data: JsonDict) -> None:
+        """Updates the local data like ``dict.update``."""
+        self._data.update(data)
+
+    def items(self) -> ItemsView[str, Any]:
+        """The local data's items."""
+        return self._data.items()
+
+    def keys(self) -> KeysView[str]:
+        """The local data's keys."""
+        return self._data.keys()
+
+    def values(self) -> ValuesView[Any]:
+        """The local data's values."""
+        return self._data.values()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` (nothing is inserted)."""
+        return self._data.get(key, default)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, inserting ``default`` first if it is missing."""
+        return self._data.setdefault(key, default)
+
+    def __repr__(self) -> str:
+        return json.dumps(self._data, indent=2)
+
+    __str__ = __repr__
+
+
+class SecurityDocument(Document):
+    """The ``_security`` object of a database: admins and members, by names and roles."""
+
+    def __init__(self, database: Database | None, **kwargs: Any) -> None:
+        super().__init__(database, "_security", **kwargs)
+        del self._data["_id"]
+
+    @property
+    def endpoint(self) -> str:
+        """``/{db}/_security``."""
+        return f"{_paths.database_path(self._database.id)}/_security"
+
+    async def save(self) -> None:
+        """Saves the security object if it changed: PUT /{db}/_security.
+
+        Raises UnauthorizedError (401) and ForbiddenError (403, or 500 from a non-admin).
+        """
+        if not self._dirty_cache:
+            return
+        await self._database._put_security(self._data)
+        self._snapshot = _json.dumps_canonical(self._data)
+
+    def _section(self, section: str, kind: str) -> list[str] | None:
+        entries: list[str] | None = self._data.get(section, {}).get(kind)
+        return entries
+
+    def _add(self, section: str, kind: str, entry: str) -> None:
+        entries = self._data.setdefault(section, {}).setdefault(kind, [])
+        if entry not in entries:
+            entries.append(entry)
+
+    def _remove(self, section: str, kind: str, entry: str) -> None:
+        entries = self._section(section, kind)
+        if entries is None or entry not in entries:
+            raise KeyError(
+                f"'{entry}' is not in the {kind} of the {section} of '{self._database.id}'"
+            )
+        entries.remove(entry)
+
+    @property
+    def members(self) -> list[str] | None:
+        """The member names, or None if none are set."""
+        return self._section("members", "names")
+
+    @property
+    def member_roles(self) -> list[str] | None:
+        """The member roles, or None if none are set."""
+        return self._section("members", "roles")
+
+    @property
+    def admins(self) -> list[str] | None:
+        """The admin names, or None if none are set."""
+        return self._section("admins", "names")
+
+    @property
+    def admin_roles(self) -> list[str] | None:
+        """The admin roles, or None if none are set."""
+        return self._section("admins", "roles")
+
+    def add_member(self, member: str) -> None:
+        """Adds a member name (local; :meth:`save` sends it)."""
+        self._add("members", "names", member)
+
+    def add_member_role(self, role: str) -> None:
+        """Adds a member role (local)."""
+        self._add("members", "roles", role)
+
+    def add_admin(self, admin: str) -> None:
+        """Adds an admin name (local)."""
+        self._add("admins", "names", admin)
+
+    def add_admin_role(self, role: str) -> None:
+        """Adds an admin role (local)."""
+        self._add("admins", "roles", role)
+
+    def remove_member(self, member: str) -> None:
+        """Removes a member name (local); KeyError if absent."""
+        self._remove("members", "names", member)
+
+    def remove_member_role(self, role: str) -> None:
+        """Removes a member role (local); KeyError if absent."""
+        self._remove("members", "roles", role)
+
+    def remove_admin(self, admin: str) -> None:
+        """Removes an admin name (local); KeyError if absent."""
+        self._remove("admins", "names", admin)
+
+    def remove_admin_role(self, role: str) -> None:
+        """Removes an admin role (local); KeyError if absent."""
+        self._remove("admins", "roles", role)

@@ -1,0 +1,582 @@
+"""The request layer of the public classes: one ``Remote*`` class per CouchDB resource.
+
+Each private method sends exactly one request through :class:`aiocouch._transport.Transport`
+and returns the decoded answer. The public classes (``Database``, ``Document``, ...)
+derive from these and hold the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from . import _paths
+from ._params import stringify_params
+from ._rows import LineParser, RowParser, iter_chunks
+from ._transport import NO_BODY, RawResponse, Transport
+from .exception import ForbiddenError, _TypedResponseError
+from .typing import JsonDict
+
+__all__ = [
+    "HTTPResponse",
+    "RemoteAttachment",
+    "RemoteDatabase",
+    "RemoteDocument",
+    "RemoteServer",
+    "RemoteView",
+    "RequestResult",
+    "RowStream",
+    "_quote_id",
+    "_stringify_params",
+]
+
+_quote_id = _paths.quote_segment
+_stringify_params = stringify_params
+
+
+class ResponseHeaders(dict[str, str]):
+    """A plain dict of the response headers whose look-ups ignore case (``Etag``/``ETag``)."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__(headers)
+        self._lower = {key.lower(): key for key in self}
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(self._lower.get(key.lower(), key))
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._lower
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of header ``key`` in any case, or ``default``."""
+        original = self._lower.get(key.lower())
+        return default if original is None else super().__getitem__(original)
+
+
+class HTTPResponse:
+    """Represents an HTTP response from the CouchDB server."""
+
+    status: int
+    """The HTTP response status, usually 200, 201 or 202."""
+
+    def __init__(self, resp: RawResponse | Any) -> None:
+        self.status = resp.status
+        self._raw_headers: Mapping[str, str] = resp.headers
+        self._headers: ResponseHeaders | None = None
+
+    @property
+    def headers(self) -> ResponseHeaders:
+        """The HTTP headers of the response (look-ups ignore case)."""
+        if self._headers is None:
+            self._headers = ResponseHeaders(self._raw_headers)
+        return self._headers
+
+    @property
+    def etag(self) -> str | None:
+        """The ETag header without its quotes (for documents: the revision), or None."""
+        value = self._raw_headers.get("ETag")
+        return value.strip('"') if value is not None else None
+
+    def __repr__(self) -> str:
+        return f"<HTTPResponse status={self.status} etag={self.etag!r}>"
+
+
+RequestResult = tuple[HTTPResponse, Any]
+"""What the private request helpers return: the response and its decoded body."""
+
+
+class RowStream:
+    """Rows of one streamed response (``rows``, ``docs`` or ``results``), read as they arrive.
+
+    After the iteration ends, :attr:`meta` holds the rest of the answer (``total_rows``,
+    ``offset``, ``bookmark``, ``last_seq``...).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        method: str,
+        path: str,
+        array_key: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = NO_BODY,
+        subject: str,
+    ) -> None:
+        self._transport = transport
+        self._request = (method, path, params, json, subject)
+        self._array_key = array_key
+        self.meta: JsonDict = {}
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        method, path, params, json, subject = self._request
+        parser = RowParser(self._array_key)
+        async with self._transport.stream(
+            method, path, params=params, json=json, subject=subject
+        ) as response:
+            async for text in iter_chunks(response):
+                for row in parser.feed(text):
+                    yield row
+        rows, self.meta = parser.close()
+        for row in rows:
+            yield row
+
+
+class RemoteServer:
+    """The server: sends requests for every resource below it."""
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        cookie: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._transport = Transport(server, user=user, password=password, cookie=cookie, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<RemoteServer {self._transport.base_url}>"
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Any = NO_BODY,
+        headers: Mapping[str, str] | None = None,
+        return_json: bool = True,
+        subject: str = "the request",
+        overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+    ) -> RequestResult:
+        """Sends ``method path`` (path quoted, appended to the server URL as given).
+
+        Returns ``(HTTPResponse, decoded JSON)``, or raw bytes with ``return_json=False``.
+        """
+        if isinstance(data, (bytes, bytearray)):
+            raw = await self._transport.request(
+                method,
+                path,
+                params=params,
+                data=bytes(data),
+                headers=headers,
+                subject=subject,
+                overrides=overrides,
+            )
+        else:
+            raw = await self._transport.request(
+                method,
+                path,
+                params=params,
+                json=data,
+                headers=headers,
+                subject=subject,
+                overrides=overrides,
+            )
+        if not return_json:
+            return HTTPResponse(raw), raw.body
+        return HTTPResponse(raw), raw.json() if raw.body else None
+
+    async def _get(self, path: str, *, params: Mapping[str, Any] | None = None) -> RequestResult:
+        """GET ``path``; returns ``(HTTPResponse, JSON)``."""
+        return await self._request("GET", path, params=params)
+
+    async def _get_bytes(
+        self, path: str, *, params: Mapping[str, Any] | None = None
+    ) -> RequestResult:
+        """GET ``path``; returns ``(HTTPResponse, bytes)``."""
+        return await self._request("GET", path, params=params, return_json=False)
+
+    async def _head(self, path: str, *, params: Mapping[str, Any] | None = None) -> RequestResult:
+        """HEAD ``path``; returns ``(HTTPResponse, None)``."""
+        return await self._request("HEAD", path, params=params, return_json=False)
+
+    async def _put(
+        self, path: str, data: Any = NO_BODY, *, params: Mapping[str, Any] | None = None
+    ) -> RequestResult:
+        """PUT ``path`` with ``data`` as JSON body; returns ``(HTTPResponse, JSON)``."""
+        return await self._request("PUT", path, params=params, data=data)
+
+    async def _put_bytes(
+        self,
+        path: str,
+        data: bytes,
+        content_type: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+    ) -> RequestResult:
+        """PUT ``path`` with a raw body of ``content_type``; returns ``(HTTPResponse, JSON)``."""
+        return await self._request(
+            "PUT", path, params=params, data=data, headers={"Content-Type": content_type}
+        )
+
+    async def _post(
+        self, path: str, data: Any = NO_BODY, *, params: Mapping[str, Any] | None = None
+    ) -> RequestResult:
+        """POST ``path`` with ``data`` as JSON body; returns ``(HTTPResponse, JSON)``."""
+        return await self._request("POST", path, params=params, data=data)
+
+    async def _delete(self, path: str, *, params: Mapping[str, Any] | None = None) -> RequestResult:
+        """DELETE ``path``; returns ``(HTTPResponse, JSON)``."""
+        return await self._request("DELETE", path, params=params)
+
+    async def _all_dbs(self, **params: Any) -> list[str]:
+        """GET /_all_dbs."""
+        _, names = await self._request("GET", "/_all_dbs", params=params, subject="/_all_dbs")
+        return list(names)
+
+    async def _info(self) -> JsonDict:
+        """GET /."""
+        _, info = await self._request("GET", "/", subject="the server")
+        return dict(info)
+
+    async def _check_session(self) -> JsonDict:
+        """GET /_session."""
+        _, session = await self._request("GET", "/_session", subject="the session")
+        return dict(session)
+
+    def _rows(
+        self,
+        method: str,
+        path: str,
+        array_key: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = NO_BODY,
+        subject: str,
+    ) -> RowStream:
+        """The rows of ``method path``, streamed (see :class:`RowStream`)."""
+        return RowStream(
+            self._transport, method, path, array_key, params=params, json=json, subject=subject
+        )
+
+    async def _lines(
+        self, path: str, *, params: Mapping[str, Any] | None = None, subject: str
+    ) -> AsyncIterator[Any]:
+        """GET ``path`` as newline-delimited JSON (a continuous feed), value by value."""
+        parser = LineParser()
+        async with self._transport.stream("GET", path, params=params, subject=subject) as response:
+            async for text in iter_chunks(response):
+                for value in parser.feed(text):
+                    yield value
+        for value in parser.close():
+            yield value
+
+    async def close(self) -> None:
+        """Closes the HTTP session."""
+        await self._transport.close()
+
+
+class RemoteDatabase:
+    """A database on the server: requests below ``/{db}``."""
+
+    def __init__(self, remote: RemoteServer, id: str) -> None:
+        self._remote = remote
+        self.id = id
+
+    @property
+    def endpoint(self) -> str:
+        """The quoted path of the database, ``/{db}``."""
+        return _paths.database_path(self.id)
+
+    @property
+    def _subject(self) -> str:
+        return f"database '{self.id}'"
+
+    async def _exists(self) -> bool:
+        """HEAD /{db}; False on 404."""
+        try:
+            await self._remote._request("HEAD", self.endpoint, subject=self._subject)
+        except _TypedResponseError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def _get(self) -> JsonDict:
+        """GET /{db}."""
+        _, info = await self._remote._request("GET", self.endpoint, subject=self._subject)
+        return dict(info)
+
+    async def _put(self, **params: Any) -> JsonDict:
+        """PUT /{db}?params."""
+        _, result = await self._remote._request(
+            "PUT", self.endpoint, params=params, subject=self._subject
+        )
+        return dict(result)
+
+    async def _delete(self) -> JsonDict:
+        """DELETE /{db}."""
+        _, result = await self._remote._request("DELETE", self.endpoint, subject=self._subject)
+        return dict(result)
+
+    async def _bulk_get(self, docs: list[JsonDict], **params: Any) -> JsonDict:
+        """POST /{db}/_bulk_get with body ``{"docs": docs}``."""
+        _, result = await self._remote._request(
+            "POST",
+            f"{self.endpoint}/_bulk_get",
+            params=params,
+            data={"docs": docs},
+            subject=f"_bulk_get in {self._subject}",
+        )
+        return dict(result)
+
+    async def _bulk_docs(self, docs: list[JsonDict], **data: Any) -> list[JsonDict]:
+        """POST /{db}/_bulk_docs with body ``{"docs": docs, **data}``."""
+        _, result = await self._remote._request(
+            "POST",
+            f"{self.endpoint}/_bulk_docs",
+            data={"docs": docs, **data},
+            subject=f"_bulk_docs in {self._subject}",
+        )
+        return list(result)
+
+    async def _find(self, selector: Any, **data: Any) -> JsonDict:
+        """POST /{db}/_find with body ``{"selector": selector, **data}``."""
+        _, result = await self._remote._request(
+            "POST",
+            f"{self.endpoint}/_find",
+            data={"selector": selector, **data},
+            subject=f"_find in {self._subject}",
+        )
+        return dict(result)
+
+    async def _index(self, index: Any, **data: Any) -> JsonDict:
+        """POST /{db}/_index with body ``{"index": index, **data}``."""
+        _, result = await self._remote._request(
+            "POST",
+            f"{self.endpoint}/_index",
+            data={"index": index, **data},
+            subject=f"_index in {self._subject}",
+        )
+        return dict(result)
+
+    async def _get_security(self) -> JsonDict:
+        """GET /{db}/_security."""
+        _, result = await self._remote._request(
+            "GET", f"{self.endpoint}/_security", subject=f"_security of {self._subject}"
+        )
+        return dict(result)
+
+    async def _put_security(self, doc: JsonDict) -> JsonDict:
+        """PUT /{db}/_security."""
+        _, result = await self._remote._request(
+            "PUT",
+            f"{self.endpoint}/_security",
+            data=doc,
+            subject=f"_security of {self._subject}",
+            overrides={500: _SecurityWriteForbidden},
+        )
+        return dict(result)
+
+    async def _purge(self, docs: Mapping[str, list[str]], **params: Any) -> JsonDict:
+        """POST /{db}/_purge with body ``{docid: [revs]}``."""
+        _, result = await self._remote._request(
+            "POST",
+            f"{self.endpoint}/_purge",
+            params=params,
+            data=dict(docs),
+            subject=f"_purge in {self._subject}",
+        )
+        return dict(result)
+
+    async def _changes(self, **params: Any) -> JsonDict:
+        """GET /{db}/_changes (a normal or longpoll feed, decoded whole)."""
+        _, result = await self._remote._request(
+            "GET",
+            f"{self.endpoint}/_changes",
+            params=params,
+            subject=f"_changes of {self._subject}",
+        )
+        return dict(result)
+
+
+class _SecurityWriteForbidden(ForbiddenError):
+    """500 from a ``_security`` write: CouchDB's answer when a non-admin writes it."""
+
+    status_code = 500
+
+
+class RemoteDocument:
+    """A document: requests to ``/{db}/{docid}``."""
+
+    def __init__(self, database: Any, id: str) -> None:
+        self._database = database
+        self.id = id
+
+    @property
+    def endpoint(self) -> str:
+        """The quoted path of the document, ``/{db}/{docid}``."""
+        return _paths.document_path(self._database.id, self.id)
+
+    @property
+    def _remote(self) -> RemoteServer:
+        remote: RemoteServer = self._database._remote
+        return remote
+
+    @property
+    def _subject(self) -> str:
+        return f"document '{self.id}' in database '{self._database.id}'"
+
+    async def _head(self) -> HTTPResponse:
+        """HEAD /{db}/{docid}."""
+        response, _ = await self._remote._request("HEAD", self.endpoint, subject=self._subject)
+        return response
+
+    async def _info(self) -> HTTPResponse:
+        """HEAD /{db}/{docid}."""
+        return await self._head()
+
+    async def _exists(self) -> bool:
+        """HEAD /{db}/{docid}; False on 404."""
+        try:
+            await self._head()
+        except _TypedResponseError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def _get(self, **params: Any) -> JsonDict:
+        """GET /{db}/{docid}?params."""
+        _, body = await self._remote._request(
+            "GET", self.endpoint, params=params, subject=self._subject
+        )
+        return dict(body)
+
+    async def _put(self, data: JsonDict, **params: Any) -> RequestResult:
+        """PUT /{db}/{docid}?params with ``data`` as body."""
+        return await self._remote._request(
+            "PUT", self.endpoint, params=params, data=data, subject=self._subject
+        )
+
+    async def _delete(self, rev: str, **params: Any) -> RequestResult:
+        """DELETE /{db}/{docid}?rev=rev."""
+        return await self._remote._request(
+            "DELETE", self.endpoint, params={"rev": rev, **params}, subject=self._subject
+        )
+
+    async def _copy(self, destination: str, **params: Any) -> RequestResult:
+        """COPY /{db}/{docid} with header ``Destination: destination``."""
+        return await self._remote._request(
+            "COPY",
+            self.endpoint,
+            params=params,
+            headers={"Destination": destination},
+            subject=self._subject,
+        )
+
+
+class RemoteAttachment:
+    """An attachment: requests to ``/{db}/{docid}/{name}``."""
+
+    def __init__(self, document: Any, id: str) -> None:
+        self._document = document
+        self.id = id
+
+    @property
+    def endpoint(self) -> str:
+        """The quoted path of the attachment."""
+        return _paths.attachment_path(self._document._database.id, self._document.id, self.id)
+
+    @property
+    def _remote(self) -> RemoteServer:
+        remote: RemoteServer = self._document._database._remote
+        return remote
+
+    @property
+    def _subject(self) -> str:
+        return f"attachment '{self.id}' of {self._document._subject}"
+
+    async def _exists(self) -> tuple[bool, str | None]:
+        """HEAD the attachment; returns (exists, content type)."""
+        try:
+            response, _ = await self._remote._request("HEAD", self.endpoint, subject=self._subject)
+        except _TypedResponseError as exc:
+            if exc.status == 404:
+                return False, None
+            raise
+        return True, response.headers.get("Content-Type")
+
+    async def _get(self, **params: Any) -> tuple[bytes, str | None]:
+        """GET the attachment; returns (bytes, content type)."""
+        response, body = await self._remote._request(
+            "GET", self.endpoint, params=params, return_json=False, subject=self._subject
+        )
+        return body, response.headers.get("Content-Type")
+
+    async def _put(self, rev: str | None, data: bytes, content_type: str) -> JsonDict:
+        """PUT the attachment ``?rev=rev`` with a raw body."""
+        _, result = await self._remote._request(
+            "PUT",
+            self.endpoint,
+            params={"rev": rev},
+            data=bytes(data),
+            headers={"Content-Type": content_type},
+            subject=self._subject,
+        )
+        return dict(result)
+
+    async def _delete(self, rev: str | None) -> JsonDict:
+        """DELETE the attachment ``?rev=rev``."""
+        _, result = await self._remote._request(
+            "DELETE", self.endpoint, params={"rev": rev}, subject=self._subject
+        )
+        return dict(result)
+
+
+class RemoteView:
+    """A view: requests to ``/{db}/_design/{ddoc}/_view/{view}``."""
+
+    def __init__(self, database: Any, design_doc: str, id: str) -> None:
+        self._database = database
+        self.design_doc = design_doc
+        self.id = id
+
+    @property
+    def endpoint(self) -> str:
+        """The quoted path of the view."""
+        return (
+            f"{_paths.database_path(self._database.id)}/_design/"
+            f"{_paths.quote_segment(self.design_doc)}/_view/{_paths.quote_segment(self.id)}"
+        )
+
+    @property
+    def _remote(self) -> RemoteServer:
+        remote: RemoteServer = self._database._remote
+        return remote
+
+    @property
+    def _subject(self) -> str:
+        return f"view '{self.design_doc}/{self.id}' in database '{self._database.id}'"
+
+    async def _get(self, **params: Any) -> JsonDict:
+        """GET the view with ``params`` as query."""
+        _, result = await self._remote._request(
+            "GET", self.endpoint, params=params, subject=self._subject
+        )
+        return dict(result)
+
+    async def _post(self, keys: list[Any], **params: Any) -> JsonDict:
+        """POST the view with body ``{"keys": keys}`` and ``params`` as query."""
+        _, result = await self._remote._request(
+            "POST", self.endpoint, params=params, data={"keys": keys}, subject=self._subject
+        )
+        return dict(result)
+
+    def _rows(self, keys: list[Any] | None = None, **params: Any) -> RowStream:
+        """The rows of the view, streamed: GET, or POST ``{"keys": keys}`` when given."""
+        if keys is None:
+            return self._remote._rows(
+                "GET", self.endpoint, "rows", params=params, subject=self._subject
+            )
+        return self._remote._rows(
+            "POST",
+            self.endpoint,
+            "rows",
+            params=params,
+            json={"keys": keys},
+            subject=self._subject,
+        )

@@ -1,0 +1,85 @@
+"""Mango queries: POST /{db}/_find, page by page, each page streamed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from .typing import JsonDict
+
+if TYPE_CHECKING:
+    from .database import Database
+    from .document import Document
+
+__all__ = ["FindRequest", "FindRequestChunk"]
+
+_DEFAULT_PAGE_SIZE = 10_000
+
+
+class FindRequestChunk:
+    """One page of a ``_find`` answer: its documents, bookmark and whether it is the last."""
+
+    def __init__(self, database: Database, *, data: JsonDict, pagination_size: int) -> None:
+        self._database = database
+        self._data = data
+        self._pagination_size = pagination_size
+
+    @property
+    async def docs(self) -> AsyncIterator[Document]:
+        """The documents of the page (no request)."""
+        from .view import _document_from_row
+
+        for doc in self._data.get("docs", []):
+            yield _document_from_row(self._database, doc)
+
+    @property
+    def bookmark(self) -> str | None:
+        """The bookmark that continues after this page."""
+        bookmark: str | None = self._data.get("bookmark")
+        return bookmark
+
+    @property
+    def is_last_chunk(self) -> bool:
+        """True if the page held fewer documents than asked for."""
+        return len(self._data.get("docs", [])) < self._pagination_size
+
+
+class FindRequest:
+    """The documents matching ``selector``; iterate with ``async for``.
+
+    Sends POST /{db}/_find with ``{"selector": ..., "limit": page, **params}``, then
+    again with the returned ``bookmark`` until a page is short. With ``limit``, one page.
+    """
+
+    def __init__(
+        self, database: Database, selector: Any, *, limit: int | None = None, **params: Any
+    ) -> None:
+        self._database = database
+        self._selector = selector
+        self._limit = limit
+        self._params = params
+
+    async def __aiter__(self) -> AsyncIterator[Document]:
+        from .view import _document_from_row
+
+        if "fields" in self._params:
+            raise ValueError("find() returns whole documents: fields= is not supported")
+        database = self._database
+        page_size = self._limit if self._limit is not None else _DEFAULT_PAGE_SIZE
+        body: JsonDict = {"selector": self._selector, "limit": page_size, **self._params}
+        while True:
+            count = 0
+            rows = database._remote._rows(
+                "POST",
+                f"{database.endpoint}/_find",
+                "docs",
+                json=body,
+                subject=f"_find in database '{database.id}'",
+            )
+            async for doc in rows:
+                count += 1
+                yield _document_from_row(database, doc)
+            bookmark = rows.meta.get("bookmark")
+            if self._limit is not None or count < page_size or not bookmark:
+                return
+            body["bookmark"] = bookmark

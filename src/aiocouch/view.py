@@ -1,0 +1,206 @@
+"""Views and ``_all_docs``: queries whose rows are streamed as the server sends them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from . import _json, _paths
+from .exception import NotFoundError
+from .remote import RemoteView, RowStream
+from .typing import JsonDict
+
+if TYPE_CHECKING:
+    from .database import Database
+    from .document import Document
+
+__all__ = ["AllDocsView", "View", "ViewResponse"]
+
+
+def _document_from_row(database: Database, doc: JsonDict) -> Document:
+    from .document import Document
+
+    document = Document(database, doc["_id"], data=doc)
+    document._snapshot = _json.dumps_canonical(doc)
+    return document
+
+
+def _documents(
+    database: Database,
+    rows: AsyncIterator[JsonDict],
+    *,
+    create: bool,
+    include_ddocs: bool,
+) -> AsyncIterator[Document]:
+    """Documents of rows fetched with ``include_docs``: missing ones raise or are created."""
+
+    async def documents() -> AsyncIterator[Document]:
+        from .document import Document
+
+        async for row in rows:
+            doc = row.get("doc")
+            if "error" in row or doc is None:
+                key = str(row["id"] if "id" in row else row["key"])
+                if not create:
+                    raise NotFoundError(
+                        f"The document '{key}' does not exist in the database {database.id}."
+                    )
+                yield Document(database, key)
+            elif include_ddocs or not doc["_id"].startswith("_design/"):
+                yield _document_from_row(database, doc)
+
+    return documents()
+
+
+@dataclass(frozen=True)
+class ViewResponse:
+    """The answer of a view query; reduced results have no ``offset``/``total_rows``."""
+
+    _database: Database
+    rows: list[JsonDict] = field(default_factory=list)
+    offset: int | None = None
+    total_rows: int | None = None
+    update_seq: Any | None = None
+
+    @classmethod
+    def from_json(cls, database: Database, response: JsonDict) -> ViewResponse:
+        """Builds the response from CouchDB's JSON, ignoring fields it does not know."""
+        known = {f.name for f in fields(cls)}
+        return cls(_database=database, **{k: v for k, v in response.items() if k in known})
+
+    def keys(self) -> Iterator[str]:
+        """The document ids of the rows (not the view keys), skipping error rows."""
+        return (row["id"] for row in self.rows if "error" not in row)
+
+    def values(self) -> Iterator[Any]:
+        """The values of the rows."""
+        return (row["value"] for row in self.rows)
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        """The ``(key, value)`` pairs of the rows."""
+        return ((row["key"], row["value"]) for row in self.rows)
+
+    async def docs(
+        self, *, create: bool = False, include_ddocs: bool = False
+    ) -> AsyncIterator[Document]:
+        """The documents of the rows (the query must have used ``include_docs=true``)."""
+        if self.rows and "doc" not in self.rows[0] and "error" not in self.rows[0]:
+            raise KeyError("The view was queried without include_docs=true")
+
+        async def rows() -> AsyncIterator[JsonDict]:
+            for row in self.rows:
+                yield row
+
+        async for document in _documents(
+            self._database, rows(), create=create, include_ddocs=include_ddocs
+        ):
+            yield document
+
+
+class View(RemoteView):
+    """The view ``id`` of design document ``design_doc`` (name without ``_design/``)."""
+
+    def __init__(self, database: Database, design_doc: str, id: str) -> None:
+        super().__init__(database, design_doc, id)
+
+    @property
+    def prefix_sentinel(self) -> str:
+        """The character appended to a prefix to make the end key of a range."""
+        return "\uffff"
+
+    async def get(self, **params: Any) -> ViewResponse:
+        """Queries the view: GET {view}?params (values sent verbatim)."""
+        return ViewResponse.from_json(self._database, await self._get(**params))
+
+    async def post(self, keys: list[Any], **params: Any) -> ViewResponse:
+        """Queries the view for ``keys``: POST {view}?params with body ``{"keys": keys}``."""
+        return ViewResponse.from_json(self._database, await self._post(keys, **params))
+
+    def _stream(self, keys: list[Any] | None, params: dict[str, Any]) -> RowStream:
+        return self._rows(keys, **params)
+
+    async def akeys(self, **params: Any) -> AsyncIterator[str]:
+        """The document ids of the rows, streamed: GET {view}?params."""
+        async for row in self._stream(None, params):
+            if "error" not in row:
+                yield row["id"]
+
+    async def avalues(self, **params: Any) -> AsyncIterator[Any]:
+        """The values of the rows, streamed: GET {view}?params."""
+        async for row in self._stream(None, params):
+            yield row["value"]
+
+    async def aitems(self, **params: Any) -> AsyncIterator[tuple[Any, Any]]:
+        """The ``(key, value)`` pairs of the rows, streamed: GET {view}?params."""
+        async for row in self._stream(None, params):
+            yield row["key"], row["value"]
+
+    def _range(self, prefix: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        if "key" in params or "keys" in params:
+            raise AttributeError("Use ids= instead of key= or keys= here")
+        if prefix is not None:
+            params["startkey"] = _json.dumps(prefix).decode()
+            params["endkey"] = _json.dumps(prefix + self.prefix_sentinel).decode()
+        return params
+
+    async def ids(
+        self, ids: list[str] | None = None, *, prefix: str | None = None, **params: Any
+    ) -> AsyncIterator[str]:
+        """The document ids of the rows: GET {view}, or POST with ``{"keys": ids}``.
+
+        Raises AttributeError for ``key``/``keys`` (use ``ids``), ValueError for ``prefix``
+        together with ``ids``; missing ids are skipped.
+        """
+        if prefix is not None and ids is not None:
+            raise ValueError("Cannot use prefix and ids together")
+        async for row in self._stream(ids, self._range(prefix, params)):
+            if "error" not in row:
+                yield row["id"]
+
+    async def docs(
+        self,
+        ids: list[str] | None = None,
+        *,
+        create: bool = False,
+        prefix: str | None = None,
+        include_ddocs: bool = False,
+        **params: Any,
+    ) -> AsyncIterator[Document]:
+        """The documents of the rows, streamed: GET {view}?include_docs=true, or POST ids.
+
+        Missing ids raise NotFoundError mid-iteration, or yield an empty unsaved document
+        with ``create=True``. Design documents are skipped unless ``include_ddocs``.
+        """
+        if prefix is not None and (ids is not None or create):
+            raise ValueError("Cannot use prefix together with ids or create")
+        params = self._range(prefix, params)
+        params["include_docs"] = True
+        async for document in _documents(
+            self._database,
+            self._stream(ids, params).__aiter__(),
+            create=create,
+            include_ddocs=include_ddocs,
+        ):
+            yield document
+
+
+class AllDocsView(View):
+    """``/{db}/_all_docs``: every document, keyed by id."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database, "", "_all_docs")
+
+    @property
+    def endpoint(self) -> str:
+        """``/{db}/_all_docs``."""
+        return f"{_paths.database_path(self._database.id)}/_all_docs"
+
+    @property
+    def _subject(self) -> str:
+        return f"_all_docs of database '{self._database.id}'"
+
+    @property
+    def prefix_sentinel(self) -> str:
+        """The end-of-range character for ids (the highest code point CouchDB sorts)."""
+        return chr(0x10FFFE)
