@@ -109,7 +109,9 @@ class RowParser:
                 return ""
             if line_end < position:
                 line_end = text.find("\n", position)
-            if line_end != -1 and line_end > multi_value_line_end:
+                if line_end == -1:
+                    line_end = length
+            if line_end < length and line_end > multi_value_line_end:
                 line = text[position:line_end].rstrip(_WHITESPACE_AND_COMMAS)
                 try:
                     rows.append(_json.loads(line))

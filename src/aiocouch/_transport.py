@@ -9,6 +9,7 @@ exception that :func:`aiocouch.exception.error_for_response` picks, here and now
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -63,10 +64,10 @@ class Transport:
             user, password = url.user, url.password or ""
         self._base = str(url.with_user(None)).rstrip("/")
         self._headers: dict[str, str] = {"Accept": "application/json"}
+        if auth is not None and not (user and password):
+            user, password = auth.login, auth.password
         if user and password:
-            self._headers["Authorization"] = aiohttp.BasicAuth(user, password, "utf-8").encode()
-        elif auth is not None:
-            self._headers["Authorization"] = auth.encode()
+            self._headers["Authorization"] = _basic_authorization(user, password)
         if cookie:
             self._headers["Cookie"] = f"AuthSession={cookie}"
         if headers:
@@ -169,6 +170,11 @@ def _error(
         headers=response.headers,
         overrides=overrides,
     )
+
+
+def _basic_authorization(user: str, password: str) -> str:
+    """The ``Authorization`` value for basic authentication, UTF-8 encoded."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def _text_or_none(value: Any) -> str | None:

@@ -142,14 +142,46 @@ class Database(RemoteDatabase):
         return await self._index(index, **kwargs)
 
     def update_docs(
-        self, ids: list[str] | None = None, *, create: bool = False
+        self,
+        ids: list[str] | None = None,
+        *,
+        create: bool = False,
+        batch_size: int | None = None,
+        batch_bytes: int | None = None,
+        concurrency: int | None = None,
     ) -> BulkUpdateOperation:
-        """A bulk update of the documents ``ids`` (loaded on enter, saved on exit)."""
-        return BulkUpdateOperation(self, ids if ids is not None else [], create=create)
+        """A bulk update of the documents ``ids`` (loaded on enter, saved on exit).
 
-    def create_docs(self, ids: list[str] | None = None) -> BulkCreateOperation:
-        """A bulk creation of new documents (saved in batches on exit)."""
-        return BulkCreateOperation(self, ids if ids is not None else [])
+        ``batch_size``, ``batch_bytes`` and ``concurrency`` go to the operation.
+        """
+        return BulkUpdateOperation(
+            self,
+            ids if ids is not None else [],
+            create=create,
+            batch_size=batch_size,
+            batch_bytes=batch_bytes,
+            concurrency=concurrency,
+        )
+
+    def create_docs(
+        self,
+        ids: list[str] | None = None,
+        *,
+        batch_size: int | None = None,
+        batch_bytes: int | None = None,
+        concurrency: int | None = None,
+    ) -> BulkCreateOperation:
+        """A bulk creation of new documents (saved in batches on exit).
+
+        ``batch_size``, ``batch_bytes`` and ``concurrency`` go to the operation.
+        """
+        return BulkCreateOperation(
+            self,
+            ids if ids is not None else [],
+            batch_size=batch_size,
+            batch_bytes=batch_bytes,
+            concurrency=concurrency,
+        )
 
     update_docs.__returns_acontextmanager__ = True  # type: ignore[attr-defined]
     create_docs.__returns_acontextmanager__ = True  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from . import _paths
 from .document import Document
 from .exception import ConflictError
+from .remote import RequestResult
 from .typing import JsonDict
 from .view import View
 
@@ -41,6 +42,14 @@ class DesignDocument(Document):
     def endpoint(self) -> str:
         """``/{db}/_design/{name}``."""
         return f"{_paths.database_path(self._database.id)}/_design/{_paths.quote_segment(self.id)}"
+
+    async def _put(self, data: JsonDict, **params: Any) -> RequestResult:
+        # The local ``_id`` is the bare name until the first fetch (as in aiocouch 4.0.1);
+        # servers where the body's ``_id`` wins over the URL (pouchdb-server) would
+        # otherwise store an ordinary document of that name.
+        if data.get("_id") == self.id:
+            data = {**data, "_id": f"_design/{self.id}"}
+        return await super()._put(data, **params)
 
     def __setitem__(self, key: str, value: Any) -> None:
         if key not in _ALLOWED_KEYS:

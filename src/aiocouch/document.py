@@ -115,10 +115,15 @@ class Document(RemoteDocument):
     async def info(self) -> JsonDict:
         """The id and current revision on the server: HEAD /{db}/{docid}.
 
+        CouchDB's ETag is the revision. A weak ETag (``W/"..."``, from servers or proxies
+        that hash the body instead) is not one, so then GET /{db}/{docid} supplies it.
         Raises NotFoundError if the document does not exist.
         """
         response = await self._head()
-        return {"ok": True, "id": self._data["_id"], "rev": response.etag}
+        rev = response.etag
+        if rev is None or rev.startswith("W/"):
+            rev = (await self._get())["_rev"]
+        return {"ok": True, "id": self._data["_id"], "rev": rev}
 
     async def fetch_info(self) -> JsonDict:
         """Deprecated alias of :meth:`info`."""
@@ -263,9 +268,9 @@ class SecurityDocument(Document):
     def _remove(self, section: str, kind: str, entry: str) -> None:
         entries = self._section(section, kind)
         if entries is None or entry not in entries:
-            raise KeyError(
-                f"'{entry}' is not in the {kind} of the {section} of '{self._database.id}'"
-            )
+            # A SecurityDocument built with database=None works locally too.
+            where = "" if self._database is None else f" of '{self._database.id}'"
+            raise KeyError(f"'{entry}' is not in the {kind} of the {section}{where}")
         entries.remove(entry)
 
     @property

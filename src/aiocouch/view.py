@@ -7,20 +7,18 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths
+from .document import Document
 from .exception import NotFoundError
 from .remote import RemoteView, RowStream
 from .typing import JsonDict
 
 if TYPE_CHECKING:
     from .database import Database
-    from .document import Document
 
 __all__ = ["AllDocsView", "View", "ViewResponse"]
 
 
 def _document_from_row(database: Database, doc: JsonDict) -> Document:
-    from .document import Document
-
     document = Document(database, doc["_id"], data=doc)
     document._snapshot = _json.dumps_canonical(doc)
     return document
@@ -36,8 +34,6 @@ def _documents(
     """Documents of rows fetched with ``include_docs``: missing ones raise or are created."""
 
     async def documents() -> AsyncIterator[Document]:
-        from .document import Document
-
         async for row in rows:
             doc = row.get("doc")
             if "error" in row or doc is None:

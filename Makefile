@@ -1,0 +1,73 @@
+# Developer and CI entry points. Everything is installed into ./.venv and
+# ./testserver/node_modules; `make clean` removes both.
+#
+#   make test       lint + format check + mypy --strict + pytest (what .ci/run does)
+#   make lint       ruff check and ruff format --check
+#   make typecheck  mypy --strict src testserver
+#   make pytest     only the test suite
+#   make demo       run examples/demo.py (against $COUCHDB_URL if set, else a local pouchdb-server)
+#   make server     run a local pouchdb-server until Ctrl-C
+#   make clean
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+NPM ?= npm
+PYTEST_ARGS ?=
+
+# The test server helpers live in ./testserver, imported as a top-level package.
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+# Stamp files: reinstall only when the inputs change.
+VENV_STAMP := $(VENV)/.stamp-venv
+TEST_STAMP := $(VENV)/.stamp-test
+DEMO_STAMP := $(VENV)/.stamp-demo
+NODE_STAMP := testserver/node_modules/.stamp-npm-ci
+
+.PHONY: all test lint typecheck pytest demo server node-modules clean
+
+all: test
+
+$(VENV_STAMP):
+	$(PYTHON) -m venv $(VENV)
+	touch $@
+
+$(TEST_STAMP): pyproject.toml $(VENV_STAMP)
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+$(DEMO_STAMP): pyproject.toml $(VENV_STAMP)
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+# --ignore-scripts (also set in testserver/.npmrc): leveldown loads its bundled prebuilt
+# binary; the install scripts would only compile the unused sqlite3 (about 90 s).
+$(NODE_STAMP): testserver/package.json testserver/package-lock.json
+	cd testserver && $(NPM) ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+node-modules: $(NODE_STAMP)
+
+test: lint typecheck pytest
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy --strict src testserver
+
+pytest: $(TEST_STAMP) $(NODE_STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Without COUCHDB_URL the demo starts its own pouchdb-server, which needs node_modules.
+demo: $(DEMO_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
+	$(BIN)/python examples/demo.py
+
+server: $(VENV_STAMP) $(NODE_STAMP)
+	$(BIN)/python -m testserver.pouchdb_server
+
+clean:
+	rm -rf $(VENV) testserver/node_modules .mypy_cache .pytest_cache .ruff_cache \
+		build dist src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,155 @@
+"""Shared fixtures: one CouchDB-compatible server per session, clients, scratch databases.
+
+The server is a private pouchdb-server (see ``testserver/pouchdb_server.py``) unless the
+environment variable ``COUCHDB_URL`` (with ``COUCHDB_USER`` and ``COUCHDB_PASSWORD``) names
+one, e.g. a real Apache CouchDB.
+
+Mark tests that need Apache CouchDB with ``@pytest.mark.couchdb_only("why")``: they are
+skipped on pouchdb-server only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from testserver.pouchdb_server import (
+    CouchServer,
+    LocalCouchServer,
+    external_server_from_environment,
+    server_from_environment,
+)
+from testserver.request_counter import RequestCounter
+
+if TYPE_CHECKING:
+    from aiocouch import CouchDB, Database
+
+pytest_plugins = ["pytester"]  # for tests/test_testserver.py
+
+_IS_POUCHDB = pytest.StashKey[bool]()
+
+
+def _is_pouchdb(config: pytest.Config) -> bool:
+    """Whether this session's server is pouchdb-server, without starting it."""
+    if _IS_POUCHDB not in config.stash:
+        if not os.environ.get("COUCHDB_URL", "").strip():
+            config.stash[_IS_POUCHDB] = True  # the local server is always pouchdb-server
+        else:
+            external = external_server_from_environment()
+            config.stash[_IS_POUCHDB] = external is not None and external.is_pouchdb
+    return config.stash[_IS_POUCHDB]
+
+
+def _couchdb_only_reason(item: pytest.Item) -> str | None:
+    """The reason of the item's ``couchdb_only`` marker, "" if it has none, None if unmarked."""
+    marker = item.get_closest_marker("couchdb_only")
+    if marker is None:
+        return None
+    reason = marker.args[0] if marker.args else marker.kwargs.get("reason")
+    return reason.strip() if isinstance(reason, str) else ""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``couchdb_only`` tests on pouchdb-server, before any fixture starts anything."""
+    for item in items:
+        reason = _couchdb_only_reason(item)
+        if reason and _is_pouchdb(config):
+            item.add_marker(pytest.mark.skip(reason=f"CouchDB only: {reason}"))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _couchdb_only_reason(item) == "":
+        pytest.fail(
+            "@pytest.mark.couchdb_only needs a reason, "
+            'e.g. @pytest.mark.couchdb_only("pouchdb-server has no _purge")',
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def couch_server() -> Iterator[CouchServer]:
+    """The server for this session: started once, stopped at the end."""
+    with server_from_environment() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _check_server_alive(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Turn a pouchdb-server crash during a test into a clear error for that test."""
+    if "couch_server" not in request.fixturenames:
+        yield
+        return
+    server = request.getfixturevalue("couch_server")
+    yield
+    if isinstance(server, LocalCouchServer) and not server.running:
+        pytest.fail(
+            "pouchdb-server exited during this test; pouchdb-server 4.2.0 exits on a "
+            "_changes filter other than _doc_ids and on PUT /{db} by a non-admin "
+            f"(shared/couchdb/DIFF.md).\n{server.output()}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def server_url(couch_server: CouchServer) -> str:
+    """Base URL of the server, without a trailing slash."""
+    return couch_server.url
+
+
+@pytest.fixture
+def admin_user(couch_server: CouchServer) -> str:
+    return couch_server.user
+
+
+@pytest.fixture
+def admin_password(couch_server: CouchServer) -> str:
+    return couch_server.password
+
+
+@pytest.fixture
+def is_pouchdb(couch_server: CouchServer) -> bool:
+    """True when the server is pouchdb-server rather than Apache CouchDB."""
+    return couch_server.is_pouchdb
+
+
+@pytest.fixture
+def request_counter() -> RequestCounter:
+    """Counts the requests of clients built with ``trace_configs=request_counter.trace_configs``."""
+    return RequestCounter()
+
+
+@pytest.fixture
+async def couchdb(
+    server_url: str, admin_user: str, admin_password: str, request_counter: RequestCounter
+) -> AsyncIterator[CouchDB]:
+    """A client logged in as the admin, whose requests ``request_counter`` records."""
+    from aiocouch import CouchDB
+
+    async with CouchDB(
+        server_url,
+        user=admin_user,
+        password=admin_password,
+        trace_configs=request_counter.trace_configs,
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def database(couchdb: CouchDB, request_counter: RequestCounter) -> AsyncIterator[Database]:
+    """A new, empty database with a unique name, deleted after the test.
+
+    ``request_counter`` is reset once the database exists, so a test counts only its own
+    requests.
+    """
+    db = await couchdb.create(f"aiocouch_test_{uuid.uuid4().hex}")
+    request_counter.reset()
+    try:
+        yield db
+    finally:
+        with contextlib.suppress(Exception):
+            await db.delete()

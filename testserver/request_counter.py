@@ -1,0 +1,53 @@
+"""Count the HTTP requests an :class:`aiohttp.ClientSession` sends, for tests.
+
+::
+
+    counter = RequestCounter()
+    async with CouchDB(url, user=..., password=..., trace_configs=counter.trace_configs) as c:
+        ...
+    assert counter.requests == [("PUT", "/db"), ("GET", "/db/doc")]
+
+Each request is recorded when aiohttp starts it (``on_request_start``), as the method and
+the path with query string exactly as sent on the wire (``yarl.URL.raw_path_qs``, so a
+``/`` inside a document id shows as ``%2F`` and JSON query values stay percent-encoded).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import aiohttp
+
+__all__ = ["RequestCounter"]
+
+
+class RequestCounter:
+    """Records ``(method, raw path + query)`` of every request made with :attr:`trace_configs`."""
+
+    def __init__(self) -> None:
+        #: The recorded requests, oldest first.
+        self.requests: list[tuple[str, str]] = []
+        trace_config = aiohttp.TraceConfig()
+        trace_config.on_request_start.append(self._on_request_start)
+        #: Pass as ``trace_configs=`` to :class:`aiohttp.ClientSession` (or to ``CouchDB``).
+        self.trace_configs: list[aiohttp.TraceConfig] = [trace_config]
+
+    async def _on_request_start(
+        self,
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        self.requests.append((params.method.upper(), params.url.raw_path_qs))
+
+    @property
+    def count(self) -> int:
+        """How many requests were recorded since creation or the last :meth:`reset`."""
+        return len(self.requests)
+
+    def reset(self) -> None:
+        """Forget the requests recorded so far."""
+        self.requests.clear()
+
+    def __repr__(self) -> str:
+        return f"<RequestCounter count={self.count}>"
