@@ -114,7 +114,7 @@ class RowStream:
         async with self._transport.stream(
             method, path, params=params, json=json, subject=subject
         ) as response:
-            async for text in iter_chunks(response):
+            async for text in iter_chunks(response, coalesce=True):
                 for row in parser.feed(text):
                     yield row
         rows, self.meta = parser.close()
@@ -258,7 +258,7 @@ class RemoteServer:
         """GET ``path`` as newline-delimited JSON (a continuous feed), value by value."""
         parser = LineParser()
         async with self._transport.stream("GET", path, params=params, subject=subject) as response:
-            async for text in iter_chunks(response):
+            async for text in iter_chunks(response, coalesce=False):
                 for value in parser.feed(text):
                     yield value
         for value in parser.close():
