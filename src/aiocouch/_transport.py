@@ -123,11 +123,13 @@ class Transport:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = NO_BODY,
+        headers: Mapping[str, str] | None = None,
         subject: str = "the request",
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Sends one request and yields the response to read incrementally, with no timeout."""
         data = None if json is NO_BODY else _json.dumps(json)
-        headers = None if json is NO_BODY else _JSON_CONTENT_TYPE
+        if json is not NO_BODY:
+            headers = {**_JSON_CONTENT_TYPE, **headers} if headers else _JSON_CONTENT_TYPE
         async with self.session.request(
             method, self.url(path, params), data=data, headers=headers, timeout=_NO_TIMEOUT
         ) as response:
@@ -138,7 +140,14 @@ class Transport:
     async def close(self) -> None:
         """Closes the session; waits briefly when TLS connections need a clean shutdown."""
         session, self._session = self._session, None
-        if session is None or session.closed:
+        if session is None:
+            # The session is created lazily; a connector handed to us is still ours to
+            # close (as aiocouch 4.0.1's eagerly created session would have done).
+            connector = self._session_kwargs.get("connector")
+            if connector is not None and self._session_kwargs.get("connector_owner", True):
+                await connector.close()
+            return
+        if session.closed:
             return
         uses_tls = self._base.startswith("https")
         await session.close()

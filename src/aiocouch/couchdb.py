@@ -83,7 +83,11 @@ class CouchDB:
         return self._existing_database(id)
 
     async def _existing_database(self, id: str) -> Database:
-        _check_database_name(id)
+        try:
+            _paths.validate_database_name(id)
+        except ValueError as exc:
+            # No database can have such a name: it does not exist (a KeyError, as before).
+            raise NotFoundError(f"The database '{id}' does not exist: {exc}") from None
         database = Database(self, id)
         if not await database._exists():
             raise NotFoundError(f"The database '{id}' does not exist.")

@@ -48,7 +48,8 @@ class FindRequest:
     """The documents matching ``selector``; iterate with ``async for``.
 
     Sends POST /{db}/_find with ``{"selector": ..., "limit": page, **params}``, then
-    again with the returned ``bookmark`` until a page is short. With ``limit``, one page.
+    again with the returned ``bookmark`` until a page is short (a server that returns no
+    bookmark is paged with ``skip``). With ``limit``, one page.
     """
 
     def __init__(
@@ -79,7 +80,12 @@ class FindRequest:
             async for doc in rows:
                 count += 1
                 yield _document_from_row(database, doc)
-            bookmark = rows.meta.get("bookmark")
-            if self._limit is not None or count < page_size or not bookmark:
+            if self._limit is not None or count < page_size:
                 return
-            body["bookmark"] = bookmark
+            bookmark = rows.meta.get("bookmark")
+            if bookmark:
+                body["bookmark"] = bookmark
+            else:
+                # A server without bookmarks (pouchdb-server) still honours skip: page on
+                # rather than silently stop after the first page.
+                body["skip"] = body.get("skip", 0) + page_size
