@@ -970,3 +970,14 @@ async def test_wrong_password_raises_unauthorized_without_showing_it(
     shown = repr(error) + str(error)
     for secret in secrets_of(admin_user, wrong_password):
         assert secret not in shown
+
+
+@pytest.mark.couchdb_only("pouchdb-server keeps numbers as JavaScript doubles")
+async def test_integers_beyond_64_bits_round_trip_exactly(database: Database) -> None:
+    big = 123456789012345678901234567890
+    doc = Document(database, "big", data={"big": big, "negative": -big})
+    await doc.save()
+    fetched = await database.get("big")
+    assert fetched["big"] == big
+    assert fetched["negative"] == -big
+    assert [d["big"] async for d in database.docs()] == [big]

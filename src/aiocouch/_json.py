@@ -14,13 +14,30 @@ def _stdlib_dumps(value: Any, *, sort_keys: bool) -> bytes:
     ).encode()
 
 
+_DIGITS_AS_ZERO_BYTES = bytes.maketrans(b"123456789", b"000000000")
+_DIGITS_AS_ZERO_STR = str.maketrans("123456789", "000000000")
+# The largest integer orjson decodes exactly, 2**64 - 1, has 20 digits.
+_LONG_DIGIT_RUN = 20
+
+
+def _has_long_digit_run(text: bytes | str) -> bool:
+    """True if ``text`` has a run of 20 digits: maybe an integer beyond 64 bits."""
+    if isinstance(text, str):
+        return "0" * _LONG_DIGIT_RUN in text.translate(_DIGITS_AS_ZERO_STR)
+    return b"0" * _LONG_DIGIT_RUN in text.translate(_DIGITS_AS_ZERO_BYTES)
+
+
 loads: Callable[[bytes | str], Any]
-"""Decodes one JSON document from bytes or str."""
 
 try:
     import orjson
 
-    loads = orjson.loads
+    def loads(text: bytes | str) -> Any:
+        """Decodes one JSON document from bytes or str; big integers stay exact."""
+        if _has_long_digit_run(text):
+            # orjson turns integers beyond 64 bits into floats; the standard library not.
+            return json.loads(text)
+        return orjson.loads(text)
 
     _OPTIONS = orjson.OPT_NON_STR_KEYS
 

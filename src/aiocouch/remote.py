@@ -30,6 +30,8 @@ __all__ = [
     "_stringify_params",
 ]
 
+_IDENTITY_ENCODING = {"Accept-Encoding": "identity"}
+
 _quote_id = _paths.quote_segment
 _stringify_params = stringify_params
 
@@ -74,7 +76,7 @@ class HTTPResponse:
     @property
     def etag(self) -> str | None:
         """The ETag header without its quotes (for documents: the revision), or None."""
-        value = self._raw_headers.get("ETag")
+        value = self.headers.get("ETag")
         return value.strip('"') if value is not None else None
 
     def __repr__(self) -> str:
@@ -255,9 +257,15 @@ class RemoteServer:
     async def _lines(
         self, path: str, *, params: Mapping[str, Any] | None = None, subject: str
     ) -> AsyncIterator[Any]:
-        """GET ``path`` as newline-delimited JSON (a continuous feed), value by value."""
+        """GET ``path`` as newline-delimited JSON (a continuous feed), value by value.
+
+        Asks for an uncompressed body: a compressing server (pouchdb-server, a gzip proxy)
+        buffers a compressed feed, so its lines would arrive late or never.
+        """
         parser = LineParser()
-        async with self._transport.stream("GET", path, params=params, subject=subject) as response:
+        async with self._transport.stream(
+            "GET", path, params=params, headers=_IDENTITY_ENCODING, subject=subject
+        ) as response:
             async for text in iter_chunks(response, coalesce=False):
                 for value in parser.feed(text):
                     yield value

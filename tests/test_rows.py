@@ -1,0 +1,492 @@
+"""Pure unit tests of the incremental parsers in ``aiocouch._rows`` (no server needed).
+
+``RowParser`` splits a streamed JSON object into the elements of one array (``rows``,
+``results`` or ``docs``) and the remaining fields; ``LineParser`` splits newline-delimited
+JSON (a continuous feed). Both take ``str`` pieces: the transport decodes the bytes with an
+incremental UTF-8 decoder first, which the helpers below reproduce.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import random
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pytest
+
+from aiocouch._rows import LineParser, RowParser
+
+# --- helpers ---
+
+
+def parse(array_key: str, pieces: Iterable[str]) -> tuple[list[Any], dict[str, Any]]:
+    """Feeds every piece to a new RowParser; returns all rows and the meta fields."""
+    parser = RowParser(array_key)
+    rows: list[Any] = []
+    for piece in pieces:
+        rows.extend(parser.feed(piece))
+    last, meta = parser.close()
+    rows.extend(last)
+    return rows, meta
+
+
+def chunks(text: str, size: int) -> Iterator[str]:
+    for start in range(0, len(text), size):
+        yield text[start : start + size]
+
+
+def random_chunks(text: str, seed: int, max_size: int = 50) -> Iterator[str]:
+    rng = random.Random(seed)
+    position = 0
+    while position < len(text):
+        size = rng.randint(1, max_size)
+        yield text[position : position + size]
+        position += size
+
+
+def decoded_byte_chunks(body: bytes, cuts: Iterable[int]) -> Iterator[str]:
+    """``body`` cut at the byte offsets ``cuts``, decoded the way the transport does it."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    previous = 0
+    for cut in [*cuts, len(body)]:
+        text = decoder.decode(body[previous:cut])
+        previous = cut
+        if text:
+            yield text
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        yield tail
+
+
+def couchdb_layout(array_key: str, rows: list[Any], head: str, tail: str) -> str:
+    """CouchDB's layout: one element per line, separated by ``,\\r\\n``."""
+    lines = ",\r\n".join(json.dumps(row, separators=(",", ":")) for row in rows)
+    return f'{{{head}"{array_key}":[\r\n{lines}\r\n]{tail}}}\n'
+
+
+ROWS = [
+    {"id": "a", "key": "a", "value": {"rev": "1-abc"}},
+    {"id": "b", "key": ["b", 1], "value": None},
+    {"id": "c", "key": "c", "value": {"rev": "2-def"}, "doc": {"_id": "c", "n": [1, 2, 3]}},
+]
+
+TRICKY_ROWS = [
+    {"id": "braces", "value": "},{"},
+    {"id": "bracket", "value": "]"},
+    {"id": "closing", "value": '"]}'},
+    {"id": "newline", "value": "line 1\nline 2\r\n"},
+    {"id": "quote", "value": 'say "hi"'},
+    {"id": "backslash", "value": "C:\\dir\\"},
+    {"id": "backslash-quote", "value": '\\"'},
+    {"id": "key-like", "value": '"rows":[{"id":"fake"}]'},
+    {"id": "unicode", "value": "é ☃ 😀 \u2028 \u0000"},
+    {"id": "empty", "value": ""},
+]
+
+
+# --- RowParser: layouts ---
+
+
+def test_couchdb_layout_one_row_per_line_with_crlf() -> None:
+    body = couchdb_layout("rows", ROWS, '"total_rows":3,"offset":0,', "")
+    rows, meta = parse("rows", [body])
+    assert rows == ROWS
+    assert meta["total_rows"] == 3
+    assert meta["offset"] == 0
+
+
+def test_couchdb_rows_come_out_before_the_body_ends() -> None:
+    body = couchdb_layout("rows", ROWS, '"total_rows":3,"offset":0,', "")
+    parser = RowParser("rows")
+    # everything up to and including the line of the second row
+    second_line_end = body.index("\n", body.index('"id":"b"'))
+    early = parser.feed(body[: second_line_end + 1])
+    assert early == ROWS[:2]
+    rest = parser.feed(body[second_line_end + 1 :])
+    last, meta = parser.close()
+    assert early + rest + last == ROWS
+    assert meta["total_rows"] == 3
+
+
+def test_single_line_body_as_pouchdb_sends_it() -> None:
+    body = json.dumps({"total_rows": 3, "offset": 0, "rows": ROWS}, separators=(",", ":"))
+    rows, meta = parse("rows", [body])
+    assert rows == ROWS
+    assert meta["total_rows"] == 3
+
+
+def test_single_line_body_with_spaces_after_separators() -> None:
+    body = json.dumps({"total_rows": 3, "offset": 0, "rows": ROWS})
+    rows, meta = parse("rows", chunks(body, 7))
+    assert rows == ROWS
+    assert meta["offset"] == 0
+
+
+def test_pretty_printed_rows_spanning_several_lines() -> None:
+    body = json.dumps({"total_rows": 3, "offset": 0, "rows": ROWS}, indent=2)
+    assert body.count("\n") > 10
+    rows, meta = parse("rows", [body])
+    assert rows == ROWS
+    assert meta["total_rows"] == 3
+
+
+def test_pretty_printed_rows_in_one_byte_chunks() -> None:
+    body = json.dumps({"total_rows": 3, "offset": 0, "rows": ROWS}, indent=4)
+    rows, meta = parse("rows", chunks(body, 1))
+    assert rows == ROWS
+    assert meta["total_rows"] == 3
+
+
+def test_several_rows_on_one_line_and_a_row_across_lines_mixed() -> None:
+    body = (
+        '{"total_rows":4,"rows":[\n'
+        '{"id":"a"},{"id":"b"},\n'
+        '{"id":\n"c",\n"value":[1,\n2]},\n'
+        '{"id":"d"}\n'
+        "]}"
+    )
+    rows, meta = parse("rows", [body])
+    assert rows == [{"id": "a"}, {"id": "b"}, {"id": "c", "value": [1, 2]}, {"id": "d"}]
+    assert meta["total_rows"] == 4
+
+
+@pytest.mark.parametrize("array_key", ["rows", "results", "docs"])
+def test_each_array_key_is_recognised(array_key: str) -> None:
+    body = couchdb_layout(array_key, ROWS, '"a":1,', ',"z":2')
+    rows, meta = parse(array_key, chunks(body, 5))
+    assert rows == ROWS
+    assert meta["a"] == 1
+    assert meta["z"] == 2
+
+
+def test_only_the_named_array_is_split() -> None:
+    body = '{"rows":[{"id":"x"}],"results":[{"id":"a"},{"id":"b"}],"last_seq":2}'
+    rows, meta = parse("results", [body])
+    assert rows == [{"id": "a"}, {"id": "b"}]
+    assert meta["rows"] == [{"id": "x"}]
+    assert meta["last_seq"] == 2
+
+
+# --- RowParser: chunking ---
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["couchdb", "single-line", "pretty"],
+)
+def test_one_character_chunks_give_the_same_result(layout: str) -> None:
+    whole = {"total_rows": len(TRICKY_ROWS), "offset": 0, "rows": TRICKY_ROWS}
+    if layout == "couchdb":
+        body = couchdb_layout("rows", TRICKY_ROWS, '"total_rows":10,"offset":0,', "")
+    elif layout == "single-line":
+        body = json.dumps(whole, separators=(",", ":"), ensure_ascii=False)
+    else:
+        body = json.dumps(whole, indent=2, ensure_ascii=False)
+    rows, meta = parse("rows", chunks(body, 1))
+    assert rows == TRICKY_ROWS
+    assert meta["total_rows"] == 10
+    assert meta["offset"] == 0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_chunk_sizes_give_the_same_result(seed: int) -> None:
+    body = couchdb_layout("results", TRICKY_ROWS * 3, "", ',"last_seq":"30-g1AAAA","pending":0')
+    rows, meta = parse("results", random_chunks(body, seed))
+    assert rows == TRICKY_ROWS * 3
+    assert meta["last_seq"] == "30-g1AAAA"
+    assert meta["pending"] == 0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_utf8_split_inside_multibyte_characters(seed: int) -> None:
+    multibyte = [{"id": f"r{n}", "value": "é€😀ß" * (n + 1), "k": "☃"} for n in range(8)]
+    text = json.dumps(
+        {"total_rows": 8, "offset": 0, "rows": multibyte}, ensure_ascii=False
+    ).replace('{"id"', '\n{"id"')
+    body = text.encode("utf-8")
+    rng = random.Random(seed)
+    inside_characters = [n for n in range(1, len(body)) if 0x80 <= body[n] < 0xC0]
+    cuts = sorted(set(rng.sample(inside_characters, 20)) | set(rng.sample(range(1, len(body)), 20)))
+    rows, meta = parse("rows", decoded_byte_chunks(body, cuts))
+    assert rows == multibyte
+    assert meta["total_rows"] == 8
+
+
+def test_utf8_every_byte_separately() -> None:
+    multibyte = [{"id": "😀", "value": "日本語"}, {"id": "é", "value": "€"}]
+    body = couchdb_layout("rows", multibyte, "", "").encode("utf-8")
+    rows, _ = parse("rows", decoded_byte_chunks(body, range(1, len(body))))
+    assert rows == multibyte
+
+
+def test_escaped_surrogate_pair_split_across_chunks() -> None:
+    body = '{"rows":[{"id":"\\ud83d\\ude00","v":"\\u00e9"}\n]}'
+    for cut in range(1, len(body)):
+        rows, _ = parse("rows", [body[:cut], body[cut:]])
+        assert rows == [{"id": "😀", "v": "é"}], cut
+
+
+# --- RowParser: tricky strings ---
+
+
+def test_strings_with_separators_brackets_escapes_quotes_and_backslashes() -> None:
+    body = couchdb_layout("rows", TRICKY_ROWS, "", "")
+    rows, _ = parse("rows", [body])
+    assert rows == TRICKY_ROWS
+
+
+def test_tricky_strings_on_a_single_line() -> None:
+    body = json.dumps({"rows": TRICKY_ROWS, "total_rows": 10}, separators=(",", ":"))
+    rows, meta = parse("rows", chunks(body, 3))
+    assert rows == TRICKY_ROWS
+    assert meta["total_rows"] == 10
+
+
+def test_meta_string_before_the_array_that_mentions_the_key() -> None:
+    body = '{"warning":"\\"rows\\":[ is not here","total_rows":1,"rows":[{"id":"a"}]}'
+    rows, meta = parse("rows", chunks(body, 2))
+    assert rows == [{"id": "a"}]
+    assert meta["warning"] == '"rows":[ is not here'
+    assert meta["total_rows"] == 1
+
+
+def test_whitespace_between_key_colon_and_bracket() -> None:
+    body = '{"total_rows" : 1 , "rows" :\n [\n {"id":"a"} \n ] \n}'
+    rows, meta = parse("rows", [body])
+    assert rows == [{"id": "a"}]
+    assert meta["total_rows"] == 1
+
+
+def test_big_integers_and_floats_keep_their_values() -> None:
+    big = 123456789012345678901234567890
+    row_line = f'{{"id":"a","big":{big},"f":0.1,"neg":-5}}'
+    for body in (
+        f'{{"rows":[\n{row_line}\n]}}',  # one row per line
+        f'{{"rows":[{row_line},{row_line}]}}',  # several rows on a line
+    ):
+        rows, _ = parse("rows", [body])
+        assert rows[0]["big"] == big
+        assert isinstance(rows[0]["big"], int)
+        assert rows[0]["f"] == 0.1
+        assert rows[0]["neg"] == -5
+
+
+def test_non_object_rows() -> None:
+    body = '{"rows":[1,"two",[3],null,true,{"four":4}]}'
+    rows, _ = parse("rows", chunks(body, 1))
+    assert rows == [1, "two", [3], None, True, {"four": 4}]
+
+
+# --- RowParser: empty arrays and meta fields ---
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"total_rows":0,"offset":0,"rows":[]}',
+        '{"total_rows":0,"offset":0,"rows":[\r\n\r\n]}\n',
+        '{"total_rows":0,"offset":0,"rows":[ ]}',
+        '{\n  "total_rows": 0,\n  "offset": 0,\n  "rows": []\n}',
+    ],
+)
+def test_empty_array(body: str) -> None:
+    for size in (1, 3, len(body)):
+        rows, meta = parse("rows", chunks(body, size))
+        assert rows == []
+        assert meta["total_rows"] == 0
+        assert meta["offset"] == 0
+
+
+def test_meta_fields_before_and_after_the_array() -> None:
+    body = (
+        '{"total_rows":2,"offset":1,"update_seq":"12-g1AAAA","rows":[\r\n'
+        '{"id":"a"},\r\n{"id":"b"}\r\n'
+        '],"last_seq":"13-g1BBBB","pending":4,"bookmark":"g1AAAAB"}'
+    )
+    for size in (1, 2, 5, len(body)):
+        rows, meta = parse("rows", chunks(body, size))
+        assert rows == [{"id": "a"}, {"id": "b"}]
+        assert meta["total_rows"] == 2
+        assert meta["offset"] == 1
+        assert meta["update_seq"] == "12-g1AAAA"
+        assert meta["last_seq"] == "13-g1BBBB"
+        assert meta["pending"] == 4
+        assert meta["bookmark"] == "g1AAAAB"
+        assert not meta.get("rows")
+
+
+def test_find_layout_with_docs_then_bookmark_and_warning() -> None:
+    body = (
+        '{"docs":[\n{"_id":"a","_rev":"1-x"},\n{"_id":"b","_rev":"1-y"}\n],\n'
+        '"bookmark": "g1AAAAA",\n"warning": "No matching index found, create an index"}\n'
+    )
+    rows, meta = parse("docs", random_chunks(body, 7, 9))
+    assert [row["_id"] for row in rows] == ["a", "b"]
+    assert meta["bookmark"] == "g1AAAAA"
+    assert meta["warning"].startswith("No matching index")
+
+
+def test_changes_layout_with_integer_sequences() -> None:
+    body = (
+        '{"results":[{"id":"c1","changes":[{"rev":"1-a"}],"seq":1},'
+        '{"id":"c2","changes":[{"rev":"2-b"}],"deleted":true,"seq":2}],"last_seq":2}'
+    )
+    rows, meta = parse("results", chunks(body, 4))
+    assert [row["seq"] for row in rows] == [1, 2]
+    assert rows[1]["deleted"] is True
+    assert meta["last_seq"] == 2
+
+
+def test_body_without_the_array_is_returned_as_meta() -> None:
+    rows, meta = parse("rows", ['{"error":"not_found",', '"reason":"missing"}'])
+    assert rows == []
+    assert meta == {"error": "not_found", "reason": "missing"}
+
+
+def test_many_rows_stream_with_bounded_buffering() -> None:
+    count = 5000
+    body = couchdb_layout("rows", [{"id": f"doc{n:05}", "value": n} for n in range(count)], "", "")
+    parser = RowParser("rows")
+    seen = 0
+    for piece in chunks(body, 4096):
+        out = parser.feed(piece)
+        seen += len(out)
+        # rows are handed out as their lines complete, not all at the end
+        assert len(out) <= 4096 // 20 + 2
+    last, _ = parser.close()
+    assert seen + len(last) == count
+    assert seen > count - 10
+
+
+def test_large_single_line_body_in_small_chunks() -> None:
+    many = [{"id": f"doc{n:05}", "value": "x" * 50} for n in range(3000)]
+    body = json.dumps({"total_rows": 3000, "rows": many}, separators=(",", ":"))
+    rows, meta = parse("rows", chunks(body, 1000))
+    assert rows == many
+    assert meta["total_rows"] == 3000
+
+
+# --- RowParser: truncated and broken bodies ---
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"total_rows":2,"rows":[\r\n{"id":"a"},\r\n',  # ends between rows
+        '{"total_rows":2,"rows":[\r\n{"id":"a"},\r\n{"id":"b',  # ends inside a row
+        '{"total_rows":2,"rows":[{"id":"a"},{"id":',  # single line, inside a row
+        '{"total_rows":2,"rows":[',  # ends right after the bracket
+    ],
+)
+def test_truncated_body_raises_value_error_on_close(body: str) -> None:
+    parser = RowParser("rows")
+    for piece in chunks(body, 3):
+        parser.feed(piece)
+    with pytest.raises(ValueError):
+        parser.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"total_rows":2,"rows":[{"id":"a"}]',  # object not closed after the array
+        '{"total_rows":',  # ends before the array
+        "",  # no body at all
+        '["not", "an", "object"]',
+    ],
+)
+def test_incomplete_or_non_object_body_raises_value_error_on_close(body: str) -> None:
+    parser = RowParser("rows")
+    for piece in chunks(body, 2):
+        parser.feed(piece)
+    with pytest.raises(ValueError):
+        parser.close()
+
+
+# --- LineParser ---
+
+
+def parse_lines(pieces: Iterable[str]) -> list[Any]:
+    parser = LineParser()
+    values: list[Any] = []
+    for piece in pieces:
+        values.extend(parser.feed(piece))
+    values.extend(parser.close())
+    return values
+
+
+CHANGE_LINES = [
+    {"seq": "1-g1AAAA", "id": "a", "changes": [{"rev": "1-x"}]},
+    {"seq": "2-g1AAAA", "id": "b", "changes": [{"rev": "1-y"}], "deleted": True},
+    {"last_seq": "2-g1AAAA", "pending": 0},
+]
+
+
+def test_lines_are_decoded_one_value_each() -> None:
+    body = "".join(json.dumps(line) + "\n" for line in CHANGE_LINES)
+    assert parse_lines([body]) == CHANGE_LINES
+
+
+def test_line_is_returned_as_soon_as_its_newline_arrives() -> None:
+    parser = LineParser()
+    first = json.dumps(CHANGE_LINES[0])
+    assert parser.feed(first[:10]) == []
+    assert parser.feed(first[10:]) == []
+    assert parser.feed("\n") == [CHANGE_LINES[0]]
+    assert parser.close() == []
+
+
+def test_heartbeat_blank_lines_are_skipped() -> None:
+    lines = [json.dumps(line) for line in CHANGE_LINES]
+    body = "\n\n" + lines[0] + "\n\n\n" + lines[1] + "\n\r\n \n" + lines[2] + "\n\n"
+    assert parse_lines([body]) == CHANGE_LINES
+    assert parse_lines(chunks(body, 1)) == CHANGE_LINES
+
+
+def test_only_heartbeats_give_nothing() -> None:
+    parser = LineParser()
+    for _ in range(5):
+        assert parser.feed("\n") == []
+    assert parser.close() == []
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_lines_split_across_random_chunks(seed: int) -> None:
+    many = [{"seq": n, "id": f"doc {n}", "v": "a\nb},{]" * (n % 5)} for n in range(200)]
+    body = "".join(json.dumps(line) + "\n" + "\n" * (n % 3) for n, line in enumerate(many))
+    assert parse_lines(random_chunks(body, seed, 100)) == many
+
+
+def test_crlf_line_endings() -> None:
+    body = "".join(json.dumps(line) + "\r\n" for line in CHANGE_LINES)
+    assert parse_lines(chunks(body, 4)) == CHANGE_LINES
+
+
+def test_last_line_without_newline_is_returned_by_close() -> None:
+    parser = LineParser()
+    assert parser.feed(json.dumps(CHANGE_LINES[0]) + "\n" + '{"last_seq":') == [CHANGE_LINES[0]]
+    assert parser.feed("7}") == []
+    assert parser.close() == [{"last_seq": 7}]
+
+
+def test_five_megabyte_line() -> None:
+    big = {"seq": 1, "id": "big", "doc": {"_id": "big", "blob": "x" * (5 * 1024 * 1024)}}
+    line = json.dumps(big) + "\n"
+    assert len(line) > 5 * 1024 * 1024
+    values = parse_lines([*chunks(line, 64 * 1024), json.dumps(CHANGE_LINES[0]) + "\n"])
+    assert values == [big, CHANGE_LINES[0]]
+
+
+def test_five_megabyte_line_in_one_piece_with_neighbours() -> None:
+    big = {"seq": 2, "id": "big", "blob": "é" * (5 * 1024 * 1024 // 2)}
+    body = (
+        json.dumps(CHANGE_LINES[0])
+        + "\n"
+        + json.dumps(big, ensure_ascii=False)
+        + "\n\n"
+        + json.dumps(CHANGE_LINES[1])
+        + "\n"
+    )
+    assert parse_lines([body]) == [CHANGE_LINES[0], big, CHANGE_LINES[1]]
