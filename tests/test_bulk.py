@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from aiocouch import BadRequestError, Database, Document, NotFoundError
+from aiocouch import BadRequestError, CouchDB, Database, Document, NotFoundError
 from aiocouch.bulk import BulkCreateOperation, BulkOperation, BulkUpdateOperation
 from aiocouch.exception import RemoteResponseError
 from testserver.request_counter import RequestCounter
@@ -536,3 +536,17 @@ async def test_update_is_a_deprecated_alias_of_append(database: Database) -> Non
             with pytest.raises(ValueError):
                 bulk.update(Document(database, "a"))
     assert bulk.ok == [doc]
+
+
+async def test_failed_request_stops_sending_and_every_document_lands_in_error(
+    couchdb: CouchDB, request_counter: RequestCounter
+) -> None:
+    missing = Database(couchdb, "aiocouch_test_never_created")
+    bulk = missing.create_docs(batch_size=2, concurrency=1)
+    with pytest.raises(NotFoundError):
+        async with bulk:
+            for i in range(7):
+                bulk.create(f"doc{i}", data={"i": i})
+    assert bulk.ok == []
+    assert sorted(ids(bulk.error)) == [f"doc{i}" for i in range(7)]
+    assert bulk_posts(request_counter, missing) == 1

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _json
 from .document import Document
 from .typing import JsonDict
 
@@ -96,41 +95,53 @@ class BulkOperation:
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        """Unless the block raised: POST /{db}/_bulk_docs for the changed documents."""
+        """Unless the block raised: POST /{db}/_bulk_docs for the changed documents.
+
+        Batches are serialised only when a request slot is free, so memory holds at most
+        ``concurrency`` request bodies. If a request fails, no further batch is sent, the
+        documents of unanswered batches go to ``error`` and the exception propagates.
+        """
         if exc_type is not None:
             return
-        dirty = [doc for doc in self._docs if doc._dirty_cache]
         self.response, self.ok, self.error = [], [], []
-        if not dirty:
-            return
-        batches = list(self._batches(dirty))
-        results: list[list[JsonDict] | None] = [None] * len(batches)
-        slots = asyncio.Semaphore(self.concurrency)
+        batches = enumerate(self._batches())
+        answered: dict[int, tuple[list[Document], list[JsonDict] | None]] = {}
+        failures: list[BaseException] = []
 
-        async def send(index: int, body: bytes) -> None:
-            async with slots:
-                results[index] = await self._post(body)
+        async def send_batches() -> None:
+            for index, (docs, body) in batches:
+                answered[index] = (docs, None)
+                if failures:
+                    continue
+                try:
+                    answered[index] = (docs, await self._post(body))
+                except Exception as exc:
+                    failures.append(exc)
 
-        try:
-            await asyncio.gather(*(send(index, body) for index, (_, body) in enumerate(batches)))
-        finally:
-            for (docs, _), items in zip(batches, results):
-                if items is not None:
-                    self._record(docs, items)
+        await asyncio.gather(*(send_batches() for _ in range(self.concurrency)))
+        for index in sorted(answered):
+            docs, items = answered[index]
+            self._record(docs, items or [])
+        if failures:
+            raise failures[0]
 
-    def _batches(self, docs: list[Document]) -> Iterator[tuple[list[Document], bytes]]:
+    def _batches(self) -> Iterator[tuple[list[Document], bytes]]:
+        """The changed documents in batches with their request bodies, built lazily."""
         batch: list[Document] = []
         encoded: list[bytes] = []
         size = 0
-        for doc in docs:
-            data = _json.dumps(doc._data)
+        for doc in self._docs:
+            data = doc._encode_if_dirty()
+            if data is None:
+                continue
             if batch and (len(batch) >= self.batch_size or size + len(data) > self.batch_bytes):
                 yield batch, b'{"docs":[' + b",".join(encoded) + b"]}"
                 batch, encoded, size = [], [], 0
             batch.append(doc)
             encoded.append(data)
             size += len(data) + 1
-        yield batch, b'{"docs":[' + b",".join(encoded) + b"]}"
+        if batch:
+            yield batch, b'{"docs":[' + b",".join(encoded) + b"]}"
 
     async def _post(self, body: bytes) -> list[JsonDict]:
         database = self._database

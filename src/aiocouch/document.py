@@ -55,6 +55,11 @@ class Document(RemoteDocument):
         """True if the local data differs from the last fetched or saved state."""
         return self._snapshot is None or _json.dumps_canonical(self._data) != self._snapshot
 
+    def _encode_if_dirty(self) -> bytes | None:
+        """The local data as JSON if it differs from the last synced state, else None."""
+        encoded = _json.dumps_canonical(self._data)
+        return None if encoded == self._snapshot else encoded
+
     @property
     def _fresh(self) -> bool:
         """True if the local data holds nothing but the ``_id``."""
