@@ -7,6 +7,9 @@
 #   make pytest     only the test suite
 #   make demo       run examples/demo.py (against $COUCHDB_URL if set, else a local pouchdb-server)
 #   make server     run a local pouchdb-server until Ctrl-C
+#   make bench      benchmark against aiocouch 4.0.1 and plain aiohttp (bench/run.py; against
+#                   $COUCHDB_URL if set); BENCH_N=1000000 for a bigger iterated database,
+#                   BENCH_QUICK=1 for a smoke run, BENCH_ARGS for more options of bench/run.py
 #   make clean
 
 PYTHON ?= python3
@@ -14,6 +17,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 NPM ?= npm
 PYTEST_ARGS ?=
+BENCH_N ?=
+BENCH_ARGS ?=
 
 # The test server helpers live in ./testserver, imported as a top-level package.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
@@ -22,9 +27,10 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 VENV_STAMP := $(VENV)/.stamp-venv
 TEST_STAMP := $(VENV)/.stamp-test
 DEMO_STAMP := $(VENV)/.stamp-demo
+BENCH_STAMP := $(VENV)/.stamp-bench
 NODE_STAMP := testserver/node_modules/.stamp-npm-ci
 
-.PHONY: all test lint typecheck pytest demo server node-modules clean
+.PHONY: all test lint typecheck pytest demo server bench node-modules clean
 
 all: test
 
@@ -38,6 +44,10 @@ $(TEST_STAMP): pyproject.toml $(VENV_STAMP)
 
 $(DEMO_STAMP): pyproject.toml $(VENV_STAMP)
 	$(BIN)/python -m pip install -e .
+	touch $@
+
+$(BENCH_STAMP): pyproject.toml $(VENV_STAMP)
+	$(BIN)/python -m pip install -e '.[bench]'
 	touch $@
 
 # --ignore-scripts (also set in testserver/.npmrc): leveldown loads its bundled prebuilt
@@ -64,10 +74,14 @@ pytest: $(TEST_STAMP) $(NODE_STAMP)
 demo: $(DEMO_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
 	$(BIN)/python examples/demo.py
 
+# aiocouch 4.0.1 goes into bench/.venv-aiocouch401 (created by bench/run.py on first use).
+bench: $(BENCH_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
+	$(BIN)/python bench/run.py $(if $(BENCH_N),--n $(BENCH_N)) $(BENCH_ARGS)
+
 server: $(VENV_STAMP) $(NODE_STAMP)
 	$(BIN)/python -m testserver.pouchdb_server
 
 clean:
 	rm -rf $(VENV) testserver/node_modules .mypy_cache .pytest_cache .ruff_cache \
-		build dist src/*.egg-info
+		build dist src/*.egg-info bench/.venv-aiocouch401
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

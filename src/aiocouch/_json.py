@@ -14,17 +14,25 @@ def _stdlib_dumps(value: Any, *, sort_keys: bool) -> bytes:
     ).encode()
 
 
-_DIGITS_AS_ZERO_BYTES = bytes.maketrans(b"123456789", b"000000000")
-_DIGITS_AS_ZERO_STR = str.maketrans("123456789", "000000000")
-# The largest integer orjson decodes exactly, 2**64 - 1, has 20 digits.
-_LONG_DIGIT_RUN = 20
+# The largest integer orjson decodes exactly, 2**64 - 1, has 20 digits. A number starts
+# after ":", "," or "[" (and blanks); mapping those to ":" and digits to "0" lets two
+# substring searches find a long number, while long digit runs inside strings (such as
+# revision hashes, which follow a letter, a digit or "-") rarely match.
+_NUMBER_CONTEXT = "123456789,[ \t\r\n"
+_NUMBER_CONTEXT_AS = "000000000::::::"
+_DIGITS_AS_ZERO_STR = str.maketrans(_NUMBER_CONTEXT, _NUMBER_CONTEXT_AS)
+_DIGITS_AS_ZERO_BYTES = bytes.maketrans(_NUMBER_CONTEXT.encode(), _NUMBER_CONTEXT_AS.encode())
+_LONG_NUMBER = ":" + "0" * 20
+_LONG_NEGATIVE_NUMBER = ":-" + "0" * 20
 
 
-def _has_long_digit_run(text: bytes | str) -> bool:
-    """True if ``text`` has a run of 20 digits: maybe an integer beyond 64 bits."""
+def _has_long_number(text: bytes | str) -> bool:
+    """True if ``text`` may hold an integer of 20 or more digits."""
     if isinstance(text, str):
-        return "0" * _LONG_DIGIT_RUN in text.translate(_DIGITS_AS_ZERO_STR)
-    return b"0" * _LONG_DIGIT_RUN in text.translate(_DIGITS_AS_ZERO_BYTES)
+        mapped = text.translate(_DIGITS_AS_ZERO_STR)
+        return _LONG_NUMBER in mapped or _LONG_NEGATIVE_NUMBER in mapped
+    mapped_bytes = text.translate(_DIGITS_AS_ZERO_BYTES)
+    return _LONG_NUMBER.encode() in mapped_bytes or _LONG_NEGATIVE_NUMBER.encode() in mapped_bytes
 
 
 loads: Callable[[bytes | str], Any]
@@ -34,7 +42,7 @@ try:
 
     def loads(text: bytes | str) -> Any:
         """Decodes one JSON document from bytes or str; big integers stay exact."""
-        if _has_long_digit_run(text):
+        if _has_long_number(text):
             # orjson turns integers beyond 64 bits into floats; the standard library not.
             return json.loads(text)
         return orjson.loads(text)

@@ -24,6 +24,9 @@ __all__ = ["BulkCreateOperation", "BulkOperation", "BulkUpdateOperation"]
 
 _JSON_CONTENT_TYPE = {"Content-Type": "application/json"}
 
+_Pending = tuple[Document, bytes]
+"""A document sent in a batch, with the synced state it takes if the server accepts it."""
+
 
 class BulkOperation:
     """Collects documents; on a clean exit saves the changed ones with ``_bulk_docs``.
@@ -105,39 +108,40 @@ class BulkOperation:
             return
         self.response, self.ok, self.error = [], [], []
         batches = enumerate(self._batches())
-        answered: dict[int, tuple[list[Document], list[JsonDict] | None]] = {}
+        answered: dict[int, tuple[list[_Pending], list[JsonDict] | None]] = {}
         failures: list[BaseException] = []
 
         async def send_batches() -> None:
-            for index, (docs, body) in batches:
-                answered[index] = (docs, None)
+            for index, (pending, body) in batches:
+                answered[index] = (pending, None)
                 if failures:
                     continue
                 try:
-                    answered[index] = (docs, await self._post(body))
+                    answered[index] = (pending, await self._post(body))
                 except Exception as exc:
                     failures.append(exc)
 
         await asyncio.gather(*(send_batches() for _ in range(self.concurrency)))
         for index in sorted(answered):
-            docs, items = answered[index]
-            self._record(docs, items or [])
+            pending, items = answered[index]
+            self._record(pending, items or [])
         if failures:
             raise failures[0]
 
-    def _batches(self) -> Iterator[tuple[list[Document], bytes]]:
+    def _batches(self) -> Iterator[tuple[list[_Pending], bytes]]:
         """The changed documents in batches with their request bodies, built lazily."""
-        batch: list[Document] = []
+        batch: list[_Pending] = []
         encoded: list[bytes] = []
         size = 0
         for doc in self._docs:
-            data = doc._encode_if_dirty()
-            if data is None:
+            change = doc._encode_if_dirty()
+            if change is None:
                 continue
+            data, state = change
             if batch and (len(batch) >= self.batch_size or size + len(data) > self.batch_bytes):
                 yield batch, b'{"docs":[' + b",".join(encoded) + b"]}"
                 batch, encoded, size = [], [], 0
-            batch.append(doc)
+            batch.append((doc, state))
             encoded.append(data)
             size += len(data) + 1
         if batch:
@@ -154,18 +158,18 @@ class BulkOperation:
         )
         return list(items)
 
-    def _record(self, docs: list[Document], items: list[JsonDict]) -> None:
+    def _record(self, pending: list[_Pending], items: list[JsonDict]) -> None:
         """Matches the server's items to the batch's documents by id."""
         assert self.response is not None and self.ok is not None and self.error is not None
         self.response.extend(items)
         waiting: defaultdict[str, deque[JsonDict]] = defaultdict(deque)
         for item in items:
             waiting[item.get("id", "")].append(item)
-        for doc in docs:
+        for doc, state in pending:
             queue = waiting.get(doc.id)
             result = queue.popleft() if queue else None
             if result is not None and "error" not in result and "rev" in result:
-                doc._update_rev_after_save(result)
+                doc._saved(state, result["rev"])
                 self.ok.append(doc)
             else:
                 self.error.append(doc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import _paths
+from . import _json, _paths
 from .document import Document
 from .exception import ConflictError
 from .remote import RequestResult
@@ -43,13 +43,14 @@ class DesignDocument(Document):
         """``/{db}/_design/{name}``."""
         return f"{_paths.database_path(self._database.id)}/_design/{_paths.quote_segment(self.id)}"
 
-    async def _put(self, data: JsonDict, **params: Any) -> RequestResult:
+    async def _put_encoded(self, body: bytes) -> RequestResult:
         # The local ``_id`` is the bare name until the first fetch (as in aiocouch 4.0.1);
         # servers where the body's ``_id`` wins over the URL (pouchdb-server) would
         # otherwise store an ordinary document of that name.
+        data = _json.loads(body)
         if data.get("_id") == self.id:
-            data = {**data, "_id": f"_design/{self.id}"}
-        return await super()._put(data, **params)
+            body = _json.dumps({**data, "_id": f"_design/{self.id}"})
+        return await super()._put_encoded(body)
 
     def __setitem__(self, key: str, value: Any) -> None:
         if key not in _ALLOWED_KEYS:

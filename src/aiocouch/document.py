@@ -9,7 +9,7 @@ from collections.abc import ItemsView, KeysView, ValuesView
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _json, _paths
+from . import _paths, _snapshot
 from .attachment import Attachment
 from .exception import ConflictError, NotFoundError
 from .remote import HTTPResponse, RemoteDocument
@@ -37,28 +37,42 @@ class Document(RemoteDocument):
         self._data: JsonDict = data if data is not None else {}
         self._data["_id"] = id
         self._snapshot: bytes | None = None
+        self._synced_rev: Any = None
 
     # --- state ---
+
+    def _mark_synced(self, encoded: bytes) -> None:
+        """Records ``encoded`` (see _snapshot.encode_without_rev) as the server's state."""
+        self._snapshot = _snapshot.compact(encoded)
+        self._synced_rev = self._data.get("_rev")
 
     def _update_cache(self, new_cache: JsonDict) -> None:
         """Replaces the local data with ``new_cache`` as the server's copy (clean)."""
         self._data = new_cache
-        self._snapshot = _json.dumps_canonical(new_cache)
+        self._mark_synced(_snapshot.encode_without_rev(new_cache))
 
     def _update_rev_after_save(self, result: JsonDict) -> None:
         """Takes the revision of a successful write; the data is then clean."""
         self._data["_rev"] = result["rev"]
-        self._snapshot = _json.dumps_canonical(self._data)
+        self._mark_synced(_snapshot.encode_without_rev(self._data))
 
     @property
     def _dirty_cache(self) -> bool:
         """True if the local data differs from the last fetched or saved state."""
-        return self._snapshot is None or _json.dumps_canonical(self._data) != self._snapshot
+        return self._encode_if_dirty() is not None
 
-    def _encode_if_dirty(self) -> bytes | None:
-        """The local data as JSON if it differs from the last synced state, else None."""
-        encoded = _json.dumps_canonical(self._data)
-        return None if encoded == self._snapshot else encoded
+    def _encode_if_dirty(self) -> tuple[bytes, bytes] | None:
+        """``(request body, new synced state)`` if the data changed since the last sync."""
+        encoded = _snapshot.encode_without_rev(self._data)
+        rev = self._data.get("_rev")
+        if encoded == self._snapshot and rev == self._synced_rev:
+            return None
+        return (encoded if rev is None else _snapshot.with_rev(encoded, rev)), encoded
+
+    def _saved(self, encoded: bytes, rev: str) -> None:
+        """Takes the revision of a successful write of ``encoded``; the data is then clean."""
+        self._data["_rev"] = rev
+        self._mark_synced(encoded)
 
     @property
     def _fresh(self) -> bool:
@@ -86,10 +100,12 @@ class Document(RemoteDocument):
         Returns the HTTPResponse (201 or 202), or None. Raises ConflictError if the
         server's revision differs from the local one.
         """
-        if not self._dirty_cache:
+        change = self._encode_if_dirty()
+        if change is None:
             return None
-        response, result = await self._put(self._data)
-        self._update_rev_after_save(result)
+        body, encoded = change
+        response, result = await self._put_encoded(body)
+        self._saved(encoded, result["rev"])
         return response
 
     async def delete(self, discard_changes: bool = False) -> HTTPResponse:
@@ -256,10 +272,11 @@ class SecurityDocument(Document):
 
         Raises UnauthorizedError (401) and ForbiddenError (403, or 500 from a non-admin).
         """
-        if not self._dirty_cache:
+        change = self._encode_if_dirty()
+        if change is None:
             return
         await self._database._put_security(self._data)
-        self._snapshot = _json.dumps_canonical(self._data)
+        self._mark_synced(change[1])
 
     def _section(self, section: str, kind: str) -> list[str] | None:
         entries: list[str] | None = self._data.get(section, {}).get(kind)

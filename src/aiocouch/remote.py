@@ -83,6 +83,8 @@ class HTTPResponse:
         return f"<HTTPResponse status={self.status} etag={self.etag!r}>"
 
 
+_JSON_CONTENT_TYPE = {"Content-Type": "application/json"}
+
 RequestResult = tuple[HTTPResponse, Any]
 """What the private request helpers return: the response and its decoded body."""
 
@@ -458,6 +460,16 @@ class RemoteDocument:
         """PUT /{db}/{docid}?params with ``data`` as body."""
         return await self._remote._request(
             "PUT", self.endpoint, params=params, data=data, subject=self._subject
+        )
+
+    async def _put_encoded(self, body: bytes) -> RequestResult:
+        """PUT /{db}/{docid} with ``body``, the document already encoded as JSON."""
+        return await self._remote._request(
+            "PUT",
+            self.endpoint,
+            data=body,
+            headers=_JSON_CONTENT_TYPE,
+            subject=self._subject,
         )
 
     async def _delete(self, rev: str, **params: Any) -> RequestResult:

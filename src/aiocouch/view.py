@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from . import _json, _paths
+from . import _json, _paths, _snapshot
 from .document import Document
 from .exception import NotFoundError
 from .remote import RemoteView, RowStream
@@ -20,7 +20,7 @@ __all__ = ["AllDocsView", "View", "ViewResponse"]
 
 def _document_from_row(database: Database, doc: JsonDict) -> Document:
     document = Document(database, doc["_id"], data=doc)
-    document._snapshot = _json.dumps_canonical(doc)
+    document._mark_synced(_snapshot.encode_without_rev(doc))
     return document
 
 

@@ -1,0 +1,616 @@
+"""One benchmark measurement: one workload, one client, one fresh process.
+
+Run by ``bench/run.py``; prints a single JSON line on stdout::
+
+    python -I bench/worker.py --client ours --workload get --url http://127.0.0.1:5984 \\
+        --db bench_iter_100000 --count 500
+
+Clients:
+
+* ``ours``        - this project's ``aiocouch`` (the repository's ``.venv``);
+* ``aiocouch401`` - ``aiocouch`` 4.0.1 from PyPI (``bench/.venv-aiocouch401``): same import
+  name, so it only ever runs in a process and a virtual environment of its own;
+* ``aiohttp``     - the same HTTP calls written by hand with aiohttp and the stdlib ``json``.
+
+Credentials come from ``COUCHDB_USER`` / ``COUCHDB_PASSWORD``. Only the measured workload
+is inside the timed region: the data to write is generated before it, one warm-up
+``GET /`` opens the connection and runs the first-use imports, and the request counter and
+the kernel's peak-RSS mark are reset right before it.
+
+This file imports only the standard library, aiohttp and (lazily, for the two aiocouch
+clients) aiocouch, so that it runs unchanged in either virtual environment. ``run.py``
+imports it too, for :func:`make_doc` and the seeding helpers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import gc
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+CLIENTS = ("ours", "aiocouch401", "aiohttp")
+WORKLOADS = (
+    "create_save",
+    "get",
+    "get_concurrent",
+    "update",
+    "bulk_create",
+    "iterate_all",
+    "bulk_update",
+)
+#: Gets in flight at once in ``get_concurrent``.
+CONCURRENCY = 32
+#: Documents per ``_bulk_docs`` request of the aiohttp client; the same as the default
+#: ``BulkOperation.batch_size`` of this project (src/aiocouch/bulk.py), which also keeps
+#: up to :data:`BULK_IN_FLIGHT` batches in flight. aiocouch 4.0.1 sends one request.
+BULK_BATCH = 10_000
+BULK_IN_FLIGHT = 4
+
+#: A prepared workload: the timed part, returning (items processed, checksum).
+Body = Callable[[], Awaitable[tuple[int, int]]]
+
+_PAYLOAD = "lorem ipsum dolor sit amet " * 5
+
+
+def doc_id(index: int) -> str:
+    """The id of the ``index``-th document of a seeded database (``doc-000001``...)."""
+    return f"doc-{index:06d}"
+
+
+def make_doc(index: int) -> dict[str, Any]:
+    """A document body of about 350 bytes of JSON (``_id`` included), without ``_id``."""
+    return {
+        "type": "bench",
+        "index": index,
+        "name": f"document number {index}",
+        "tags": ["alpha", "beta", "gamma", f"t{index % 97}"],
+        "nested": {"a": index % 7, "b": [1, 2, 3], "c": None, "d": True},
+        "payload": _PAYLOAD[: 100 + index % 16],
+    }
+
+
+# -- measurement -------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """What one worker run measured; printed as one JSON line."""
+
+    client: str
+    workload: str
+    cpu_s: float
+    wall_s: float
+    rss_mb: float
+    requests: int
+    items: int
+    checksum: int
+    error: str | None
+    library: str
+    library_path: str
+
+
+class RequestCounter:
+    """Counts requests with an aiohttp ``on_request_start`` trace hook.
+
+    With ``accept_json`` the same hook also adds ``Accept: application/json`` to every
+    request. aiocouch 4.0.1 sends aiohttp's default ``Accept: */*``, and pouchdb-server
+    (which follows CouchDB 1.x there) then answers ``Content-Type: text/plain``, on which
+    4.0.1's ``resp.json()`` raises ``ContentTypeError``. The headers object handed to the
+    hook is the one aiohttp sends, so the change takes effect (checked in
+    :meth:`_on_request_end`, which fails the run when a response is not JSON). A real
+    CouchDB answers ``application/json`` anyway and would not need this.
+    """
+
+    def __init__(self, *, accept_json: bool = False) -> None:
+        self.count = 0
+        self._accept_json = accept_json
+        config = aiohttp.TraceConfig()
+        config.on_request_start.append(self._on_request_start)
+        if accept_json:
+            config.on_request_end.append(self._on_request_end)
+        self.trace_configs = [config]
+
+    async def _on_request_start(
+        self,
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        self.count += 1
+        if self._accept_json:
+            params.headers["Accept"] = "application/json"
+
+    async def _on_request_end(
+        self,
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        sent = params.response.request_info.headers.get("Accept")
+        if sent != "application/json":
+            raise RuntimeError(f"Accept header not applied: {sent!r}")
+
+
+def _current_rss_bytes() -> int:
+    """The resident set size of this process right now (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _reset_peak_rss() -> bool:
+    """Resets the kernel's peak-RSS mark to the current RSS (Linux >= 4.0); True if it did.
+
+    Without the reset the peak would also cover whatever the process did before the
+    workload (start-up, preparing the data), not only the workload itself.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_rss_bytes(was_reset: bool) -> int:
+    """The peak RSS: ``VmHWM`` after a reset, else ``ru_maxrss`` (KiB on Linux)."""
+    if was_reset:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Measurement:
+    """CPU, wall and peak-RSS growth of one timed region, and what it returned."""
+
+    cpu_s: float
+    wall_s: float
+    rss_mb: float
+    items: int = 0
+    checksum: int = 0
+    #: Set when the workload raised; the numbers then cover the time until the failure.
+    error: str | None = None
+
+
+async def measure(body: Body) -> Measurement:
+    """Runs ``body`` and measures it; an exception is recorded, not raised."""
+    gc.collect()
+    was_reset = _reset_peak_rss()
+    rss_before = _current_rss_bytes()
+    cpu_before = _cpu_seconds()
+    wall_before = time.perf_counter()
+    items = checksum = 0
+    error = None
+    try:
+        items, checksum = await body()
+    except Exception as exc:
+        traceback.print_exc()
+        error = describe_error(exc)
+    wall = time.perf_counter() - wall_before
+    cpu = _cpu_seconds() - cpu_before
+    peak = _peak_rss_bytes(was_reset)
+    growth = max(0, peak - rss_before) / (1024 * 1024)
+    return Measurement(cpu, wall, growth, items, checksum, error)
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message (at file.py:line)`` of the innermost frame of ``exc``."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+    message = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}{where}" if message else f"{type(exc).__name__}{where}"
+
+
+# -- the aiocouch clients (this project and 4.0.1 share the same API) ---------------------
+
+
+class AiocouchWorkloads:
+    """The workloads written against the aiocouch API."""
+
+    def __init__(self, database: Any, count: int, db_size: int) -> None:
+        self.db = database
+        self.count = count
+        self.db_size = db_size
+
+    def create_save(self) -> Body:
+        """``count`` x ``Document(db, id, data=...).save()``: one PUT each."""
+        from aiocouch import Document
+
+        bodies = [(doc_id(i), make_doc(i)) for i in range(1, self.count + 1)]
+
+        async def run() -> tuple[int, int]:
+            for identifier, data in bodies:
+                await Document(self.db, identifier, data=data).save()
+            return len(bodies), 0
+
+        return run
+
+    def get(self) -> Body:
+        """``count`` x ``await db[id]``, one after the other: one GET each."""
+        ids = _read_ids(self.count, self.db_size)
+
+        async def run() -> tuple[int, int]:
+            checksum = 0
+            for identifier in ids:
+                checksum += (await self.db[identifier])["index"]
+            return len(ids), checksum
+
+        return run
+
+    def get_concurrent(self) -> Body:
+        """``count`` x ``await db[id]``, :data:`CONCURRENCY` at a time."""
+        ids = _read_ids(self.count, self.db_size)
+
+        async def fetch(identifier: str) -> int:
+            index: int = (await self.db[identifier])["index"]
+            return index
+
+        async def run() -> tuple[int, int]:
+            return len(ids), sum(await bounded_gather(fetch, ids))
+
+        return run
+
+    def update(self) -> Body:
+        """``count`` x fetch, modify, save: GET + PUT each."""
+        ids = [doc_id(i) for i in range(1, self.count + 1)]
+
+        async def run() -> tuple[int, int]:
+            checksum = 0
+            for identifier in ids:
+                doc = await self.db[identifier]
+                doc["counter"] = doc["index"] * 2
+                await doc.save()
+                checksum += doc["counter"]
+            return len(ids), checksum
+
+        return run
+
+    def bulk_create(self) -> Body:
+        """``count`` new documents in one ``db.create_docs()`` block."""
+        bodies = [(doc_id(i), make_doc(i)) for i in range(1, self.count + 1)]
+
+        async def run() -> tuple[int, int]:
+            async with self.db.create_docs() as bulk:
+                for identifier, data in bodies:
+                    bulk.create(identifier, data=data)
+            if bulk.error:
+                raise RuntimeError(f"{len(bulk.error)} documents were not created")
+            return len(bulk.ok), 0
+
+        return run
+
+    def iterate_all(self) -> Body:
+        """Every document of the database through ``db.docs()``."""
+
+        async def run() -> tuple[int, int]:
+            items = checksum = 0
+            async for doc in self.db.docs():
+                items += 1
+                checksum += doc["index"]
+            return items, checksum
+
+        return run
+
+    def bulk_update(self) -> Body:
+        """``count`` documents modified in one ``db.update_docs(ids)`` block."""
+        ids = [doc_id(i) for i in range(1, self.count + 1)]
+
+        async def run() -> tuple[int, int]:
+            checksum = 0
+            async with self.db.update_docs(ids) as bulk:
+                async for doc in bulk:
+                    doc["counter"] = doc["index"] * 2
+                    checksum += doc["counter"]
+            if bulk.error:
+                raise RuntimeError(f"{len(bulk.error)} documents were not updated")
+            return len(bulk.ok), checksum
+
+        return run
+
+
+# -- the plain aiohttp client ------------------------------------------------------------
+
+
+class AiohttpWorkloads:
+    """The same HTTP calls made by hand: ``session.get(url)`` + ``json.loads`` and so on."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, db_url: str, count: int, db_size: int
+    ) -> None:
+        self.session = session
+        self.db_url = db_url
+        self.count = count
+        self.db_size = db_size
+
+    async def _get_json(self, url: str) -> Any:
+        async with self.session.get(url) as resp:
+            body = await resp.read()
+            _check(resp, body)
+            return json.loads(body)
+
+    async def _send_json(self, method: str, url: str, data: Any) -> Any:
+        headers = {"Content-Type": "application/json"}
+        async with self.session.request(
+            method, url, data=json.dumps(data), headers=headers
+        ) as resp:
+            body = await resp.read()
+            _check(resp, body)
+            return json.loads(body)
+
+    def _doc_url(self, identifier: str) -> str:
+        return f"{self.db_url}/{quote(identifier, safe='')}"
+
+    def create_save(self) -> Body:
+        """``count`` x PUT of a new document."""
+        bodies = [(doc_id(i), make_doc(i)) for i in range(1, self.count + 1)]
+
+        async def run() -> tuple[int, int]:
+            for identifier, data in bodies:
+                answer = await self._send_json("PUT", self._doc_url(identifier), data)
+                data["_rev"] = answer["rev"]
+            return len(bodies), 0
+
+        return run
+
+    def get(self) -> Body:
+        """``count`` x GET of a document, one after the other."""
+        ids = _read_ids(self.count, self.db_size)
+
+        async def run() -> tuple[int, int]:
+            checksum = 0
+            for identifier in ids:
+                checksum += (await self._get_json(self._doc_url(identifier)))["index"]
+            return len(ids), checksum
+
+        return run
+
+    def get_concurrent(self) -> Body:
+        """``count`` x GET of a document, :data:`CONCURRENCY` at a time."""
+        ids = _read_ids(self.count, self.db_size)
+
+        async def fetch(identifier: str) -> int:
+            index: int = (await self._get_json(self._doc_url(identifier)))["index"]
+            return index
+
+        async def run() -> tuple[int, int]:
+            return len(ids), sum(await bounded_gather(fetch, ids))
+
+        return run
+
+    def update(self) -> Body:
+        """``count`` x GET, modify, PUT."""
+        ids = [doc_id(i) for i in range(1, self.count + 1)]
+
+        async def run() -> tuple[int, int]:
+            checksum = 0
+            for identifier in ids:
+                url = self._doc_url(identifier)
+                doc = await self._get_json(url)
+                doc["counter"] = doc["index"] * 2
+                answer = await self._send_json("PUT", url, doc)
+                doc["_rev"] = answer["rev"]
+                checksum += doc["counter"]
+            return len(ids), checksum
+
+        return run
+
+    async def _bulk_docs(self, docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """POST ``docs`` to ``_bulk_docs`` in batches of :data:`BULK_BATCH`."""
+        batches = [docs[i : i + BULK_BATCH] for i in range(0, len(docs), BULK_BATCH)]
+
+        async def send(batch: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+            answer: list[dict[str, Any]] = await self._send_json(
+                "POST", f"{self.db_url}/_bulk_docs", {"docs": list(batch)}
+            )
+            return answer
+
+        answers = await bounded_gather(send, batches, limit=BULK_IN_FLIGHT)
+        return [item for answer in answers for item in answer]
+
+    def bulk_create(self) -> Body:
+        """``count`` new documents with POST ``_bulk_docs``."""
+        bodies = [{"_id": doc_id(i), **make_doc(i)} for i in range(1, self.count + 1)]
+
+        async def run() -> tuple[int, int]:
+            answer = await self._bulk_docs(bodies)
+            failed = [item for item in answer if not item.get("ok")]
+            if failed:
+                raise RuntimeError(f"{len(failed)} documents were not created")
+            return len(answer), 0
+
+        return run
+
+    def iterate_all(self) -> Body:
+        """One GET ``_all_docs?include_docs=true``, ``json.loads``, iterate the rows."""
+
+        async def run() -> tuple[int, int]:
+            answer = await self._get_json(f"{self.db_url}/_all_docs?include_docs=true")
+            items = checksum = 0
+            for row in answer["rows"]:
+                doc = row["doc"]
+                if doc["_id"].startswith("_design/"):
+                    continue
+                items += 1
+                checksum += doc["index"]
+            return items, checksum
+
+        return run
+
+    def bulk_update(self) -> Body:
+        """POST ``_all_docs?include_docs=true`` with the keys, modify, POST ``_bulk_docs``."""
+        ids = [doc_id(i) for i in range(1, self.count + 1)]
+
+        async def run() -> tuple[int, int]:
+            answer = await self._send_json(
+                "POST", f"{self.db_url}/_all_docs?include_docs=true", {"keys": ids}
+            )
+            docs = [row["doc"] for row in answer["rows"]]
+            checksum = 0
+            for doc in docs:
+                doc["counter"] = doc["index"] * 2
+                checksum += doc["counter"]
+            saved = await self._bulk_docs(docs)
+            failed = [item for item in saved if not item.get("ok")]
+            if failed:
+                raise RuntimeError(f"{len(failed)} documents were not updated")
+            return len(saved), checksum
+
+        return run
+
+
+def _check(resp: aiohttp.ClientResponse, body: bytes) -> None:
+    if resp.status >= 400:
+        raise RuntimeError(f"{resp.method} {resp.url} -> {resp.status}: {body[:200]!r}")
+
+
+def _read_ids(count: int, db_size: int) -> list[str]:
+    """``count`` ids of the seeded read database, spread over it (wrapping around)."""
+    if db_size <= 0:
+        raise ValueError("--db-size is needed for the read workloads")
+    step = max(1, db_size // count)
+    return [doc_id(1 + (i * step) % db_size) for i in range(count)]
+
+
+async def bounded_gather(
+    function: Callable[[Any], Awaitable[Any]], arguments: Iterable[Any], limit: int = CONCURRENCY
+) -> list[Any]:
+    """``function(argument)`` for every argument, at most ``limit`` at a time, in order."""
+    queue = list(enumerate(arguments))
+    results: list[Any] = [None] * len(queue)
+    queue.reverse()
+
+    async def drain() -> None:
+        while queue:
+            index, argument = queue.pop()
+            results[index] = await function(argument)
+
+    await asyncio.gather(*(drain() for _ in range(min(limit, len(results)))))
+    return results
+
+
+# -- seeding (used by run.py, untimed) ----------------------------------------------------
+
+
+async def seed(session: aiohttp.ClientSession, db_url: str, count: int, batch: int = 5_000) -> None:
+    """PUT the database ``db_url`` and fill it with ``count`` documents (``make_doc``)."""
+    async with session.put(db_url) as resp:
+        _check(resp, await resp.read())
+    for start in range(1, count + 1, batch):
+        stop = min(count, start + batch - 1)
+        docs = [{"_id": doc_id(i), **make_doc(i)} for i in range(start, stop + 1)]
+        async with session.post(
+            f"{db_url}/_bulk_docs",
+            data=json.dumps({"docs": docs}),
+            headers={"Content-Type": "application/json"},
+        ) as resp:
+            body = await resp.read()
+            _check(resp, body)
+        failed = [item for item in json.loads(body) if not item.get("ok")]
+        if failed:
+            raise RuntimeError(f"seeding {db_url}: {len(failed)} failed, e.g. {failed[0]}")
+
+
+def client_session(user: str, password: str, **kwargs: Any) -> aiohttp.ClientSession:
+    """A plain aiohttp session that speaks JSON to CouchDB with basic auth."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    headers = {"Accept": "application/json", "Authorization": f"Basic {token}"}
+    return aiohttp.ClientSession(headers=headers, **kwargs)
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+async def run_worker(args: argparse.Namespace) -> Result:
+    """Sets the client up, prepares the workload, then runs and measures only that."""
+    user = os.environ.get("COUCHDB_USER", "admin")
+    password = os.environ.get("COUCHDB_PASSWORD", "password")
+    counter = RequestCounter(accept_json=args.client == "aiocouch401")
+    if args.client == "aiohttp":
+        library, library_path = f"aiohttp {aiohttp.__version__}", aiohttp.__file__
+        db_url = f"{args.url}/{quote(args.db, safe='')}"
+        async with client_session(user, password, trace_configs=counter.trace_configs) as s:
+            plain = AiohttpWorkloads(s, db_url, args.count, args.db_size)
+            body = getattr(plain, args.workload)()
+            await plain._get_json(f"{args.url}/")  # warm-up: connection, lazy imports
+            counter.count = 0
+            measured = await measure(body)
+            requests = counter.count
+    else:
+        import aiocouch
+        from aiocouch import CouchDB, Database
+
+        library, library_path = _library_version(), aiocouch.__file__ or ""
+        async with CouchDB(
+            args.url, user=user, password=password, trace_configs=counter.trace_configs
+        ) as couchdb:
+            client = AiocouchWorkloads(Database(couchdb, args.db), args.count, args.db_size)
+            body = getattr(client, args.workload)()
+            await couchdb.info()  # warm-up: connection, lazy imports
+            counter.count = 0
+            measured = await measure(body)
+            requests = counter.count
+    return Result(
+        client=args.client,
+        workload=args.workload,
+        cpu_s=round(measured.cpu_s, 4),
+        wall_s=round(measured.wall_s, 4),
+        rss_mb=round(measured.rss_mb, 2),
+        requests=requests,
+        items=measured.items,
+        checksum=measured.checksum,
+        error=measured.error,
+        library=library,
+        library_path=library_path,
+    )
+
+
+def _library_version() -> str:
+    from importlib.metadata import version
+
+    return f"aiocouch {version('aiocouch')}"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line of one worker run."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--client", choices=CLIENTS, required=True)
+    parser.add_argument("--workload", choices=WORKLOADS, required=True)
+    parser.add_argument("--url", required=True, help="server URL without trailing slash")
+    parser.add_argument("--db", required=True, help="database to work on")
+    parser.add_argument("--count", type=int, required=True, help="documents or requests")
+    parser.add_argument("--db-size", type=int, default=0, help="documents in a read database")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one measurement and prints it as one JSON line."""
+    args = parse_args(argv)
+    result = asyncio.run(run_worker(args))
+    print(json.dumps(asdict(result)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

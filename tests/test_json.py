@@ -1,0 +1,31 @@
+"""Unit tests of the JSON codec (pure functions)."""
+
+from __future__ import annotations
+
+from aiocouch import _json
+
+BIG = 123456789012345678901234567890
+
+
+def test_integers_beyond_64_bits_decode_exactly_from_bytes_and_str() -> None:
+    text = f'{{"a":{BIG},"b":[-{BIG}, {BIG}],"c":0.5}}'
+    expected = {"a": BIG, "b": [-BIG, BIG], "c": 0.5}
+    assert _json.loads(text) == expected
+    assert _json.loads(text.encode()) == expected
+
+
+def test_digit_runs_inside_strings_decode_unchanged() -> None:
+    rev = "1-" + "1234567890" * 3 + "ab"
+    assert _json.loads(f'{{"_rev":"{rev}","n":18446744073709551615}}') == {
+        "_rev": rev,
+        "n": 18446744073709551615,
+    }
+
+
+def test_integers_beyond_64_bits_encode_exactly() -> None:
+    assert _json.loads(_json.dumps({"a": BIG})) == {"a": BIG}
+    assert _json.dumps_canonical({"b": BIG, "a": 1}) == f'{{"a":1,"b":{BIG}}}'.encode()
+
+
+def test_non_string_keys_encode_like_the_json_module() -> None:
+    assert _json.loads(_json.dumps({1: "x"})) == {"1": "x"}
