@@ -658,3 +658,26 @@ async def test_create_docs_sends_one_bulk_request_on_exit(
     assert request_counter.requests == [("POST", f"/{database.id}/_bulk_docs")]
     assert [doc.id for doc in bulk.ok or []] == ["x", "y", "z"]
     assert [id async for id in database.akeys()] == ["x", "y", "z"]
+
+
+async def test_iterated_documents_are_clean_until_changed_even_in_nested_values(
+    database: Database, request_counter: RequestCounter
+) -> None:
+    for i in range(3):
+        await Document(database, f"d{i}", data={"nested": {"n": i}, "list": [i]}).save()
+    documents = [doc async for doc in database.docs()]
+    request_counter.reset()
+    for doc in documents:
+        assert await doc.save() is None
+    assert request_counter.count == 0
+    documents[1]["nested"]["n"] = 42
+    assert await documents[1].save() is not None
+    assert request_counter.count == 1
+    assert (await database.get("d1"))["nested"] == {"n": 42}
+    found = [doc async for doc in database.find({"list": {"$elemMatch": {"$eq": 2}}})]
+    request_counter.reset()
+    assert await found[0].save() is None
+    found[0]["list"].append(3)
+    await found[0].save()
+    assert request_counter.count == 1
+    assert (await database.get("d2"))["list"] == [2, 3]

@@ -21,14 +21,21 @@ from aiocouch._rows import LineParser, RowParser
 # --- helpers ---
 
 
+def values(rows_with_text: list[tuple[Any, str]]) -> list[Any]:
+    """The rows of RowParser's output, checking that each row's text decodes to it."""
+    for row, text in rows_with_text:
+        assert json.loads(text) == row
+    return [row for row, _ in rows_with_text]
+
+
 def parse(array_key: str, pieces: Iterable[str]) -> tuple[list[Any], dict[str, Any]]:
     """Feeds every piece to a new RowParser; returns all rows and the meta fields."""
     parser = RowParser(array_key)
     rows: list[Any] = []
     for piece in pieces:
-        rows.extend(parser.feed(piece))
+        rows.extend(values(parser.feed(piece)))
     last, meta = parser.close()
-    rows.extend(last)
+    rows.extend(values(last))
     return rows, meta
 
 
@@ -102,11 +109,11 @@ def test_couchdb_rows_come_out_before_the_body_ends() -> None:
     parser = RowParser("rows")
     # everything up to and including the line of the second row
     second_line_end = body.index("\n", body.index('"id":"b"'))
-    early = parser.feed(body[: second_line_end + 1])
+    early = values(parser.feed(body[: second_line_end + 1]))
     assert early == ROWS[:2]
-    rest = parser.feed(body[second_line_end + 1 :])
+    rest = values(parser.feed(body[second_line_end + 1 :]))
     last, meta = parser.close()
-    assert early + rest + last == ROWS
+    assert early + rest + values(last) == ROWS
     assert meta["total_rows"] == 3
 
 

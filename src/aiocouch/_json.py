@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-__all__ = ["dumps", "dumps_canonical", "loads"]
+__all__ = ["dumps", "dumps_canonical", "has_long_number", "loads", "loads_unchecked"]
 
 
 def _stdlib_dumps(value: Any, *, sort_keys: bool) -> bytes:
@@ -26,7 +26,7 @@ _LONG_NUMBER = ":" + "0" * 20
 _LONG_NEGATIVE_NUMBER = ":-" + "0" * 20
 
 
-def _has_long_number(text: bytes | str) -> bool:
+def has_long_number(text: bytes | str) -> bool:
     """True if ``text`` may hold an integer of 20 or more digits."""
     if isinstance(text, str):
         mapped = text.translate(_DIGITS_AS_ZERO_STR)
@@ -40,9 +40,12 @@ loads: Callable[[bytes | str], Any]
 try:
     import orjson
 
+    loads_unchecked: Callable[[bytes | str], Any] = orjson.loads
+    """Decodes text that :func:`has_long_number` found free of integers beyond 64 bits."""
+
     def loads(text: bytes | str) -> Any:
         """Decodes one JSON document from bytes or str; big integers stay exact."""
-        if _has_long_number(text):
+        if has_long_number(text):
             # orjson turns integers beyond 64 bits into floats; the standard library not.
             return json.loads(text)
         return orjson.loads(text)
@@ -66,6 +69,7 @@ try:
 
 except ImportError:  # pragma: no cover - exercised only where orjson has no wheel
     loads = json.loads
+    loads_unchecked = json.loads
 
     def dumps(value: Any) -> bytes:
         """Encodes ``value`` as compact UTF-8 JSON."""

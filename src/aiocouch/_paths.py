@@ -6,6 +6,7 @@ an id such as ``a/b``, ``..`` or ``100%`` addresses exactly that document.
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import quote
 
@@ -19,6 +20,8 @@ __all__ = [
 ]
 
 _DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
+# Unreserved characters only, and not made of dots alone: the segment is its own quoting.
+_NOTHING_TO_QUOTE = re.compile(r"(?=[A-Za-z0-9_~.-]*[A-Za-z0-9_~-])[A-Za-z0-9_~.-]+\Z")
 # CouchDB keeps these prefixes as real path segments (it redirects "_design%2Fx").
 _PREFIXED_IDS = ("_design/", "_local/")
 _DATABASE_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
@@ -28,6 +31,8 @@ _PREFIXABLE_SYSTEM_DATABASES = ("/_users", "/_replicator")
 
 def quote_segment(segment: str) -> str:
     """Percent-encodes one path segment; ``/`` becomes ``%2F`` and ``..`` ``%2E%2E``."""
+    if _NOTHING_TO_QUOTE.match(segment):
+        return segment
     return _DOT_SEGMENTS.get(segment) or quote(segment, safe="")
 
 
@@ -55,6 +60,7 @@ def validate_document_id(doc_id: object) -> str:
     return doc_id
 
 
+@functools.lru_cache(maxsize=1024)
 def database_path(name: str) -> str:
     """``/{db}`` with the name quoted."""
     return "/" + quote_segment(name)

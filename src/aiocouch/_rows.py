@@ -69,8 +69,11 @@ class RowParser:
         self._retry_at = 0
         self._scanner = json.JSONDecoder()
 
-    def feed(self, text: str) -> list[Any]:
-        """Takes the next piece of the body; returns the array elements it completed."""
+    def feed(self, text: str) -> list[tuple[Any, str]]:
+        """Takes the next piece of the body; returns the elements it completed.
+
+        Each element comes with its JSON text, for callers that keep the server's copy.
+        """
         if self._after_array:
             self._tail.append(text)
             return []
@@ -80,7 +83,7 @@ class RowParser:
             return []
         buffered = "".join(self._pending)
         self._pending.clear()
-        rows: list[Any] = []
+        rows: list[tuple[Any, str]] = []
         rest = self._consume(buffered, rows)
         if rest:
             self._pending.append(rest)
@@ -88,11 +91,11 @@ class RowParser:
         self._retry_at = max(2 * len(rest), _MIN_RETRY_CHARS)
         return rows
 
-    def close(self) -> tuple[list[Any], dict[str, Any]]:
+    def close(self) -> tuple[list[tuple[Any, str]], dict[str, Any]]:
         """Ends the body; returns its last elements and the object without the array."""
         rest = "".join(self._pending)
         self._pending.clear()
-        rows: list[Any] = []
+        rows: list[tuple[Any, str]] = []
         if not self._after_array:
             rest = self._consume(rest, rows)
         if not self._after_array and self._in_array:
@@ -100,9 +103,10 @@ class RowParser:
         text = "".join(self._head) + "".join(self._tail) + rest
         return rows, _object(_json.loads(text))
 
-    def _consume(self, text: str, rows: list[Any]) -> str:
+    def _consume(self, text: str, rows: list[tuple[Any, str]]) -> str:
         """Parses what ``text`` completes; returns the incomplete rest."""
         position = 0
+        loads = json.loads if _json.has_long_number(text) else _json.loads_unchecked
         if not self._in_array:
             match = self._array_start.search("".join(self._head) + text)
             if match is None:
@@ -130,16 +134,17 @@ class RowParser:
             if line_end < length and line_end > multi_value_line_end:
                 line = text[position:line_end].rstrip(_WHITESPACE_AND_COMMAS)
                 try:
-                    rows.append(_json.loads(line))
+                    rows.append((loads(line), line))
                     position = line_end + 1
                     continue
                 except ValueError:
                     multi_value_line_end = line_end
             try:
-                row, position = self._scanner.raw_decode(text, position)
+                row, end = self._scanner.raw_decode(text, position)
             except ValueError:
                 return text[position:]
-            rows.append(row)
+            rows.append((row, text[position:end]))
+            position = end
 
 
 class LineParser:

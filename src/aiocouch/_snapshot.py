@@ -17,10 +17,10 @@ __all__ = ["compact", "encode_without_rev", "with_rev"]
 
 
 def encode_without_rev(data: JsonDict) -> bytes:
-    """The canonical JSON of ``data`` without its top-level ``_rev``."""
+    """The canonical JSON of ``data`` without its top-level ``_rev``, compactly stored."""
     if "_rev" in data:
         data = {key: value for key, value in data.items() if key != "_rev"}
-    return _json.dumps_canonical(data)
+    return compact(_json.dumps_canonical(data))
 
 
 def with_rev(encoded: bytes, rev: Any) -> bytes:

@@ -162,17 +162,31 @@ class BulkOperation:
         """Matches the server's items to the batch's documents by id."""
         assert self.response is not None and self.ok is not None and self.error is not None
         self.response.extend(items)
-        waiting: defaultdict[str, deque[JsonDict]] = defaultdict(deque)
-        for item in items:
-            waiting[item.get("id", "")].append(item)
-        for doc, state in pending:
-            queue = waiting.get(doc.id)
-            result = queue.popleft() if queue else None
+        in_order = len(items) == len(pending) and all(
+            item.get("id") == doc.id for (doc, _), item in zip(pending, items)
+        )
+        results = items if in_order else _match_by_id(pending, items)
+        for (doc, state), result in zip(pending, results):
             if result is not None and "error" not in result and "rev" in result:
                 doc._saved(state, result["rev"])
                 self.ok.append(doc)
             else:
                 self.error.append(doc)
+
+
+def _match_by_id(pending: list[_Pending], items: list[JsonDict]) -> list[JsonDict | None]:
+    """The item for each pending document, by id (in order for repeated ids), or None."""
+    by_id = {item.get("id"): item for item in items}
+    if len(by_id) == len(items) == len(pending):
+        return [by_id.get(doc.id) for doc, _ in pending]
+    waiting: defaultdict[str, deque[JsonDict]] = defaultdict(deque)
+    for item in items:
+        waiting[item.get("id", "")].append(item)
+    results: list[JsonDict | None] = []
+    for doc, _ in pending:
+        queue = waiting.get(doc.id)
+        results.append(queue.popleft() if queue else None)
+    return results
 
 
 class BulkCreateOperation(BulkOperation):

@@ -74,7 +74,7 @@ class Database(RemoteDatabase):
         """``await db[id]``: the same as ``await db.get(id)``."""
         return self.get(id)
 
-    async def docs(
+    def docs(
         self,
         ids: list[str] | None = None,
         *,
@@ -89,11 +89,10 @@ class Database(RemoteDatabase):
         Missing ids raise NotFoundError mid-iteration, unless ``create=True``.
         """
         if ids is not None and len(ids) == 0:
-            return
-        async for document in self.all_docs.docs(
+            return _no_documents()
+        return self.all_docs.docs(
             ids, create=create, prefix=prefix, include_ddocs=include_ddocs, **params
-        ):
-            yield document
+        )
 
     def values(self, **params: Any) -> AsyncIterator[Document]:
         """Every document, streamed: GET /{db}/_all_docs?include_docs=true&params."""
@@ -205,3 +204,10 @@ class Database(RemoteDatabase):
         values.
         """
         return ChangesFeed(self, last_event_id=last_event_id, **params)
+
+
+async def _no_documents() -> AsyncIterator[Document]:
+    """An async iterator that yields nothing (and sends nothing)."""
+    nothing: tuple[Document, ...] = ()
+    for document in nothing:
+        yield document

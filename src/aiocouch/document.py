@@ -9,7 +9,7 @@ from collections.abc import ItemsView, KeysView, ValuesView
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _paths, _snapshot
+from . import _json, _paths, _snapshot
 from .attachment import Attachment
 from .exception import ConflictError, NotFoundError
 from .remote import HTTPResponse, RemoteDocument
@@ -38,13 +38,51 @@ class Document(RemoteDocument):
         self._data["_id"] = id
         self._snapshot: bytes | None = None
         self._synced_rev: Any = None
+        self._synced_source: tuple[str, str | None] | None = None
+
+    @classmethod
+    def _from_server(
+        cls,
+        database: Database | None,
+        doc: JsonDict,
+        source: str | None = None,
+        *,
+        source_key: str | None = "doc",
+    ) -> Document:
+        """A clean document holding ``doc`` as the server sent it (no request).
+
+        ``source``, the JSON text that held ``doc`` (under ``source_key``, or as a whole
+        when that is None), defers encoding the synced state until a change check needs
+        it: iterating many documents then costs no encoding at all.
+        """
+        document = cls.__new__(cls)
+        RemoteDocument.__init__(document, database, doc["_id"])
+        document._data = doc
+        document._synced_rev = doc.get("_rev")
+        if source is None:
+            document._snapshot = _snapshot.encode_without_rev(doc)
+            document._synced_source = None
+        else:
+            document._snapshot = None
+            document._synced_source = (source, source_key)
+        return document
 
     # --- state ---
 
     def _mark_synced(self, encoded: bytes) -> None:
         """Records ``encoded`` (see _snapshot.encode_without_rev) as the server's state."""
-        self._snapshot = _snapshot.compact(encoded)
+        self._snapshot = encoded
         self._synced_rev = self._data.get("_rev")
+        self._synced_source = None
+
+    def _load_synced_state(self, source: str, key: str | None) -> None:
+        """Encodes the synced state from the server's JSON text, kept since the fetch."""
+        original = _json.loads(source)
+        if key is not None:
+            original = original[key]
+        self._snapshot = _snapshot.encode_without_rev(original)
+        self._synced_rev = original.get("_rev")
+        self._synced_source = None
 
     def _update_cache(self, new_cache: JsonDict) -> None:
         """Replaces the local data with ``new_cache`` as the server's copy (clean)."""
@@ -59,10 +97,14 @@ class Document(RemoteDocument):
     @property
     def _dirty_cache(self) -> bool:
         """True if the local data differs from the last fetched or saved state."""
+        if self._snapshot is None and self._synced_source is None:
+            return True
         return self._encode_if_dirty() is not None
 
     def _encode_if_dirty(self) -> tuple[bytes, bytes] | None:
         """``(request body, new synced state)`` if the data changed since the last sync."""
+        if self._synced_source is not None:
+            self._load_synced_state(*self._synced_source)
         encoded = _snapshot.encode_without_rev(self._data)
         rev = self._data.get("_rev")
         if encoded == self._snapshot and rev == self._synced_rev:
@@ -87,7 +129,7 @@ class Document(RemoteDocument):
         Raises ConflictError (no request) if the local data has unsaved changes and
         ``discard_changes`` is False; NotFoundError (404); BadRequestError (bad rev).
         """
-        if self._dirty_cache and not (discard_changes or self._fresh):
+        if not (discard_changes or self._fresh) and self._dirty_cache:
             raise ConflictError(
                 f"Cannot fetch document '{self.id}' from server, as the local cache has "
                 "unsaved changes."

@@ -112,18 +112,25 @@ class RowStream:
         self._array_key = array_key
         self.meta: JsonDict = {}
 
-    async def __aiter__(self) -> AsyncIterator[Any]:
+    async def batches(self) -> AsyncIterator[list[tuple[Any, str]]]:
+        """The rows as they arrive, a list per read, each row with its JSON text."""
         method, path, params, json, subject = self._request
         parser = RowParser(self._array_key)
         async with self._transport.stream(
             method, path, params=params, json=json, subject=subject
         ) as response:
             async for text in iter_chunks(response, coalesce=True):
-                for row in parser.feed(text):
-                    yield row
+                rows = parser.feed(text)
+                if rows:
+                    yield rows
         rows, self.meta = parser.close()
-        for row in rows:
-            yield row
+        if rows:
+            yield rows
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        async for batch in self.batches():
+            for row, _ in batch:
+                yield row
 
 
 class RemoteServer:

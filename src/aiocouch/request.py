@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from .document import Document
 from .typing import JsonDict
 
 if TYPE_CHECKING:
     from .database import Database
-    from .document import Document
 
 __all__ = ["FindRequest", "FindRequestChunk"]
 
@@ -27,10 +27,8 @@ class FindRequestChunk:
     @property
     async def docs(self) -> AsyncIterator[Document]:
         """The documents of the page (no request)."""
-        from .view import _document_from_row
-
         for doc in self._data.get("docs", []):
-            yield _document_from_row(self._database, doc)
+            yield Document._from_server(self._database, doc)
 
     @property
     def bookmark(self) -> str | None:
@@ -61,8 +59,6 @@ class FindRequest:
         self._params = params
 
     async def __aiter__(self) -> AsyncIterator[Document]:
-        from .view import _document_from_row
-
         if "fields" in self._params:
             raise ValueError("find() returns whole documents: fields= is not supported")
         database = self._database
@@ -77,9 +73,10 @@ class FindRequest:
                 json=body,
                 subject=f"_find in database '{database.id}'",
             )
-            async for doc in rows:
-                count += 1
-                yield _document_from_row(database, doc)
+            async for batch in rows.batches():
+                for doc, source in batch:
+                    count += 1
+                    yield Document._from_server(database, doc, source, source_key=None)
             if self._limit is not None or count < page_size:
                 return
             bookmark = rows.meta.get("bookmark")

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from . import _json, _paths, _snapshot
+from . import _json, _paths
 from .document import Document
 from .exception import NotFoundError
 from .remote import RemoteView, RowStream
@@ -18,35 +18,25 @@ if TYPE_CHECKING:
 __all__ = ["AllDocsView", "View", "ViewResponse"]
 
 
-def _document_from_row(database: Database, doc: JsonDict) -> Document:
-    document = Document(database, doc["_id"], data=doc)
-    document._mark_synced(_snapshot.encode_without_rev(doc))
-    return document
+def _row_document(
+    database: Database, row: JsonDict, source: str | None, *, create: bool, include_ddocs: bool
+) -> Document | None:
+    """The document of a row fetched with ``include_docs``; None for a skipped design doc.
 
-
-def _documents(
-    database: Database,
-    rows: AsyncIterator[JsonDict],
-    *,
-    create: bool,
-    include_ddocs: bool,
-) -> AsyncIterator[Document]:
-    """Documents of rows fetched with ``include_docs``: missing ones raise or are created."""
-
-    async def documents() -> AsyncIterator[Document]:
-        async for row in rows:
-            doc = row.get("doc")
-            if "error" in row or doc is None:
-                key = str(row["id"] if "id" in row else row["key"])
-                if not create:
-                    raise NotFoundError(
-                        f"The document '{key}' does not exist in the database {database.id}."
-                    )
-                yield Document(database, key)
-            elif include_ddocs or not doc["_id"].startswith("_design/"):
-                yield _document_from_row(database, doc)
-
-    return documents()
+    A missing or deleted id raises NotFoundError, or gives an empty unsaved document
+    with ``create``.
+    """
+    doc = row.get("doc")
+    if "error" in row or doc is None:
+        key = str(row["id"] if "id" in row else row["key"])
+        if not create:
+            raise NotFoundError(
+                f"The document '{key}' does not exist in the database {database.id}."
+            )
+        return Document(database, key)
+    if include_ddocs or not doc["_id"].startswith("_design/"):
+        return Document._from_server(database, doc, source)
+    return None
 
 
 @dataclass(frozen=True)
@@ -83,15 +73,12 @@ class ViewResponse:
         """The documents of the rows (the query must have used ``include_docs=true``)."""
         if self.rows and "doc" not in self.rows[0] and "error" not in self.rows[0]:
             raise KeyError("The view was queried without include_docs=true")
-
-        async def rows() -> AsyncIterator[JsonDict]:
-            for row in self.rows:
-                yield row
-
-        async for document in _documents(
-            self._database, rows(), create=create, include_ddocs=include_ddocs
-        ):
-            yield document
+        for row in self.rows:
+            document = _row_document(
+                self._database, row, None, create=create, include_ddocs=include_ddocs
+            )
+            if document is not None:
+                yield document
 
 
 class View(RemoteView):
@@ -172,13 +159,14 @@ class View(RemoteView):
             raise ValueError("Cannot use prefix together with ids or create")
         params = self._range(prefix, params)
         params["include_docs"] = True
-        async for document in _documents(
-            self._database,
-            self._stream(ids, params).__aiter__(),
-            create=create,
-            include_ddocs=include_ddocs,
-        ):
-            yield document
+        database = self._database
+        async for batch in self._stream(ids, params).batches():
+            for row, source in batch:
+                document = _row_document(
+                    database, row, source, create=create, include_ddocs=include_ddocs
+                )
+                if document is not None:
+                    yield document
 
 
 class AllDocsView(View):
