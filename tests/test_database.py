@@ -681,3 +681,21 @@ async def test_iterated_documents_are_clean_until_changed_even_in_nested_values(
     await found[0].save()
     assert request_counter.count == 1
     assert (await database.get("d2"))["list"] == [2, 3]
+
+
+async def test_documents_deleted_and_added_during_iteration_end_cleanly(
+    database: Database,
+) -> None:
+    async with database.create_docs() as bulk:
+        for i in range(2000):
+            bulk.create(f"doc{i:05}", data={"i": i, "pad": "x" * 200})
+    seen: list[str] = []
+    async for doc in database.docs():
+        if len(seen) == 10:
+            # deleted while the answer is still streaming, and a new id after the cursor
+            await (await database.get("doc01999")).delete()
+            await Document(database, "doc99999", data={"late": True}).save()
+        seen.append(doc.id)
+    assert len(seen) == len(set(seen))
+    assert set(seen) >= {f"doc{i:05}" for i in range(1999)}
+    assert [doc.id async for doc in database.docs(prefix="doc0199")][-1] == "doc01998"

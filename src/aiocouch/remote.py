@@ -302,10 +302,31 @@ class RemoteDatabase:
     def _subject(self) -> str:
         return f"database '{self.id}'"
 
+    async def _send(
+        self,
+        method: str,
+        endpoint: str = "",
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Any = NO_BODY,
+        overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+    ) -> Any:
+        """Sends ``method /{db}{endpoint}``; returns the decoded answer."""
+        subject = f"{endpoint[1:]} of {self._subject}" if endpoint else self._subject
+        _, result = await self._remote._request(
+            method,
+            self.endpoint + endpoint,
+            params=params,
+            data=data,
+            subject=subject,
+            overrides=overrides,
+        )
+        return result
+
     async def _exists(self) -> bool:
         """HEAD /{db}; False on 404."""
         try:
-            await self._remote._request("HEAD", self.endpoint, subject=self._subject)
+            await self._send("HEAD")
         except _TypedResponseError as exc:
             if exc.status == 404:
                 return False
@@ -314,101 +335,50 @@ class RemoteDatabase:
 
     async def _get(self) -> JsonDict:
         """GET /{db}."""
-        _, info = await self._remote._request("GET", self.endpoint, subject=self._subject)
-        return dict(info)
+        return dict(await self._send("GET"))
 
     async def _put(self, **params: Any) -> JsonDict:
         """PUT /{db}?params."""
-        _, result = await self._remote._request(
-            "PUT", self.endpoint, params=params, subject=self._subject
-        )
-        return dict(result)
+        return dict(await self._send("PUT", params=params))
 
     async def _delete(self) -> JsonDict:
         """DELETE /{db}."""
-        _, result = await self._remote._request("DELETE", self.endpoint, subject=self._subject)
-        return dict(result)
+        return dict(await self._send("DELETE"))
 
     async def _bulk_get(self, docs: list[JsonDict], **params: Any) -> JsonDict:
         """POST /{db}/_bulk_get with body ``{"docs": docs}``."""
-        _, result = await self._remote._request(
-            "POST",
-            f"{self.endpoint}/_bulk_get",
-            params=params,
-            data={"docs": docs},
-            subject=f"_bulk_get in {self._subject}",
-        )
-        return dict(result)
+        return dict(await self._send("POST", "/_bulk_get", params=params, data={"docs": docs}))
 
     async def _bulk_docs(self, docs: list[JsonDict], **data: Any) -> list[JsonDict]:
         """POST /{db}/_bulk_docs with body ``{"docs": docs, **data}``."""
-        _, result = await self._remote._request(
-            "POST",
-            f"{self.endpoint}/_bulk_docs",
-            data={"docs": docs, **data},
-            subject=f"_bulk_docs in {self._subject}",
-        )
-        return list(result)
+        return list(await self._send("POST", "/_bulk_docs", data={"docs": docs, **data}))
 
     async def _find(self, selector: Any, **data: Any) -> JsonDict:
         """POST /{db}/_find with body ``{"selector": selector, **data}``."""
-        _, result = await self._remote._request(
-            "POST",
-            f"{self.endpoint}/_find",
-            data={"selector": selector, **data},
-            subject=f"_find in {self._subject}",
-        )
-        return dict(result)
+        return dict(await self._send("POST", "/_find", data={"selector": selector, **data}))
 
     async def _index(self, index: Any, **data: Any) -> JsonDict:
         """POST /{db}/_index with body ``{"index": index, **data}``."""
-        _, result = await self._remote._request(
-            "POST",
-            f"{self.endpoint}/_index",
-            data={"index": index, **data},
-            subject=f"_index in {self._subject}",
-        )
-        return dict(result)
+        return dict(await self._send("POST", "/_index", data={"index": index, **data}))
 
     async def _get_security(self) -> JsonDict:
         """GET /{db}/_security."""
-        _, result = await self._remote._request(
-            "GET", f"{self.endpoint}/_security", subject=f"_security of {self._subject}"
-        )
-        return dict(result)
+        return dict(await self._send("GET", "/_security"))
 
     async def _put_security(self, doc: JsonDict) -> JsonDict:
         """PUT /{db}/_security."""
-        _, result = await self._remote._request(
-            "PUT",
-            f"{self.endpoint}/_security",
-            data=doc,
-            subject=f"_security of {self._subject}",
-            # CouchDB answers a non-admin's write with 500 (every shard refuses it).
-            overrides={500: ForbiddenError},
+        # CouchDB answers a non-admin's write with 500 (every shard refuses it).
+        return dict(
+            await self._send("PUT", "/_security", data=doc, overrides={500: ForbiddenError})
         )
-        return dict(result)
 
     async def _purge(self, docs: Mapping[str, list[str]], **params: Any) -> JsonDict:
         """POST /{db}/_purge with body ``{docid: [revs]}``."""
-        _, result = await self._remote._request(
-            "POST",
-            f"{self.endpoint}/_purge",
-            params=params,
-            data=dict(docs),
-            subject=f"_purge in {self._subject}",
-        )
-        return dict(result)
+        return dict(await self._send("POST", "/_purge", params=params, data=dict(docs)))
 
     async def _changes(self, **params: Any) -> JsonDict:
         """GET /{db}/_changes (a normal or longpoll feed, decoded whole)."""
-        _, result = await self._remote._request(
-            "GET",
-            f"{self.endpoint}/_changes",
-            params=params,
-            subject=f"_changes of {self._subject}",
-        )
-        return dict(result)
+        return dict(await self._send("GET", "/_changes", params=params))
 
 
 class RemoteDocument:
