@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from urllib.parse import parse_qs, quote, urlsplit
 
 import aiohttp
@@ -22,24 +21,6 @@ from aiocouch import (
 )
 from testserver.pouchdb_server import CouchServer
 from testserver.request_counter import RequestCounter
-
-
-class HeaderRecorder:
-    """Records the headers aiohttp sends with each request (session defaults included)."""
-
-    def __init__(self) -> None:
-        self.headers: list[tuple[str, str, dict[str, str]]] = []
-        config = aiohttp.TraceConfig()
-        config.on_request_start.append(self._on_request_start)
-        self.trace_configs = [config]
-
-    async def _on_request_start(
-        self,
-        session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        self.headers.append((params.method, params.url.raw_path, dict(params.headers)))
 
 
 def unique_name() -> str:
@@ -141,7 +122,7 @@ async def test_async_with_closes_a_given_connector_even_without_requests(
 
 
 async def test_cookie_is_sent_as_auth_session(server_url: str) -> None:
-    recorder = HeaderRecorder()
+    recorder = RequestCounter()
     async with CouchDB(server_url, cookie="c00k1e", trace_configs=recorder.trace_configs) as c:
         await c.info()
     [(_, _, headers)] = recorder.headers
@@ -160,7 +141,7 @@ async def test_credentials_in_the_url_authenticate(
 
 
 async def test_empty_password_sends_no_authorization(server_url: str, admin_user: str) -> None:
-    recorder = HeaderRecorder()
+    recorder = RequestCounter()
     async with CouchDB(
         server_url, user=admin_user, password="", trace_configs=recorder.trace_configs
     ) as client:
@@ -172,7 +153,7 @@ async def test_empty_password_sends_no_authorization(server_url: str, admin_user
 async def test_every_request_accepts_json(
     server_url: str, admin_user: str, admin_password: str
 ) -> None:
-    recorder = HeaderRecorder()
+    recorder = RequestCounter()
     name = unique_name()
     async with CouchDB(
         server_url,

@@ -418,26 +418,6 @@ def test_quote_id_helper(segment: str, quoted: str) -> None:
 # --- server URLs ---
 
 
-async def test_trailing_slash_on_the_server_url(
-    server_url: str, admin_user: str, admin_password: str, database: Database
-) -> None:
-    counter = RequestCounter()
-    async with CouchDB(
-        server_url + "/",
-        user=admin_user,
-        password=admin_password,
-        trace_configs=counter.trace_configs,
-    ) as client:
-        assert database.id in await client.keys()
-        db = await client[database.id]
-        doc = Document(db, "slash")
-        await doc.save()
-        assert (await db.get("slash")).rev == doc.rev
-    assert counter.requests[0] == ("GET", "/_all_dbs")
-    assert counter.requests[1] == ("HEAD", f"/{database.id}")
-    assert all(not path.startswith("//") for _, path in counter.requests)
-
-
 async def test_server_url_with_a_path_prefix(
     prefix_proxy: PrefixProxy, admin_user: str, admin_password: str, database: Database
 ) -> None:

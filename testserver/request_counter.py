@@ -27,6 +27,8 @@ class RequestCounter:
     def __init__(self) -> None:
         #: The recorded requests, oldest first.
         self.requests: list[tuple[str, str]] = []
+        #: The headers each of them carried (session defaults included), same order.
+        self.headers: list[tuple[str, str, dict[str, str]]] = []
         trace_config = aiohttp.TraceConfig()
         trace_config.on_request_start.append(self._on_request_start)
         #: Pass as ``trace_configs=`` to :class:`aiohttp.ClientSession` (or to ``CouchDB``).
@@ -38,7 +40,9 @@ class RequestCounter:
         context: SimpleNamespace,
         params: aiohttp.TraceRequestStartParams,
     ) -> None:
-        self.requests.append((params.method.upper(), params.url.raw_path_qs))
+        method, path = params.method.upper(), params.url.raw_path_qs
+        self.requests.append((method, path))
+        self.headers.append((method, path, dict(params.headers)))
 
     @property
     def count(self) -> int:
@@ -48,6 +52,7 @@ class RequestCounter:
     def reset(self) -> None:
         """Forget the requests recorded so far."""
         self.requests.clear()
+        self.headers.clear()
 
     def __repr__(self) -> str:
         return f"<RequestCounter count={self.count}>"
