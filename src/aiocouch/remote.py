@@ -12,8 +12,8 @@ from typing import Any
 
 from . import _paths
 from ._params import stringify_params
-from ._rows import LineParser, RowParser, iter_chunks
-from ._transport import NO_BODY, RawResponse, Transport
+from ._rows import LineParser, RowParser, decode_pieces
+from ._transport import NO_BODY, RawResponse, Transport, make_transport
 from .exception import ForbiddenError, _TypedResponseError
 from .typing import JsonDict
 
@@ -117,9 +117,9 @@ class RowStream:
         method, path, params, json, subject = self._request
         parser = RowParser(self._array_key)
         async with self._transport.stream(
-            method, path, params=params, json=json, subject=subject
-        ) as response:
-            async for text in iter_chunks(response, coalesce=True):
+            method, path, params=params, json=json, subject=subject, coalesce=True
+        ) as pieces:
+            async for text in decode_pieces(pieces):
                 rows = parser.feed(text)
                 if rows:
                     yield rows
@@ -145,7 +145,9 @@ class RemoteServer:
         cookie: str | None = None,
         **kwargs: Any,
     ) -> None:
-        self._transport = Transport(server, user=user, password=password, cookie=cookie, **kwargs)
+        self._transport = make_transport(
+            server, user=user, password=password, cookie=cookie, **kwargs
+        )
 
     def __repr__(self) -> str:
         return f"<RemoteServer {self._transport.base_url}>"
@@ -274,8 +276,8 @@ class RemoteServer:
         parser = LineParser()
         async with self._transport.stream(
             "GET", path, params=params, headers=_IDENTITY_ENCODING, subject=subject
-        ) as response:
-            async for text in iter_chunks(response, coalesce=False):
+        ) as pieces:
+            async for text in decode_pieces(pieces):
                 for value in parser.feed(text):
                     yield value
         for value in parser.close():

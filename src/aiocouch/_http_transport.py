@@ -1,0 +1,234 @@
+"""The lean transport: the HTTP/1.1 client of :mod:`._http` for plain-HTTP servers.
+
+It serves ``http://`` servers when the only aiohttp options given are ``timeout`` and
+``trace_configs`` whose hooks are all ``on_request_start`` (the hooks run for each
+request, with ``None`` for the session). Anything else goes to aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from ._http import ConnectionPool, HTTPConnection, ResponseHead, header_block
+from ._params import encode_query
+from ._transport import NO_BODY, RawResponse, Transport, body_and_headers, error_from_body
+from .exception import _TypedResponseError
+
+__all__ = ["HTTPTransport"]
+
+_OPTIONS = frozenset({"user", "password", "cookie", "headers", "auth", "timeout", "trace_configs"})
+_TRACE_HOOKS = frozenset(name for name in dir(aiohttp.TraceConfig) if name.startswith("on_"))
+_DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=300, sock_connect=30)
+_CONNECTION_LIMIT = 100
+# Methods that may be sent again when a kept-alive connection closed under the request
+# before any answer came: repeating them cannot write twice.
+_SAFE_TO_REPEAT = frozenset({"GET", "HEAD"})
+_SECRET_HEADERS = frozenset({"authorization", "cookie"})
+
+
+class HTTPTransport(Transport):
+    """Keep-alive HTTP/1.1 connections to one plain-HTTP server."""
+
+    @staticmethod
+    def serves(server: str, options: Mapping[str, Any]) -> bool:
+        """True if this transport can send everything ``options`` ask for to ``server``."""
+        url = URL(server)
+        if url.scheme != "http" or not url.raw_host or set(options) - _OPTIONS:
+            return False
+        if not isinstance(options.get("timeout", _DEFAULT_TIMEOUT), aiohttp.ClientTimeout):
+            return False
+        for config in options.get("trace_configs") or ():
+            for hook in _TRACE_HOOKS - {"on_request_start"}:
+                if len(getattr(config, hook)):
+                    return False
+        return True
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        cookie: str | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+        trace_configs: list[aiohttp.TraceConfig] | None = None,
+        **credentials: Any,
+    ) -> None:
+        super().__init__(server, cookie=cookie, **credentials)
+        host = self._url.raw_host or ""
+        port = self._url.port or 80
+        self._origin = f"{self._url.scheme}://{self._url.raw_authority}"
+        self._prefix = self._url.raw_path.rstrip("/")
+        host_header = f"[{host}]" if ":" in host else host
+        if self._url.explicit_port:
+            host_header += f":{port}"
+        self._header_block = header_block(
+            {"Host": host_header, "User-Agent": "aiocouch", **self._headers}
+        )
+        timeout = timeout or _DEFAULT_TIMEOUT
+        self._total_timeout = timeout.total
+        self._pool = ConnectionPool(
+            host,
+            port,
+            limit=_CONNECTION_LIMIT,
+            connect_timeout=timeout.sock_connect or timeout.connect or timeout.total,
+        )
+        self._trace_configs = list(trace_configs or ())
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = NO_BODY,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        subject: str = "the request",
+        overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+    ) -> RawResponse:
+        """Sends one request and reads the whole answer; non-2xx raises (see exception.py)."""
+        body, headers = body_and_headers(json, data, headers)
+        target = self._prefix + path + encode_query(params)
+        connection, head, timer = await self._exchange(
+            method, target, headers, body, timeout=self._total_timeout
+        )
+        try:
+            content = await connection.read_body()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._pool.release(connection)
+        response_headers = CIMultiDictProxy(head.headers)
+        if head.status >= 300:
+            raise self._error(method, target, headers, head, content, subject, overrides)
+        return RawResponse(head.status, response_headers, content)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = NO_BODY,
+        headers: Mapping[str, str] | None = None,
+        subject: str = "the request",
+        coalesce: bool = False,
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Sends one request; yields its body piece by piece as it arrives, with no timeout."""
+        body, headers = body_and_headers(json, None, headers)
+        target = self._prefix + path + encode_query(params)
+        connection, head, _ = await self._exchange(method, target, headers, body, timeout=None)
+        try:
+            if head.status >= 300:
+                content = await connection.read_body()
+                raise self._error(method, target, headers, head, content, subject, None)
+            yield _pieces(connection, coalesce=coalesce)
+        finally:
+            self._pool.release(connection)
+
+    async def close(self) -> None:
+        """Closes the idle connections."""
+        self._pool.close()
+
+    async def _exchange(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str] | None,
+        body: bytes | None,
+        *,
+        timeout: float | None,
+    ) -> tuple[HTTPConnection, ResponseHead, asyncio.TimerHandle | None]:
+        """Sends the request; returns the connection, the response head and its timer."""
+        request = self._request_bytes(method, target, headers, body)
+        if self._trace_configs:
+            await self._trace(method, target, headers)
+        loop = asyncio.get_running_loop()
+        while True:
+            connection, reused = await self._pool.acquire()
+            timer = None
+            if timeout is not None:
+                timer = loop.call_later(timeout, connection.fail, asyncio.TimeoutError())
+            try:
+                connection.send(request, expect_body=method != "HEAD")
+                return connection, await connection.read_head(), timer
+            except aiohttp.ServerDisconnectedError:
+                self._abandon(connection, timer)
+                if reused and not connection.received and method in _SAFE_TO_REPEAT:
+                    continue
+                raise
+            except BaseException:
+                self._abandon(connection, timer)
+                raise
+
+    def _abandon(self, connection: HTTPConnection, timer: asyncio.TimerHandle | None) -> None:
+        if timer is not None:
+            timer.cancel()
+        connection.close()
+        self._pool.release(connection)
+
+    def _request_bytes(
+        self, method: str, target: str, headers: Mapping[str, str] | None, body: bytes | None
+    ) -> bytes:
+        head = f"{method} {target} HTTP/1.1\r\n{self._header_block}"
+        if headers:
+            head += header_block(headers)
+        if body is not None or method in ("POST", "PUT"):
+            head += f"Content-Length: {len(body or b'')}\r\n"
+        encoded = (head + "\r\n").encode()
+        return encoded + body if body else encoded
+
+    def _request_headers(self, headers: Mapping[str, str] | None) -> CIMultiDict[str]:
+        merged: CIMultiDict[str] = CIMultiDict(self._headers)
+        if headers:
+            merged.update(headers)
+        return merged
+
+    async def _trace(self, method: str, target: str, headers: Mapping[str, str] | None) -> None:
+        url = URL(self._origin + target, encoded=True)
+        params = aiohttp.TraceRequestStartParams(method, url, self._request_headers(headers))
+        session = cast(aiohttp.ClientSession, None)
+        for config in self._trace_configs:
+            for hook in config.on_request_start:
+                await hook(session, config.trace_config_ctx(), params)
+
+    def _error(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str] | None,
+        head: ResponseHead,
+        content: bytes,
+        subject: str,
+        overrides: Mapping[int, type[_TypedResponseError]] | None,
+    ) -> _TypedResponseError:
+        url = URL(self._origin + target, encoded=True)
+        shown = CIMultiDict(
+            (name, value)
+            for name, value in self._request_headers(headers).items()
+            if name.lower() not in _SECRET_HEADERS
+        )
+        request_info = aiohttp.RequestInfo(url, method, CIMultiDictProxy(shown), url)
+        return error_from_body(
+            head.status,
+            content,
+            subject=subject,
+            request_info=request_info,
+            headers=CIMultiDictProxy(head.headers),
+            overrides=overrides,
+        )
+
+
+async def _pieces(connection: HTTPConnection, *, coalesce: bool) -> AsyncIterator[bytes]:
+    while True:
+        chunk = await connection.read_chunk(coalesce=coalesce)
+        if not chunk:
+            return
+        yield chunk
