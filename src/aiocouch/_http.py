@@ -296,6 +296,7 @@ class ConnectionPool:
         self._limit = limit
         self._connect_timeout = connect_timeout
         self._idle: list[HTTPConnection] = []
+        self._open: set[HTTPConnection] = set()
         self._slots: asyncio.Semaphore | None = None
 
     async def acquire(self) -> tuple[HTTPConnection, bool]:
@@ -310,7 +311,7 @@ class ConnectionPool:
                 connection = self._idle.pop()
                 if not connection.closed and now - connection.idle_since < _KEEPALIVE_SECONDS:
                     return connection, True
-                connection.close()
+                self._discard(connection)
             return await self._connect(loop), False
         except BaseException:
             self._slots.release()
@@ -324,12 +325,17 @@ class ConnectionPool:
             connection.idle_since = asyncio.get_running_loop().time()
             self._idle.append(connection)
         else:
-            connection.close()
+            self._discard(connection)
+
+    def _discard(self, connection: HTTPConnection) -> None:
+        connection.close()
+        self._open.discard(connection)
 
     def close(self) -> None:
-        """Closes the idle connections (those in use close when released)."""
-        for connection in self._idle:
+        """Closes every connection; a response still being read then fails."""
+        for connection in self._open:
             connection.close()
+        self._open.clear()
         self._idle.clear()
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> HTTPConnection:
@@ -344,6 +350,7 @@ class ConnectionPool:
             raise aiohttp.ClientOSError(
                 exc.errno, f"Cannot connect to host {self._host}:{self._port}: {exc.strerror}"
             ) from exc
+        self._open.add(connection)
         return connection
 
 
