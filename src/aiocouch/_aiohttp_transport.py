@@ -15,6 +15,7 @@ from ._transport import (
     Transport,
     body_and_headers,
     error_from_body,
+    public_request_info,
 )
 from .exception import _TypedResponseError
 
@@ -131,11 +132,12 @@ def _error(
     subject: str,
     overrides: Mapping[int, type[_TypedResponseError]] | None,
 ) -> _TypedResponseError:
+    info = response.request_info
     return error_from_body(
         response.status,
         body,
         subject=subject,
-        request_info=response.request_info,
+        request_info=public_request_info(info.url, info.method, info.headers, info.real_url),
         headers=response.headers,
         history=response.history,
         overrides=overrides,

@@ -86,7 +86,9 @@ class HTTPConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reusable = False
-        if self._head is not None and self._mode == _UNTIL_CLOSE and not self._done:
+        # Only a clean close ends a close-delimited body: not a reset, not after a timeout.
+        clean = exc is None and self._error is None
+        if clean and self._head is not None and self._mode == _UNTIL_CLOSE and not self._done:
             self._done = True
         elif not self._done and self._error is None:
             if self._head is None:
@@ -135,12 +137,11 @@ class HTTPConnection(asyncio.Protocol):
 
     async def read_body(self) -> bytes:
         """The whole body."""
-        while not self._done:
-            await self._wait()
-        body = b"".join(self._body)
-        self._body.clear()
-        self._body_size = 0
-        return body
+        # Piece by piece: each read resumes a connection paused above _MAX_BUFFERED.
+        pieces: list[bytes] = []
+        while piece := await self.read_chunk():
+            pieces.append(piece)
+        return b"".join(pieces)
 
     @property
     def complete(self) -> bool:
@@ -223,6 +224,8 @@ class HTTPConnection(asyncio.Protocol):
             self._mode, self._chunk_state = _CHUNKED, _CHUNK_SIZE
         elif "Content-Length" in headers:
             self._mode, self._remaining = _LENGTH, int(headers["Content-Length"])
+            if self._remaining < 0:
+                raise ValueError("negative Content-Length")
         else:
             self._mode = _UNTIL_CLOSE
             self.reusable = False
@@ -253,6 +256,8 @@ class HTTPConnection(asyncio.Protocol):
             if end < 0:
                 return False
             size = int(bytes(buffer[:end]).split(b";", 1)[0].strip() or b"x", 16)
+            if size < 0:
+                raise ValueError("negative chunk size")
             del buffer[: end + 2]
             if size == 0:
                 self._chunk_state = _TRAILER
@@ -309,7 +314,9 @@ class ConnectionPool:
             now = loop.time()
             while self._idle:
                 connection = self._idle.pop()
-                if not connection.closed and now - connection.idle_since < _KEEPALIVE_SECONDS:
+                # reusable: stray bytes may have arrived while it was idle
+                fresh = now - connection.idle_since < _KEEPALIVE_SECONDS
+                if connection.reusable and not connection.closed and fresh:
                     return connection, True
                 self._discard(connection)
             return await self._connect(loop), False

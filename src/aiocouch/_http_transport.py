@@ -18,7 +18,14 @@ from yarl import URL
 
 from ._http import ConnectionPool, HTTPConnection, ResponseHead, header_block
 from ._params import encode_query
-from ._transport import NO_BODY, RawResponse, Transport, body_and_headers, error_from_body
+from ._transport import (
+    NO_BODY,
+    RawResponse,
+    Transport,
+    body_and_headers,
+    error_from_body,
+    public_request_info,
+)
 from .exception import _TypedResponseError
 
 __all__ = ["HTTPTransport"]
@@ -30,7 +37,6 @@ _CONNECTION_LIMIT = 100
 # Methods that may be sent again when a kept-alive connection closed under the request
 # before any answer came: repeating them cannot write twice.
 _SAFE_TO_REPEAT = frozenset({"GET", "HEAD"})
-_SECRET_HEADERS = frozenset({"authorization", "cookie"})
 
 
 class HTTPTransport(Transport):
@@ -210,12 +216,7 @@ class HTTPTransport(Transport):
         overrides: Mapping[int, type[_TypedResponseError]] | None,
     ) -> _TypedResponseError:
         url = URL(self._origin + target, encoded=True)
-        shown = CIMultiDict(
-            (name, value)
-            for name, value in self._request_headers(headers).items()
-            if name.lower() not in _SECRET_HEADERS
-        )
-        request_info = aiohttp.RequestInfo(url, method, CIMultiDictProxy(shown), url)
+        request_info = public_request_info(url, method, self._request_headers(headers))
         return error_from_body(
             head.status,
             content,

@@ -19,7 +19,7 @@ from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any
 
 import aiohttp
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _json
@@ -32,6 +32,7 @@ NO_BODY: Any = object()
 """Marks a request without a JSON body (``None`` is a valid JSON body)."""
 
 JSON_CONTENT_TYPE = {"Content-Type": "application/json"}
+_SECRET_HEADERS = frozenset({"authorization", "cookie"})
 
 
 class RawResponse:
@@ -172,6 +173,16 @@ def error_from_body(
         headers=headers,
         overrides=overrides,
     )
+
+
+def public_request_info(
+    url: URL, method: str, headers: Mapping[str, str], real_url: URL | None = None
+) -> aiohttp.RequestInfo:
+    """The request as exceptions show it: without ``Authorization`` and ``Cookie``."""
+    shown: CIMultiDict[str] = CIMultiDict(
+        (name, value) for name, value in headers.items() if name.lower() not in _SECRET_HEADERS
+    )
+    return aiohttp.RequestInfo(url, method, CIMultiDictProxy(shown), real_url or url)
 
 
 def _basic_authorization(user: str, password: str) -> str:
