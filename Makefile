@@ -6,6 +6,7 @@
 #   make typecheck  mypy --strict src testserver
 #   make pytest     only the test suite
 #   make demo       run examples/demo.py (against $COUCHDB_URL if set, else a local pouchdb-server)
+#   make bench-scale  bulk create and iterate 100,000 and 1,000,000 documents (this project)
 #   make server     run a local pouchdb-server until Ctrl-C
 #   make bench      benchmark against aiocouch 4.0.1 and plain aiohttp (bench/run.py; against
 #                   $COUCHDB_URL if set); BENCH_N=1000000 for a bigger iterated database,
@@ -30,7 +31,7 @@ DEMO_STAMP := $(VENV)/.stamp-demo
 BENCH_STAMP := $(VENV)/.stamp-bench
 NODE_STAMP := testserver/node_modules/.stamp-npm-ci
 
-.PHONY: all test lint typecheck pytest demo server bench node-modules clean
+.PHONY: all test lint typecheck pytest demo server bench bench-scale node-modules clean
 
 all: test
 
@@ -77,6 +78,10 @@ demo: $(DEMO_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
 # aiocouch 4.0.1 goes into bench/.venv-aiocouch401 (created by bench/run.py on first use).
 bench: $(BENCH_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
 	$(BIN)/python bench/run.py $(if $(BENCH_N),--n $(BENCH_N)) $(BENCH_ARGS)
+
+# Bulk creation and iteration of this project at 100,000 and 1,000,000 documents (~5 min).
+bench-scale: $(DEMO_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
+	$(BIN)/python bench/scale.py
 
 server: $(VENV_STAMP) $(NODE_STAMP)
 	$(BIN)/python -m testserver.pouchdb_server
