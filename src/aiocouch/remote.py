@@ -428,7 +428,8 @@ class RemoteDocument:
         _, body = await self._remote._request(
             "GET", self.endpoint, params=params, subject=self._subject
         )
-        return dict(body)
+        document: JsonDict = body
+        return document
 
     async def _put(self, data: JsonDict, **params: Any) -> RequestResult:
         """PUT /{db}/{docid}?params with ``data`` as body."""
