@@ -10,6 +10,8 @@ from typing import Any
 import aiohttp
 
 from ._transport import (
+    COALESCE_BELOW,
+    COALESCE_PAUSE,
     NO_BODY,
     RawResponse,
     Transport,
@@ -22,8 +24,6 @@ from .exception import _TypedResponseError
 __all__ = ["AiohttpTransport"]
 
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_read=None)
-_COALESCE_BELOW = 1 << 16
-_COALESCE_PAUSE = 0.001
 
 
 class AiohttpTransport(Transport):
@@ -120,8 +120,8 @@ async def _pieces(content: aiohttp.StreamReader, *, coalesce: bool) -> AsyncIter
         chunk = await content.readany()
         if not chunk:
             return
-        if coalesce and len(chunk) < _COALESCE_BELOW and not content.is_eof():
-            await asyncio.sleep(_COALESCE_PAUSE)
+        if coalesce and len(chunk) < COALESCE_BELOW and not content.is_eof():
+            await asyncio.sleep(COALESCE_PAUSE)
             chunk += content.read_nowait()
         yield chunk
 

@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 
+from ._transport import COALESCE_BELOW, COALESCE_PAUSE
+
 __all__ = ["ConnectionPool", "HTTPConnection", "ResponseHead"]
 
 _MAX_HEAD = 64 * 1024
@@ -125,8 +127,8 @@ class HTTPConnection(asyncio.Protocol):
             if self._done:
                 return b""
             await self._wait()
-        if coalesce and self._body_size < 64 * 1024 and not self._done:
-            await asyncio.sleep(0.001)
+        if coalesce and self._body_size < COALESCE_BELOW and not self._done:
+            await asyncio.sleep(COALESCE_PAUSE)
         chunk = self._body.popleft() if len(self._body) == 1 else b"".join(self._body)
         self._body.clear()
         self._body_size = 0

@@ -32,6 +32,9 @@ NO_BODY: Any = object()
 """Marks a request without a JSON body (``None`` is a valid JSON body)."""
 
 JSON_CONTENT_TYPE = {"Content-Type": "application/json"}
+COALESCE_BELOW = 1 << 16
+"""A streamed read smaller than this waits :data:`COALESCE_PAUSE` seconds for more data."""
+COALESCE_PAUSE = 0.001
 _SECRET_HEADERS = frozenset({"authorization", "cookie"})
 
 

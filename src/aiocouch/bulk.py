@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._transport import JSON_CONTENT_TYPE
 from .document import Document
 from .typing import JsonDict
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BulkCreateOperation", "BulkOperation", "BulkUpdateOperation"]
 
-_JSON_CONTENT_TYPE = {"Content-Type": "application/json"}
 
 _Pending = tuple[Document, bytes]
 """A document sent in a batch, with the synced state it takes if the server accepts it."""
@@ -153,7 +153,7 @@ class BulkOperation:
             "POST",
             f"{database.endpoint}/_bulk_docs",
             data=body,
-            headers=_JSON_CONTENT_TYPE,
+            headers=JSON_CONTENT_TYPE,
             subject=f"_bulk_docs in database '{database.id}'",
         )
         return list(items)

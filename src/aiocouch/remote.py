@@ -13,7 +13,7 @@ from typing import Any
 from . import _paths
 from ._params import stringify_params
 from ._rows import LineParser, RowParser, decode_pieces
-from ._transport import NO_BODY, RawResponse, Transport, make_transport
+from ._transport import JSON_CONTENT_TYPE, NO_BODY, RawResponse, Transport, make_transport
 from .exception import ForbiddenError, _TypedResponseError
 from .typing import JsonDict
 
@@ -82,8 +82,6 @@ class HTTPResponse:
     def __repr__(self) -> str:
         return f"<HTTPResponse status={self.status} etag={self.etag!r}>"
 
-
-_JSON_CONTENT_TYPE = {"Content-Type": "application/json"}
 
 RequestResult = tuple[HTTPResponse, Any]
 """What the private request helpers return: the response and its decoded body."""
@@ -443,7 +441,7 @@ class RemoteDocument:
             "PUT",
             self.endpoint,
             data=body,
-            headers=_JSON_CONTENT_TYPE,
+            headers=JSON_CONTENT_TYPE,
             subject=self._subject,
         )
 
