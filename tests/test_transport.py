@@ -232,18 +232,20 @@ def on_request_start_only() -> aiohttp.TraceConfig:
     return config
 
 
-def test_serves_plain_http_with_timeout_and_request_start_hooks() -> None:
+async def test_serves_plain_http_with_timeout_and_request_start_hooks() -> None:
     assert HTTPTransport.serves("http://127.0.0.1:5984", {})
     assert HTTPTransport.serves("http://couch/prefix/", {"user": None, "password": None})
-    options = {
-        "user": "u",
-        "password": "p",
-        "cookie": None,
-        "headers": {"X-A": "1"},
-        "timeout": aiohttp.ClientTimeout(total=5),
-        "trace_configs": [on_request_start_only(), aiohttp.TraceConfig()],
-    }
-    assert HTTPTransport.serves("http://127.0.0.1:5984", options)
+    client = CouchDB(
+        "http://127.0.0.1:5984",
+        "u",
+        "p",
+        cookie=None,
+        headers={"X-A": "1"},
+        timeout=aiohttp.ClientTimeout(total=5),
+        trace_configs=[on_request_start_only(), aiohttp.TraceConfig()],
+    )
+    assert transport_of(client) == LEAN
+    await client.close()
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,6 @@ from .exception import _TypedResponseError
 
 __all__ = ["AiohttpTransport"]
 
-_NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_read=None)
-
 
 class AiohttpTransport(Transport):
     """An :class:`aiohttp.ClientSession`, created on first use; options go to it."""
@@ -64,11 +62,12 @@ class AiohttpTransport(Transport):
         headers: Mapping[str, str] | None = None,
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+        timeout: aiohttp.ClientTimeout,
     ) -> RawResponse:
         """Sends one request and reads the whole answer; non-2xx raises (see exception.py)."""
         data, headers = body_and_headers(json, data, headers)
         async with self.session.request(
-            method, self.url(path, params), data=data, headers=headers
+            method, self.url(path, params), data=data, headers=headers, timeout=timeout
         ) as response:
             body = await response.read()
             if response.status >= 300:
@@ -86,11 +85,12 @@ class AiohttpTransport(Transport):
         headers: Mapping[str, str] | None = None,
         subject: str = "the request",
         coalesce: bool = False,
+        timeout: aiohttp.ClientTimeout,
     ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """Sends one request; yields its body piece by piece as it arrives, with no timeout."""
+        """Sends one request; yields its body piece by piece as it arrives."""
         data, headers = body_and_headers(json, None, headers)
         async with self.session.request(
-            method, self.url(path, params), data=data, headers=headers, timeout=_NO_TIMEOUT
+            method, self.url(path, params), data=data, headers=headers, timeout=timeout
         ) as response:
             if response.status >= 300:
                 raise _error(response, await response.read(), subject, None)

@@ -297,16 +297,15 @@ class HTTPConnection(asyncio.Protocol):
 class ConnectionPool:
     """Keep-alive connections to one host, at most ``limit`` in use at once."""
 
-    def __init__(self, host: str, port: int, *, limit: int, connect_timeout: float | None) -> None:
+    def __init__(self, host: str, port: int, *, limit: int) -> None:
         self._host = host
         self._port = port
         self._limit = limit
-        self._connect_timeout = connect_timeout
         self._idle: list[HTTPConnection] = []
         self._open: set[HTTPConnection] = set()
         self._slots: asyncio.Semaphore | None = None
 
-    async def acquire(self) -> tuple[HTTPConnection, bool]:
+    async def acquire(self, *, connect_timeout: float | None) -> tuple[HTTPConnection, bool]:
         """A connection and whether it was used before (an idle one, or a new one)."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._limit)
@@ -321,7 +320,7 @@ class ConnectionPool:
                 if connection.reusable and not connection.closed and fresh:
                     return connection, True
                 self._discard(connection)
-            return await self._connect(loop), False
+            return await self._connect(loop, connect_timeout), False
         except BaseException:
             self._slots.release()
             raise
@@ -347,11 +346,12 @@ class ConnectionPool:
         self._open.clear()
         self._idle.clear()
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop) -> HTTPConnection:
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, timeout: float | None
+    ) -> HTTPConnection:
         try:
             _, connection = await asyncio.wait_for(
-                loop.create_connection(HTTPConnection, self._host, self._port),
-                self._connect_timeout,
+                loop.create_connection(HTTPConnection, self._host, self._port), timeout
             )
         except asyncio.TimeoutError:
             raise

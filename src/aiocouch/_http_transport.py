@@ -1,7 +1,7 @@
 """The lean transport: the HTTP/1.1 client of :mod:`._http` for plain-HTTP servers.
 
-It serves ``http://`` servers when the only aiohttp options given are ``timeout`` and
-``trace_configs`` whose hooks are all ``on_request_start`` (the hooks run for each
+It serves ``http://`` servers when the only aiohttp option given is ``trace_configs``
+whose hooks are all ``on_request_start`` (the hooks run for each
 request, with ``None`` for the session). Anything else goes to aiohttp.
 """
 
@@ -26,13 +26,12 @@ from ._transport import (
     error_from_body,
     public_request_info,
 )
-from .exception import _TypedResponseError
+from .exception import ReadTimeoutError, _TypedResponseError
 
 __all__ = ["HTTPTransport"]
 
-_OPTIONS = frozenset({"user", "password", "cookie", "headers", "auth", "timeout", "trace_configs"})
+_OPTIONS = frozenset({"user", "password", "cookie", "headers", "auth", "trace_configs"})
 _TRACE_HOOKS = frozenset(name for name in dir(aiohttp.TraceConfig) if name.startswith("on_"))
-_DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=300, sock_connect=30)
 _CONNECTION_LIMIT = 100
 # Methods that may be sent again when a kept-alive connection closed under the request
 # before any answer came: repeating them cannot write twice.
@@ -48,8 +47,6 @@ class HTTPTransport(Transport):
         url = URL(server)
         if url.scheme != "http" or not url.raw_host or set(options) - _OPTIONS:
             return False
-        if not isinstance(options.get("timeout", _DEFAULT_TIMEOUT), aiohttp.ClientTimeout):
-            return False
         for config in options.get("trace_configs") or ():
             for hook in _TRACE_HOOKS - {"on_request_start"}:
                 if len(getattr(config, hook)):
@@ -61,7 +58,6 @@ class HTTPTransport(Transport):
         server: str,
         *,
         cookie: str | None = None,
-        timeout: aiohttp.ClientTimeout | None = None,
         trace_configs: list[aiohttp.TraceConfig] | None = None,
         **credentials: Any,
     ) -> None:
@@ -76,14 +72,7 @@ class HTTPTransport(Transport):
         self._header_block = header_block(
             {"Host": host_header, "User-Agent": "aiocouch", **self._headers}
         )
-        timeout = timeout or _DEFAULT_TIMEOUT
-        self._total_timeout = timeout.total
-        self._pool = ConnectionPool(
-            host,
-            port,
-            limit=_CONNECTION_LIMIT,
-            connect_timeout=timeout.sock_connect or timeout.connect or timeout.total,
-        )
+        self._pool = ConnectionPool(host, port, limit=_CONNECTION_LIMIT)
         self._trace_configs = list(trace_configs or ())
 
     async def request(
@@ -97,12 +86,13 @@ class HTTPTransport(Transport):
         headers: Mapping[str, str] | None = None,
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+        timeout: aiohttp.ClientTimeout,
     ) -> RawResponse:
         """Sends one request and reads the whole answer; non-2xx raises (see exception.py)."""
         body, headers = body_and_headers(json, data, headers)
         target = self._prefix + path + encode_query(params)
         connection, head, timer = await self._exchange(
-            method, target, headers, body, timeout=self._total_timeout
+            method, target, headers, body, timeout=timeout
         )
         try:
             content = await connection.read_body()
@@ -126,17 +116,22 @@ class HTTPTransport(Transport):
         headers: Mapping[str, str] | None = None,
         subject: str = "the request",
         coalesce: bool = False,
+        timeout: aiohttp.ClientTimeout,
     ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """Sends one request; yields its body piece by piece as it arrives, with no timeout."""
+        """Sends one request; yields its body piece by piece as it arrives."""
         body, headers = body_and_headers(json, None, headers)
         target = self._prefix + path + encode_query(params)
-        connection, head, _ = await self._exchange(method, target, headers, body, timeout=None)
+        connection, head, timer = await self._exchange(
+            method, target, headers, body, timeout=timeout
+        )
         try:
             if head.status >= 300:
                 content = await connection.read_body()
                 raise self._error(method, target, headers, head, content, subject, None)
             yield _pieces(connection, coalesce=coalesce)
         finally:
+            if timer is not None:
+                timer.cancel()
             self._pool.release(connection)
 
     async def close(self) -> None:
@@ -150,7 +145,7 @@ class HTTPTransport(Transport):
         headers: Mapping[str, str] | None,
         body: bytes | None,
         *,
-        timeout: float | None,
+        timeout: aiohttp.ClientTimeout,
     ) -> tuple[HTTPConnection, ResponseHead, asyncio.TimerHandle | None]:
         """Sends the request; returns the connection, the response head and its timer."""
         request = self._request_bytes(method, target, headers, body)
@@ -158,10 +153,12 @@ class HTTPTransport(Transport):
             await self._trace(method, target, headers)
         loop = asyncio.get_running_loop()
         while True:
-            connection, reused = await self._pool.acquire()
+            connection, reused = await self._pool.acquire(
+                connect_timeout=timeout.sock_connect or timeout.connect or timeout.total
+            )
             timer = None
-            if timeout is not None:
-                timer = loop.call_later(timeout, connection.fail, asyncio.TimeoutError())
+            if timeout.total is not None:
+                timer = loop.call_later(timeout.total, connection.fail, ReadTimeoutError())
             try:
                 connection.send(request, expect_body=method != "HEAD")
                 return connection, await connection.read_head(), timer

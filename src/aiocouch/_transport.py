@@ -8,6 +8,15 @@ exception that :func:`aiocouch.exception.error_for_response` picks, here and now
 Two transports implement the interface: :mod:`._http_transport` (a lean HTTP/1.1 client,
 used for plain ``http://`` servers when no aiohttp-specific option is given) and
 :mod:`._aiohttp_transport` (everything else: TLS, proxies, connectors, trace hooks...).
+:mod:`._client` picks one and wraps it with time limits, authentication and retries; a
+transport makes exactly one attempt per call.
+
+Every call gets its time limits as an :class:`aiohttp.ClientTimeout`: ``sock_connect``
+bounds opening a connection, ``connect`` getting one (including the wait for a free pooled
+connection), ``sock_read`` any silence of the server while an answer is awaited or read,
+and ``total`` the whole exchange (for a stream: until its context exits). A limit that
+passes raises :class:`~aiocouch.exception.ConnectTimeoutError` or
+:class:`~aiocouch.exception.ReadTimeoutError` and closes that connection.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from . import _json
 from ._params import encode_query
 from .exception import _TypedResponseError, error_for_response
 
-__all__ = ["NO_BODY", "RawResponse", "Transport", "make_transport"]
+__all__ = ["NO_BODY", "RawResponse", "Transport"]
 
 NO_BODY: Any = object()
 """Marks a request without a JSON body (``None`` is a valid JSON body)."""
@@ -102,6 +111,7 @@ class Transport(abc.ABC):
         headers: Mapping[str, str] | None = None,
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+        timeout: aiohttp.ClientTimeout,
     ) -> RawResponse:
         """Sends one request and reads the whole answer; non-2xx raises (see exception.py)."""
 
@@ -116,8 +126,9 @@ class Transport(abc.ABC):
         headers: Mapping[str, str] | None = None,
         subject: str = "the request",
         coalesce: bool = False,
+        timeout: aiohttp.ClientTimeout,
     ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-        """Sends one request; yields its body piece by piece as it arrives, with no timeout.
+        """Sends one request; yields its body piece by piece as it arrives.
 
         With ``coalesce``, small reads wait a millisecond for more data: CouchDB writes
         rows in small pieces, and each read costs client CPU (measured: 31,000 reads of a
@@ -127,16 +138,6 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Closes the connections."""
-
-
-def make_transport(server: str, **options: Any) -> Transport:
-    """The lean HTTP/1.1 transport where it can serve, else the aiohttp one."""
-    from ._aiohttp_transport import AiohttpTransport
-    from ._http_transport import HTTPTransport
-
-    if HTTPTransport.serves(server, options):
-        return HTTPTransport(server, **options)
-    return AiohttpTransport(server, **options)
 
 
 def body_and_headers(

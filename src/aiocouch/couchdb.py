@@ -36,7 +36,7 @@ class CouchDB:
         self._server = RemoteServer(server, user=user, password=password, cookie=cookie, **kwargs)
 
     def __repr__(self) -> str:
-        return f"<CouchDB {self._server._transport.base_url}>"
+        return f"<CouchDB {self._server._http.base_url}>"
 
     async def __aenter__(self) -> CouchDB:
         return self

@@ -19,18 +19,23 @@ from typing_extensions import ParamSpec
 __all__ = [
     "BadRequestError",
     "ConflictError",
+    "ConnectTimeoutError",
     "Endpoint",
     "ExpectationFailedError",
     "ForbiddenError",
+    "IncompleteResponseError",
     "InternalServerError",
+    "InvalidResponseError",
     "MethodNotAllowedError",
     "NotFoundError",
     "PreconditionFailedError",
     "RangeNotSatisfiableError",
+    "ReadTimeoutError",
     "RemoteResponseError",
     "RequestEntityTooLargeError",
     "ServerError",
     "ServiceUnavailableError",
+    "TimeLimitError",
     "TooManyRequestsError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
@@ -205,6 +210,48 @@ class ServiceUnavailableError(ServerError):
 
 class UnexpectedStatusError(_TypedResponseError):
     """Any other non-2xx status (e.g. an unfollowed 3xx or an unusual 4xx)."""
+
+
+class InvalidResponseError(RemoteResponseError):
+    """The answer is not what the request asked for, so nothing of it is handed out.
+
+    Raised for broken HTTP (framing, a head that is not HTTP/1.1), a ``Content-Encoding``
+    that cannot be decoded, and a 2xx body that is not the JSON the endpoint answers
+    (an HTML page from a proxy, invalid JSON or UTF-8, an empty body, the wrong type).
+    ``status`` is the answer's status, or 0 when no valid status line arrived.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        request_info: RequestInfo | None = None,
+        *,
+        status: int = 0,
+        headers: Any | None = None,
+    ) -> None:
+        super().__init__(None, request_info, status=status, message=message, headers=headers)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class IncompleteResponseError(InvalidResponseError, aiohttp.ClientPayloadError):
+    """The connection ended, or was cut, before the whole answer arrived."""
+
+
+class TimeLimitError(aiohttp.ServerTimeoutError):
+    """A time limit of the client passed (also an :class:`asyncio.TimeoutError`).
+
+    The connection it concerned is closed, never reused.
+    """
+
+
+class ConnectTimeoutError(TimeLimitError, aiohttp.ConnectionTimeoutError):
+    """No connection within ``connect`` (waiting for a free one) or ``sock_connect``."""
+
+
+class ReadTimeoutError(TimeLimitError, aiohttp.SocketTimeoutError):
+    """The server was silent longer than ``sock_read``, or the answer took over ``total``."""
 
 
 _CLASS_FOR_STATUS: Mapping[int, type[_TypedResponseError]] = {

@@ -1,6 +1,6 @@
 """The request layer of the public classes: one ``Remote*`` class per CouchDB resource.
 
-Each private method sends exactly one request through :class:`aiocouch._transport.Transport`
+Each private method sends exactly one request through :class:`aiocouch._client.HTTPClient`
 and returns the decoded answer. The public classes (``Database``, ``Document``, ...)
 derive from these and hold the state.
 """
@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from . import _paths
+from ._client import HTTPClient
 from ._params import stringify_params
 from ._rows import LineParser, RowParser, decode_pieces
-from ._transport import JSON_CONTENT_TYPE, NO_BODY, RawResponse, Transport, make_transport
+from ._transport import JSON_CONTENT_TYPE, NO_BODY, RawResponse, Transport
 from .exception import ForbiddenError, _TypedResponseError
 from .typing import JsonDict
 
@@ -96,7 +97,7 @@ class RowStream:
 
     def __init__(
         self,
-        transport: Transport,
+        client: HTTPClient,
         method: str,
         path: str,
         array_key: str,
@@ -105,7 +106,7 @@ class RowStream:
         json: Any = NO_BODY,
         subject: str,
     ) -> None:
-        self._transport = transport
+        self._client = client
         self._request = (method, path, params, json, subject)
         self._array_key = array_key
         self.meta: JsonDict = {}
@@ -114,7 +115,7 @@ class RowStream:
         """The rows as they arrive, a list per read, each row with its JSON text."""
         method, path, params, json, subject = self._request
         parser = RowParser(self._array_key)
-        async with self._transport.stream(
+        async with self._client.stream(
             method, path, params=params, json=json, subject=subject, coalesce=True
         ) as pieces:
             async for text in decode_pieces(pieces):
@@ -143,12 +144,15 @@ class RemoteServer:
         cookie: str | None = None,
         **kwargs: Any,
     ) -> None:
-        self._transport = make_transport(
-            server, user=user, password=password, cookie=cookie, **kwargs
-        )
+        self._http = HTTPClient(server, user=user, password=password, cookie=cookie, **kwargs)
+
+    @property
+    def _transport(self) -> Transport:
+        """The transport that makes each attempt (the lean one or aiohttp)."""
+        return self._http.transport
 
     def __repr__(self) -> str:
-        return f"<RemoteServer {self._transport.base_url}>"
+        return f"<RemoteServer {self._http.base_url}>"
 
     async def _request(
         self,
@@ -167,7 +171,7 @@ class RemoteServer:
         Returns ``(HTTPResponse, decoded JSON)``, or raw bytes with ``return_json=False``.
         """
         if isinstance(data, (bytes, bytearray)):
-            raw = await self._transport.request(
+            raw = await self._http.request(
                 method,
                 path,
                 params=params,
@@ -177,7 +181,7 @@ class RemoteServer:
                 overrides=overrides,
             )
         else:
-            raw = await self._transport.request(
+            raw = await self._http.request(
                 method,
                 path,
                 params=params,
@@ -260,7 +264,7 @@ class RemoteServer:
     ) -> RowStream:
         """The rows of ``method path``, streamed (see :class:`RowStream`)."""
         return RowStream(
-            self._transport, method, path, array_key, params=params, json=json, subject=subject
+            self._http, method, path, array_key, params=params, json=json, subject=subject
         )
 
     async def _lines(
@@ -272,7 +276,7 @@ class RemoteServer:
         buffers a compressed feed, so its lines would arrive late or never.
         """
         parser = LineParser()
-        async with self._transport.stream(
+        async with self._http.stream(
             "GET", path, params=params, headers=_IDENTITY_ENCODING, subject=subject
         ) as pieces:
             async for text in decode_pieces(pieces):
@@ -283,7 +287,7 @@ class RemoteServer:
 
     async def close(self) -> None:
         """Closes the HTTP session."""
-        await self._transport.close()
+        await self._http.close()
 
 
 class RemoteDatabase:
