@@ -1,0 +1,203 @@
+"""A real TCP server on loopback whose every answer is scripted byte for byte.
+
+Tests use it to break HTTP on purpose: broken framing, stalls, resets, connections closed
+after the request was read. Each request that arrives is parsed (head and
+``Content-Length`` body), recorded in :attr:`ScriptedServer.requests`, and handed to the
+test's handler together with its connection, on which the handler writes exact bytes,
+stalls, closes or resets::
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        await connection.send(http_response(200, b'{"ok":true}'))
+
+    async with ScriptedServer(handler) as server:
+        ...  # server.url, server.requests
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+__all__ = [
+    "ReceivedRequest",
+    "ScriptedConnection",
+    "ScriptedServer",
+    "chunked",
+    "http_response",
+]
+
+_MAX_REQUEST_HEAD = 1 << 20
+
+
+@dataclass
+class ReceivedRequest:
+    """One request as it arrived: where, what, and its body."""
+
+    connection: int
+    """The number of its connection (0 for the first connection the server accepted)."""
+    index: int
+    """Its position on that connection (0 for the first request)."""
+    method: str
+    target: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), or None."""
+        lowered = name.lower()
+        return next((value for key, value in self.headers if key.lower() == lowered), None)
+
+
+class ScriptedConnection:
+    """The server side of one accepted connection, for the handler to misbehave on."""
+
+    def __init__(self, number: int, writer: asyncio.StreamWriter) -> None:
+        self.number = number
+        self._writer = writer
+
+    async def send(self, data: bytes, *, pause: float = 0.0) -> None:
+        """Writes ``data`` (then waits ``pause`` seconds, e.g. to split it across reads)."""
+        self._writer.write(data)
+        await self._writer.drain()
+        if pause:
+            await asyncio.sleep(pause)
+
+    async def send_pieces(self, pieces: Iterable[bytes], *, pause: float = 0.01) -> None:
+        """Writes each piece separately, ``pause`` seconds apart."""
+        for piece in pieces:
+            await self.send(piece, pause=pause)
+
+    def close(self) -> None:
+        """Closes the connection cleanly (FIN)."""
+        self._writer.close()
+
+    def reset(self) -> None:
+        """Aborts the connection (RST): the client sees a reset, not a clean close."""
+        sock = self._writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._writer.transport.abort()
+
+
+Handler = Callable[[ReceivedRequest, ScriptedConnection], Awaitable[None]]
+
+
+class ScriptedServer:
+    """Accepts connections on 127.0.0.1 and hands each request to ``handler``.
+
+    The handler decides what goes back. After it returns, the server reads the next request
+    on the same connection, unless the handler closed or reset it.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[ReceivedRequest] = []
+        self.connections = 0
+        self.url = ""
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> ScriptedServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    def count(self, method: str, target: str | None = None) -> int:
+        """How many requests with ``method`` (and ``target``, if given) arrived."""
+        return sum(
+            1
+            for request in self.requests
+            if request.method == method and (target is None or request.target == target)
+        )
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        connection = ScriptedConnection(self.connections, writer)
+        self.connections += 1
+        try:
+            for index in range(1 << 30):
+                request = await _read_request(reader, connection.number, index)
+                if request is None:
+                    return
+                self.requests.append(request)
+                await self.handler(request, connection)
+                if writer.is_closing():
+                    return
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+            self._tasks.discard(task)
+
+
+async def _read_request(
+    reader: asyncio.StreamReader, connection: int, index: int
+) -> ReceivedRequest | None:
+    """The next request on the connection, or None when the client closed it."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise
+        return None
+    if len(head) > _MAX_REQUEST_HEAD:
+        raise ConnectionError("request head too large")
+    lines = head[:-4].decode("latin-1").split("\r\n")
+    method, target, _ = lines[0].split(" ", 2)
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.append((name.strip(), value.strip()))
+    request = ReceivedRequest(connection, index, method, target, headers)
+    length = request.header("Content-Length")
+    if length:
+        request.body = await reader.readexactly(int(length))
+    return request
+
+
+def http_response(
+    status: int = 200,
+    body: bytes = b"",
+    *,
+    headers: Iterable[tuple[str, str]] = (),
+    content_type: str | None = "application/json",
+    reason: str = "",
+    length: bool = True,
+) -> bytes:
+    """The bytes of an HTTP/1.1 response; ``length`` adds a correct ``Content-Length``."""
+    lines = [f"HTTP/1.1 {status} {reason or 'Status'}"]
+    if content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    lines += [f"{name}: {value}" for name, value in headers]
+    if length:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def chunked(*pieces: bytes) -> bytes:
+    """``pieces`` in chunked transfer coding, with the final empty chunk."""
+    return (
+        b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces if piece) + b"0\r\n\r\n"
+    )
