@@ -1,5 +1,6 @@
 """aiocouch: an asyncio client library for Apache CouchDB."""
 
+from .auth import JWTAuth, ProxyAuth, SessionAuth
 from .couchdb import CouchDB
 from .database import Database
 from .document import Document, SecurityDocument
@@ -28,10 +29,13 @@ __all__ = [
     "ExpectationFailedError",
     "ForbiddenError",
     "HTTPResponse",
+    "JWTAuth",
     "NotFoundError",
     "PreconditionFailedError",
+    "ProxyAuth",
     "RemoteResponseError",
     "SecurityDocument",
+    "SessionAuth",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
     "View",

@@ -44,7 +44,7 @@ JSON_CONTENT_TYPE = {"Content-Type": "application/json"}
 COALESCE_BELOW = 1 << 16
 """A streamed read smaller than this waits :data:`COALESCE_PAUSE` seconds for more data."""
 COALESCE_PAUSE = 0.001
-_SECRET_HEADERS = frozenset({"authorization", "cookie"})
+_SECRET_HEADERS = frozenset({"authorization", "cookie", "x-auth-couchdb-token"})
 
 
 class RawResponse:

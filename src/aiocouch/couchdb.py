@@ -6,7 +6,10 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any
 
+import aiohttp
+
 from . import _paths
+from .auth import Authentication
 from .database import Database
 from .exception import BadRequestError, NotFoundError, PreconditionFailedError
 from .remote import RemoteServer
@@ -18,10 +21,21 @@ __all__ = ["CouchDB", "JsonDict"]
 class CouchDB:
     """A CouchDB server; use it as ``async with CouchDB(url, user, password) as couchdb``.
 
-    Constructing it sends no request. ``user`` and ``password`` may be given by position
-    (as aiocouch's documentation does) or by keyword; basic authentication is used when
-    both are non-empty. ``cookie`` sends a fixed ``AuthSession`` cookie. Other keyword
-    arguments go to :class:`aiohttp.ClientSession` (``timeout=``, ``connector=``, ...).
+    Constructing it sends no request. Authentication, one of (default: none, anonymous):
+
+    - ``user`` and ``password``, by position (as aiocouch's documentation does) or by
+      keyword, or in the URL (``http://user:password@host:5984``): basic authentication
+      (UTF-8), used when both are non-empty;
+    - ``cookie``: a fixed ``AuthSession`` cookie, never renewed;
+    - ``auth``: an :class:`aiohttp.BasicAuth`, or a strategy of :mod:`aiocouch.auth`:
+      :class:`~aiocouch.auth.SessionAuth` (a cookie session: one ``POST /_session``,
+      renewed before it expires and on a 401), :class:`~aiocouch.auth.JWTAuth` (a fixed
+      token, or a callable returning fresh ones) or :class:`~aiocouch.auth.ProxyAuth`.
+      A strategy cannot be combined with the other ways (``ValueError``).
+
+    Other keyword arguments go to :class:`aiohttp.ClientSession` (``timeout=``,
+    ``connector=``, ...). Credentials never appear in a ``repr``, a log record or an
+    exception.
     """
 
     def __init__(
@@ -31,9 +45,12 @@ class CouchDB:
         password: str | None = None,
         *,
         cookie: str | None = None,
+        auth: aiohttp.BasicAuth | Authentication | None = None,
         **kwargs: Any,
     ) -> None:
-        self._server = RemoteServer(server, user=user, password=password, cookie=cookie, **kwargs)
+        self._server = RemoteServer(
+            server, user=user, password=password, cookie=cookie, auth=auth, **kwargs
+        )
 
     def __repr__(self) -> str:
         return f"<CouchDB {self._server._http.base_url}>"

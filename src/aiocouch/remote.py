@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp
+
 from . import _paths
 from ._client import HTTPClient
 from ._params import stringify_params
 from ._rows import LineParser, RowParser, decode_pieces
 from ._transport import JSON_CONTENT_TYPE, NO_BODY, RawResponse, Transport
+from .auth import Authentication
 from .exception import ForbiddenError, _TypedResponseError
 from .typing import JsonDict
 
@@ -142,9 +145,12 @@ class RemoteServer:
         user: str | None = None,
         password: str | None = None,
         cookie: str | None = None,
+        auth: aiohttp.BasicAuth | Authentication | None = None,
         **kwargs: Any,
     ) -> None:
-        self._http = HTTPClient(server, user=user, password=password, cookie=cookie, **kwargs)
+        self._http = HTTPClient(
+            server, user=user, password=password, cookie=cookie, auth=auth, **kwargs
+        )
 
     @property
     def _transport(self) -> Transport:
