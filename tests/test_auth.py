@@ -425,7 +425,9 @@ async def test_session_that_expires_mid_run_is_renewed_without_the_caller_notici
         for number in range(3):
             await (await db.create(f"after-{number}", data={"n": number})).save()
 
-    assert logins(counter) == 1
+    # One login on pouchdb-server (after a 401); on CouchDB more if the run outlasts
+    # half of the new session (renewed ahead of time, Max-Age=3).
+    assert logins(counter) >= 1
     ids = [key async for key in guarded_database.akeys()]
     assert ids == [*(f"after-{n}" for n in range(3)), *(f"before-{n}" for n in range(3))]
     for key in ids:

@@ -142,25 +142,31 @@ class SessionAuth(Authentication):
             return
         for set_cookie in headers.getall("Set-Cookie"):
             parsed = _auth_session_cookie(set_cookie, headers.get("Date"))
-            if parsed is not None:
-                self._take(*parsed)
-                if self._cookie is not None:
-                    logger.debug("%s refreshed the session of %r", self._server, self.user)
+            if parsed is not None and self._take(*parsed):
+                logger.debug("%s refreshed the session of %r", self._server, self.user)
 
     def _expiring(self) -> bool:
         return self._renew_at is not None and time.monotonic() >= self._renew_at
 
-    def _take(self, value: str, lifetime: float | None) -> None:
-        """Keeps the cookie ``value`` (an empty one, or no lifetime left, ends the session)."""
+    def _take(self, value: str, lifetime: float | None) -> bool:
+        """Keeps the cookie ``value`` (an empty one, or no lifetime left, ends the session).
+
+        Returns True if the cookie sent from now on is a new one.
+        """
         if not value or (lifetime is not None and lifetime <= 0):
             self._cookie = self._renew_at = None
-            return
-        self._cookie = {"Cookie": f"AuthSession={value}"}
+            return False
+        cookie = f"AuthSession={value}"
+        # The same value keeps its mapping: a request sent with it is not "stale".
+        changed = self._cookie is None or self._cookie["Cookie"] != cookie
+        if changed:
+            self._cookie = {"Cookie": cookie}
         if lifetime is None:
             self._renew_at = None
         else:
             margin = max(lifetime * _RENEW_FRACTION, min(_RENEW_MARGIN, lifetime / 2))
             self._renew_at = time.monotonic() + lifetime - margin
+        return changed
 
     async def _login(
         self, send: SendWithoutAuth, *, stale: Mapping[str, str] | None
