@@ -957,10 +957,11 @@ async def test_credentials_never_appear_in_errors(
 
 
 async def test_wrong_password_raises_unauthorized_without_showing_it(
-    server_url: str, admin_user: str, database: Database
+    server_url: str, throwaway_user: tuple[str, str], database: Database
 ) -> None:
+    name, _ = throwaway_user
     wrong_password = "not-the-password-7f3a"
-    async with CouchDB(server_url, user=admin_user, password=wrong_password) as client:
+    async with CouchDB(server_url, user=name, password=wrong_password) as client:
         with pytest.raises(UnauthorizedError) as excinfo:
             await Document(Database(client, database.id), "doc").fetch()
 
@@ -968,7 +969,7 @@ async def test_wrong_password_raises_unauthorized_without_showing_it(
     assert isinstance(error, PermissionError)
     assert error.status == 401
     shown = repr(error) + str(error)
-    for secret in secrets_of(admin_user, wrong_password):
+    for secret in secrets_of(name, wrong_password):
         assert secret not in shown
 
 

@@ -477,13 +477,13 @@ async def test_method_not_allowed_405_is_typed(couchdb: CouchDB, database: Datab
 
 
 async def test_wrong_password_is_unauthorized_401_and_never_shown(
-    server_url: str, admin_user: str, admin_password: str
+    server_url: str, throwaway_user: tuple[str, str]
 ) -> None:
-    # the only wrong-password request of this module (CouchDB locks out after 5)
-    wrong = f"{admin_password}-wrong-secret"
-    async with CouchDB(server_url, user=admin_user, password=wrong) as client:
-        assert not leaks(repr(client), wrong, admin_user)
-        assert not leaks(repr(client._server), wrong, admin_user)
+    name, password = throwaway_user
+    wrong = f"{password}-wrong-secret"
+    async with CouchDB(server_url, user=name, password=wrong) as client:
+        assert not leaks(repr(client), wrong, name)
+        assert not leaks(repr(client._server), wrong, name)
         with pytest.raises(UnauthorizedError) as caught:
             await client.check_credentials()
     exc = caught.value
@@ -491,8 +491,8 @@ async def test_wrong_password_is_unauthorized_401_and_never_shown(
     assert isinstance(exc, PermissionError)
     assert isinstance(exc, aiohttp.ClientResponseError)
     shown = everything_shown(exc)
-    assert not leaks(shown, wrong, admin_user)
-    assert not leaks(repr(exc.__cause__), wrong, admin_user)
+    assert not leaks(shown, wrong, name)
+    assert not leaks(repr(exc.__cause__), wrong, name)
 
 
 async def test_credentials_never_shown_in_errors_of_a_logged_in_client(
