@@ -56,21 +56,24 @@ class ViewResponse:
         return cls(_database=database, **{k: v for k, v in response.items() if k in known})
 
     def keys(self) -> Iterator[str]:
-        """The document ids of the rows (not the view keys), skipping error rows."""
+        """The document ids of the rows (not the view keys), skipping error rows (no request)."""
         return (row["id"] for row in self.rows if "error" not in row)
 
     def values(self) -> Iterator[Any]:
-        """The values of the rows."""
+        """The values of the rows (no request)."""
         return (row["value"] for row in self.rows)
 
     def items(self) -> Iterator[tuple[Any, Any]]:
-        """The ``(key, value)`` pairs of the rows."""
+        """The ``(key, value)`` pairs of the rows (no request)."""
         return ((row["key"], row["value"]) for row in self.rows)
 
-    async def docs(
-        self, *, create: bool = False, include_ddocs: bool = False
-    ) -> AsyncIterator[Document]:
-        """The documents of the rows (the query must have used ``include_docs=true``)."""
+    def docs(self, *, create: bool = False, include_ddocs: bool = False) -> Iterator[Document]:
+        """The documents of the rows, a plain generator (no request).
+
+        The query must have used ``include_docs=true`` (else KeyError). A missing or
+        deleted id raises NotFoundError, or gives an empty unsaved document with
+        ``create``; design documents are skipped unless ``include_ddocs``.
+        """
         if self.rows and "doc" not in self.rows[0] and "error" not in self.rows[0]:
             raise KeyError("The view was queried without include_docs=true")
         for row in self.rows:
