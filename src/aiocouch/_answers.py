@@ -73,12 +73,12 @@ def kind_of(value: Any) -> str:
 
 
 def decode_json(
-    body: bytes, *, content_type: str | None, allow_empty: bool, expect: AnswerShape | None
+    body: bytes, *, headers: Mapping[str, str], allow_empty: bool, expect: AnswerShape | None
 ) -> Any:
     """The JSON value of a whole 2xx ``body``; None for an allowed empty body.
 
     Raises UnexpectedAnswer if the body is empty (unless allowed), not UTF-8, not JSON,
-    or not of the ``expect``-ed shape.
+    or not of the ``expect``-ed shape; ``headers`` (the answer's) name its Content-Type.
     """
     if not body:
         if allow_empty:
@@ -87,7 +87,7 @@ def decode_json(
     try:
         value = _json.loads(body)
     except ValueError as exc:
-        raise UnexpectedAnswer(_not_json(body, content_type, exc)) from exc
+        raise UnexpectedAnswer(_not_json(body, headers.get("Content-Type"), exc)) from exc
     if expect is not None and not expect.matches(value):
         raise UnexpectedAnswer(f"expected {expect.name}, got {kind_of(value)}")
     return value

@@ -192,14 +192,10 @@ class RowParser(_Parser):
             f"JSON{detail}, starting {rest[:_EXCERPT_CHARS]!r}"
         )
 
-    def _row(self, value: Any) -> Any:
-        """``value`` if it is a JSON object, as every element must be."""
-        if type(value) is not dict:
-            raise ValueError(
-                f"an element of the {self._array_key!r} array is {kind_of(value)}, "
-                "not a JSON object"
-            )
-        return value
+    def _not_an_object(self, value: Any) -> ValueError:
+        return ValueError(
+            f"an element of the {self._array_key!r} array is {kind_of(value)}, not a JSON object"
+        )
 
     def _consume(self, text: str, rows: list[tuple[Any, str]]) -> str:
         """Parses what ``text`` completes; returns the incomplete rest."""
@@ -239,14 +235,18 @@ class RowParser(_Parser):
                 except ValueError:
                     multi_value_line_end = line_end
                 else:
-                    rows.append((self._row(row), line))
+                    if type(row) is not dict:
+                        raise self._not_an_object(row)
+                    rows.append((row, line))
                     position = line_end + 1
                     continue
             try:
                 row, end = self._scanner.raw_decode(text, position)
             except ValueError:
                 return text[position:]
-            rows.append((self._row(row), text[position:end]))
+            if type(row) is not dict:
+                raise self._not_an_object(row)
+            rows.append((row, text[position:end]))
             position = end
 
 

@@ -261,7 +261,7 @@ class RemoteServer:
         try:
             value = decode_json(
                 raw.body,
-                content_type=raw.headers.get("Content-Type"),
+                headers=raw.headers,
                 allow_empty=method == "HEAD" or raw.status == 204,
                 expect=expect,
             )
