@@ -281,6 +281,33 @@ async def test_a_streamed_body_that_breaks_raises_after_the_rows_before_it(
     )
 
 
+@pytest.mark.parametrize("doc", ['"a string"', '{"_rev":"1-b"}', '{"_id":7}', "[1]"])
+async def test_a_row_whose_doc_is_not_a_document_raises(transport: str, doc: str) -> None:
+    bad_row = f'{{"id":"b","key":"b","value":{{"rev":"1-b"}},"doc":{doc}}}'.encode()
+    seen: list[str] = []
+    exc, _ = await scripted_call(
+        answering(couchdb_rows("a") + bad_row + b"\r\n]}"),
+        transport,
+        lambda client: docs_of(client, seen),
+    )
+    assert seen == ["a"]
+    assert_names_request_without_credentials(
+        exc, "GET", "/db/_all_docs", "the 'doc' of row 'b' is not a JSON object with an '_id'"
+    )
+
+
+async def test_a_whole_view_answer_whose_doc_is_not_a_document_raises(transport: str) -> None:
+    body = b'{"total_rows":1,"offset":0,"rows":[{"id":"a","key":"a","value":1,"doc":[]}]}'
+    exc, _ = await scripted_call(
+        answering(body),
+        transport,
+        lambda client: Database(client, "db").view("d", "v").get(include_docs=True),
+    )
+    assert_names_request_without_credentials(
+        exc, "GET", "/db/_design/d/_view/v", "each 'doc' a document or null"
+    )
+
+
 async def test_a_connection_with_a_broken_stream_is_not_reused_for_the_next_answer(
     transport: str,
 ) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable
 
+from typing_extensions import TypeGuard
+
 from . import _json
 from ._transport import public_request_info
 from .exception import InvalidResponseError
@@ -25,6 +27,7 @@ __all__ = [
     "decode_json",
     "describe_problem",
     "invalid_answer",
+    "is_document",
     "kind_of",
 ]
 
@@ -42,16 +45,30 @@ class AnswerShape:
         return f"<AnswerShape {self.name}>"
 
 
-def _is_array_of_objects(value: Any) -> bool:
+def is_document(value: Any) -> bool:
+    """True if ``value`` is a JSON object with a string ``_id``."""
+    return type(value) is dict and type(value.get("_id")) is str
+
+
+def _is_array_of_objects(value: Any) -> TypeGuard[list[dict[str, Any]]]:
     return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
+def _is_view_result(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    rows = value.get("rows")
+    return _is_array_of_objects(rows) and all(
+        row.get("doc") is None or is_document(row["doc"]) for row in rows
+    )
 
 
 OBJECT = AnswerShape("a JSON object", lambda value: isinstance(value, dict))
 ARRAY = AnswerShape("a JSON array", lambda value: isinstance(value, list))
 ARRAY_OF_OBJECTS = AnswerShape("a JSON array of objects", _is_array_of_objects)
 VIEW_RESULT = AnswerShape(
-    "a JSON object whose 'rows' are objects",
-    lambda value: isinstance(value, dict) and _is_array_of_objects(value.get("rows")),
+    "a JSON object whose 'rows' are objects (each 'doc' a document or null)",
+    _is_view_result,
 )
 
 

@@ -162,7 +162,7 @@ class RowStream:
                 try:
                     rows = parser.feed(decoder.decode(piece))
                 except ValueError as exc:
-                    raise self._invalid(exc) from exc
+                    raise self.invalid(exc) from exc
                 if rows:
                     yield rows
         # The body's end may complete rows (compact JSON without a final newline).
@@ -174,15 +174,16 @@ class RowStream:
             try:
                 rows = step()
             except ValueError as exc:
-                raise self._invalid(exc) from exc
+                raise self.invalid(exc) from exc
             if rows:
                 yield rows
         try:
             self.meta = parser.meta()
         except ValueError as exc:
-            raise self._invalid(exc) from exc
+            raise self.invalid(exc) from exc
 
-    def _invalid(self, exc: ValueError) -> InvalidResponseError:
+    def invalid(self, exc: ValueError) -> InvalidResponseError:
+        """The error for a row (or body) of this answer that ``exc`` says is wrong."""
         method, path, params, json, subject = self._request
         headers = None if json is NO_BODY else JSON_CONTENT_TYPE
         return _invalid_answer(
