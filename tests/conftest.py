@@ -140,6 +140,26 @@ async def couchdb(
 
 
 @pytest.fixture
+async def throwaway_user(couchdb: CouchDB) -> AsyncIterator[tuple[str, str]]:
+    """``(name, password)`` of a ``_users`` account made for one test, deleted after it.
+
+    Tests of a wrong password log in as this user, never as the admin: CouchDB locks an
+    account out for 5 minutes after 5 failed logins (``[chttpd_auth_lockout]``), which
+    would lock the admin out of the rest of the suite and of the server.
+    """
+    name, password = f"aiocouch_user_{uuid.uuid4().hex[:12]}", uuid.uuid4().hex
+    path = f"/_users/org.couchdb.user:{name}"
+    _, created = await couchdb._server._put(
+        path, data={"name": name, "password": password, "roles": [], "type": "user"}
+    )
+    try:
+        yield name, password
+    finally:
+        with contextlib.suppress(Exception):
+            await couchdb._server._delete(path, params={"rev": created["rev"]})
+
+
+@pytest.fixture
 async def database(couchdb: CouchDB, request_counter: RequestCounter) -> AsyncIterator[Database]:
     """A new, empty database with a unique name, deleted after the test.
 

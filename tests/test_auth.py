@@ -266,22 +266,6 @@ async def test_aiohttp_basic_auth_works_as_in_4_0_1(
 
 
 @pytest.fixture
-async def throwaway_user(couchdb: CouchDB) -> AsyncIterator[tuple[str, str]]:
-    """A new user of ``_users`` with a random password, deleted after the test."""
-    name = f"aiocouch_auth_{uuid.uuid4().hex[:12]}"
-    password = f"pw-{uuid.uuid4().hex}"
-    users = Database(couchdb, "_users")
-    document = await users.create(
-        f"org.couchdb.user:{name}",
-        data={"name": name, "password": password, "roles": [], "type": "user"},
-    )
-    await document.save()
-    yield name, password
-    with suppress(Exception):
-        await (await users.get(document.id)).delete()
-
-
-@pytest.fixture
 async def guarded_database(database: Database) -> Database:
     """The test's database, where anonymous requests get 401 on both servers (DIFF 3.15)."""
     security = await database.security()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -12,6 +13,12 @@ from aiocouch import BadRequestError, CouchDB, Database, Document, NotFoundError
 from aiocouch.bulk import BulkCreateOperation, BulkOperation, BulkUpdateOperation
 from aiocouch.exception import RemoteResponseError
 from testserver.request_counter import RequestCounter
+from testserver.scripted_server import (
+    ReceivedRequest,
+    ScriptedConnection,
+    ScriptedServer,
+    http_response,
+)
 
 
 class Boom(Exception):
@@ -340,6 +347,31 @@ async def test_conflict_lands_in_error_with_local_data_untouched(database: Datab
     assert stale["v"] == 3
     assert stale._dirty_cache
     assert (await server_copy(database, "a"))["v"] == 2
+
+
+@pytest.mark.parametrize("order", ["as sent", "reversed"])
+async def test_a_result_item_with_both_error_and_rev_lands_in_error(order: str) -> None:
+    items = [
+        {"id": "a", "ok": True, "rev": "1-a"},
+        # an error item that also names a revision (the one in conflict, say)
+        {"id": "b", "error": "conflict", "reason": "Document update conflict.", "rev": "1-b"},
+        {"id": "c", "rev": "1-c"},
+    ]
+    if order == "reversed":
+        items.reverse()
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        await connection.send(http_response(201, json.dumps(items).encode()))
+
+    async with ScriptedServer(handler) as server, CouchDB(server.url) as client:
+        bulk = BulkOperation(Database(client, "db"))
+        async with bulk:
+            a, b, c = (bulk.create(doc_id, data={"v": 1}) for doc_id in "abc")
+    assert server.count("POST", "/db/_bulk_docs") == 1
+    assert bulk.ok == [a, c]
+    assert bulk.error == [b]
+    assert (a.rev, b.rev, c.rev) == ("1-a", None, "1-c")
+    assert b._dirty_cache
 
 
 async def test_document_appended_twice_through_docs_is_sent_twice(

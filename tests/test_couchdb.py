@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, quote, urlsplit
 
 import aiohttp
@@ -121,13 +122,39 @@ async def test_async_with_closes_a_given_connector_even_without_requests(
     assert connector.closed
 
 
-async def test_cookie_is_sent_as_auth_session(server_url: str) -> None:
+async def login_cookie(server_url: str, user: str, password: str) -> str:
+    """The ``AuthSession`` cookie of a login: POST /_session (transcript 2.3)."""
+    async with CouchDB(server_url) as anonymous:
+        response, _ = await anonymous._server._post(
+            "/_session", data={"name": user, "password": password}
+        )
+    morsel = SimpleCookie(response.headers["Set-Cookie"])["AuthSession"]
+    return morsel.value
+
+
+async def test_cookie_is_sent_as_auth_session(
+    server_url: str, admin_user: str, admin_password: str
+) -> None:
+    # A real login cookie: CouchDB refuses a made-up one with 400 (transcript 2.14).
+    cookie = await login_cookie(server_url, admin_user, admin_password)
     recorder = RequestCounter()
-    async with CouchDB(server_url, cookie="c00k1e", trace_configs=recorder.trace_configs) as c:
-        await c.info()
-    [(_, _, headers)] = recorder.headers
-    assert headers["Cookie"] == "AuthSession=c00k1e"
-    assert "Authorization" not in headers
+    async with CouchDB(server_url, cookie=cookie, trace_configs=recorder.trace_configs) as c:
+        assert "version" in await c.info()
+        _, session = await c._server._get("/_session")
+    assert session["userCtx"]["name"] == admin_user
+    assert len(recorder.headers) == 2
+    for _, _, headers in recorder.headers:
+        assert headers["Cookie"] == f"AuthSession={cookie}"
+        assert "Authorization" not in headers
+
+
+@pytest.mark.couchdb_only("pouchdb-server ignores a malformed AuthSession cookie (DIFF 2.14)")
+async def test_malformed_cookie_is_a_bad_request(server_url: str) -> None:
+    async with CouchDB(server_url, cookie="c00k1e") as client:
+        with pytest.raises(BadRequestError) as caught:
+            await client.info()
+    assert caught.value.status == 400
+    assert "Malformed AuthSession cookie" in str(caught.value)
 
 
 async def test_credentials_in_the_url_authenticate(
@@ -235,11 +262,10 @@ async def test_check_credentials_sends_one_session_request(
 
 
 async def test_check_credentials_with_a_wrong_password_raises_unauthorized(
-    server_url: str, admin_user: str, admin_password: str
+    server_url: str, throwaway_user: tuple[str, str]
 ) -> None:
-    # The only failed login of the admin in this module: CouchDB locks an account out
-    # after a few failures.
-    async with CouchDB(server_url, user=admin_user, password=admin_password + "-wrong") as client:
+    name, password = throwaway_user
+    async with CouchDB(server_url, user=name, password=password + "-wrong") as client:
         with pytest.raises(UnauthorizedError) as info:
             await client.check_credentials()
     assert isinstance(info.value, PermissionError)
@@ -248,7 +274,9 @@ async def test_check_credentials_with_a_wrong_password_raises_unauthorized(
 
 
 async def test_unknown_user_gets_unauthorized_for_database_lookup(server_url: str) -> None:
-    async with CouchDB(server_url, user="no_such_user_x", password="nope") as client:
+    # A new name each run: CouchDB counts failed logins per name (5 lock it out).
+    nobody = f"aiocouch_nobody_{uuid.uuid4().hex}"
+    async with CouchDB(server_url, user=nobody, password="nope") as client:
         with pytest.raises(UnauthorizedError) as info:
             await client["_users"]
     assert info.value.status == 401

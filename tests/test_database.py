@@ -344,6 +344,20 @@ async def test_docs_prefix_selects_ids_starting_with_it(
     assert request_counter.count == 1
 
 
+async def test_docs_prefix_finds_ids_beyond_u_ffff_and_nothing_past_the_prefix(
+    database: Database,
+) -> None:
+    # CouchDB sorts _all_docs by code point: an end key of prefix + "\uffff" would end
+    # before "ab\U0001f600" (a character beyond U+FFFF).
+    inside = ["ab", "ab\ufffd", "ab\U0001f600", "ab\U0010fffd", "abc", "ab "]
+    outside = ["aa", "a", "ac", "b", "a\U0001f600", "\U0001f600ab"]
+    await put_docs(database, {id: {} for id in inside + outside})
+    found = await ids_of(database.docs(prefix="ab"))
+    assert sorted(found) == sorted(inside)
+    assert await ids_of(database.docs(prefix="ab\U0001f600")) == ["ab\U0001f600"]
+    assert [id async for id in database.akeys(prefix="ab")] == found
+
+
 @pytest.mark.parametrize(
     ("prefix", "expected"),
     [('x"y', ['x"y1', 'x"y2']), ("p\\q", ["p\\q1", "p\\q2"]), ("é", ["é1", "é2"])],

@@ -399,6 +399,46 @@ async def test_delete_with_unsaved_changes_raises_conflict_without_request(
     assert (await server_copy(database, "doc"))["name"] == "saved"
 
 
+async def test_changing_only_the_rev_is_a_change_that_save_sends_and_delete_refuses(
+    database: Database, request_counter: RequestCounter
+) -> None:
+    mine = await saved_document(database, "doc", name="mine")
+    theirs = await database.get("doc")
+    theirs["name"] = "theirs"
+    await theirs.save()
+    request_counter.reset()
+
+    mine.rev = theirs.rev  # the data is unchanged, only the revision differs
+    with pytest.raises(ConflictError):
+        await mine.delete()  # unsaved local changes: refused before any request
+    assert request_counter.count == 0
+
+    response = await mine.save()
+    assert response is not None and response.status in (201, 202)
+    assert await mine.save() is None  # clean again: nothing sent
+    assert request_counter.requests == [("PUT", f"/{database.id}/doc")]
+    stored = await server_copy(database, "doc")
+    assert stored["name"] == "mine"
+    assert stored["_rev"] == mine.rev and str(mine.rev).startswith("3-")
+
+
+async def test_setting_a_stale_rev_makes_save_send_and_raise_conflict(
+    database: Database, request_counter: RequestCounter
+) -> None:
+    document = await saved_document(database, "doc", name="v1")
+    first_rev = str(document.rev)
+    document["name"] = "v2"
+    await document.save()
+    document["name"] = "v1"
+    await document.save()  # data as in revision 1, revision 3
+    request_counter.reset()
+
+    document.rev = first_rev
+    with pytest.raises(ConflictError):
+        await document.save()
+    assert request_counter.requests == [("PUT", f"/{database.id}/doc")]
+
+
 async def test_delete_with_discard_changes_deletes_despite_local_edits(
     database: Database,
 ) -> None:
@@ -957,10 +997,11 @@ async def test_credentials_never_appear_in_errors(
 
 
 async def test_wrong_password_raises_unauthorized_without_showing_it(
-    server_url: str, admin_user: str, database: Database
+    server_url: str, throwaway_user: tuple[str, str], database: Database
 ) -> None:
+    name, _ = throwaway_user
     wrong_password = "not-the-password-7f3a"
-    async with CouchDB(server_url, user=admin_user, password=wrong_password) as client:
+    async with CouchDB(server_url, user=name, password=wrong_password) as client:
         with pytest.raises(UnauthorizedError) as excinfo:
             await Document(Database(client, database.id), "doc").fetch()
 
@@ -968,7 +1009,7 @@ async def test_wrong_password_raises_unauthorized_without_showing_it(
     assert isinstance(error, PermissionError)
     assert error.status == 401
     shown = repr(error) + str(error)
-    for secret in secrets_of(admin_user, wrong_password):
+    for secret in secrets_of(name, wrong_password):
         assert secret not in shown
 
 

@@ -385,6 +385,55 @@ async def test_missing_document_is_not_found_404(database: Database) -> None:
     assert str(exc) == str(KeyError(exc.args[0]))
 
 
+@pytest.fixture(params=["lean", "aiohttp"])
+async def any_transport(
+    request: pytest.FixtureRequest, server_url: str, admin_user: str, admin_password: str
+) -> AsyncIterator[CouchDB]:
+    """An admin client on the lean transport, or on aiohttp (a connector selects it)."""
+    options: dict[str, Any] = {}
+    if request.param == "aiohttp":
+        options["connector"] = aiohttp.TCPConnector()
+    async with CouchDB(server_url, user=admin_user, password=admin_password, **options) as client:
+        yield client
+
+
+def assert_caused_by_the_response_error(exc: RemoteResponseError, phrase: str) -> None:
+    """As in aiocouch 4.0.1: raised from the plain error for the same answer."""
+    cause = exc.__cause__
+    assert type(cause) is RemoteResponseError
+    assert isinstance(cause, aiohttp.ClientResponseError)
+    assert cause.status == exc.status
+    assert cause.request_info is exc.request_info
+    assert cause.headers is exc.headers
+    assert cause.reason == exc.reason
+    assert cause.message == phrase
+    assert "direct cause" in "".join(traceback.format_exception(type(exc), exc, None))
+
+
+async def test_typed_errors_of_answers_keep_the_response_error_as_their_cause(
+    any_transport: CouchDB, database: Database
+) -> None:
+    db = Database(any_transport, database.id)
+    with pytest.raises(NotFoundError) as missing:
+        await db.get("no-such-doc")
+    assert_caused_by_the_response_error(missing.value, "Not Found")
+    assert missing.value.request_info.url.path == f"/{database.id}/no-such-doc"
+
+    await Document(db, "doc", data={"v": 1}).save()
+    with pytest.raises(ConflictError) as conflict:
+        await Document(db, "doc", data={"v": 2}).save()
+    assert_caused_by_the_response_error(conflict.value, "Conflict")
+    assert conflict.value.headers is not None
+
+    gone = Database(any_transport, f"aiocouch_missing_{uuid.uuid4().hex}")
+    with pytest.raises(NotFoundError) as streamed:
+        [doc async for doc in gone.docs()]
+    assert_caused_by_the_response_error(streamed.value, "Not Found")
+    with pytest.raises(PreconditionFailedError) as exists:
+        await any_transport.create(database.id)
+    assert_caused_by_the_response_error(exists.value, "Precondition Failed")
+
+
 async def test_missing_database_through_a_private_helper_is_not_found(couchdb: CouchDB) -> None:
     with pytest.raises(NotFoundError) as caught:
         await couchdb._server._get(f"/aiocouch_missing_{uuid.uuid4().hex}")
@@ -477,13 +526,13 @@ async def test_method_not_allowed_405_is_typed(couchdb: CouchDB, database: Datab
 
 
 async def test_wrong_password_is_unauthorized_401_and_never_shown(
-    server_url: str, admin_user: str, admin_password: str
+    server_url: str, throwaway_user: tuple[str, str]
 ) -> None:
-    # the only wrong-password request of this module (CouchDB locks out after 5)
-    wrong = f"{admin_password}-wrong-secret"
-    async with CouchDB(server_url, user=admin_user, password=wrong) as client:
-        assert not leaks(repr(client), wrong, admin_user)
-        assert not leaks(repr(client._server), wrong, admin_user)
+    name, password = throwaway_user
+    wrong = f"{password}-wrong-secret"
+    async with CouchDB(server_url, user=name, password=wrong) as client:
+        assert not leaks(repr(client), wrong, name)
+        assert not leaks(repr(client._server), wrong, name)
         with pytest.raises(UnauthorizedError) as caught:
             await client.check_credentials()
     exc = caught.value
@@ -491,8 +540,8 @@ async def test_wrong_password_is_unauthorized_401_and_never_shown(
     assert isinstance(exc, PermissionError)
     assert isinstance(exc, aiohttp.ClientResponseError)
     shown = everything_shown(exc)
-    assert not leaks(shown, wrong, admin_user)
-    assert not leaks(repr(exc.__cause__), wrong, admin_user)
+    assert not leaks(shown, wrong, name)
+    assert not leaks(repr(exc.__cause__), wrong, name)
 
 
 async def test_credentials_never_shown_in_errors_of_a_logged_in_client(

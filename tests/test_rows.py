@@ -2,8 +2,8 @@
 
 ``RowParser`` splits a streamed JSON object into the elements of one array (``rows``,
 ``results`` or ``docs``) and the remaining fields; ``LineParser`` splits newline-delimited
-JSON (a continuous feed). Both take ``str`` pieces: the transport decodes the bytes with an
-incremental UTF-8 decoder first, which the helpers below reproduce.
+JSON (a continuous feed). Both take ``str`` pieces: ``aiocouch.remote`` decodes the bytes
+with an incremental UTF-8 decoder first, which the helpers below reproduce.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from __future__ import annotations
 import codecs
 import json
 import random
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
 
-from aiocouch._rows import LineParser, RowParser
+from aiocouch._rows import LineParser, RowParser, Utf8Decoder
 
 # --- helpers ---
 
@@ -34,9 +35,8 @@ def parse(array_key: str, pieces: Iterable[str]) -> tuple[list[Any], dict[str, A
     rows: list[Any] = []
     for piece in pieces:
         rows.extend(values(parser.feed(piece)))
-    last, meta = parser.close()
-    rows.extend(values(last))
-    return rows, meta
+    rows.extend(values(parser.close()))
+    return rows, parser.meta()
 
 
 def chunks(text: str, size: int) -> Iterator[str]:
@@ -112,9 +112,9 @@ def test_couchdb_rows_come_out_before_the_body_ends() -> None:
     early = values(parser.feed(body[: second_line_end + 1]))
     assert early == ROWS[:2]
     rest = values(parser.feed(body[second_line_end + 1 :]))
-    last, meta = parser.close()
-    assert early + rest + values(last) == ROWS
-    assert meta["total_rows"] == 3
+    last = values(parser.close())
+    assert early + rest + last == ROWS
+    assert parser.meta()["total_rows"] == 3
 
 
 def test_single_line_body_as_pouchdb_sends_it() -> None:
@@ -280,10 +280,18 @@ def test_big_integers_and_floats_keep_their_values() -> None:
         assert rows[0]["neg"] == -5
 
 
-def test_non_object_rows() -> None:
-    body = '{"rows":[1,"two",[3],null,true,{"four":4}]}'
-    rows, _ = parse("rows", chunks(body, 1))
-    assert rows == [1, "two", [3], None, True, {"four": 4}]
+@pytest.mark.parametrize(
+    ("element", "kind"),
+    [("1", "a number"), ('"two"', "a string"), ("[3]", "a JSON array"), ("null", "null")],
+)
+def test_an_element_that_is_not_an_object_raises_value_error(element: str, kind: str) -> None:
+    for body in (
+        f'{{"rows":[{{"id":"a"}},{element},{{"id":"b"}}]}}',  # single line
+        f'{{"rows":[\r\n{{"id":"a"}},\r\n{element},\r\n{{"id":"b"}}\r\n]}}',  # CouchDB
+    ):
+        for size in (1, len(body)):
+            with pytest.raises(ValueError, match=f"is {kind}, not a JSON object"):
+                parse("rows", chunks(body, size))
 
 
 # --- RowParser: empty arrays and meta fields ---
@@ -346,10 +354,22 @@ def test_changes_layout_with_integer_sequences() -> None:
     assert meta["last_seq"] == 2
 
 
-def test_body_without_the_array_is_returned_as_meta() -> None:
-    rows, meta = parse("rows", ['{"error":"not_found",', '"reason":"missing"}'])
-    assert rows == []
-    assert meta == {"error": "not_found", "reason": "missing"}
+def test_object_without_the_array_raises_value_error() -> None:
+    with pytest.raises(ValueError, match="the JSON object has no 'rows' array"):
+        parse("rows", ['{"error":"not_found",', '"reason":"missing"}'])
+
+
+def test_html_page_raises_value_error_naming_its_start() -> None:
+    page = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    with pytest.raises(ValueError, match=r"not valid JSON .*'<html><head><title>502"):
+        parse("rows", chunks(page, 7))
+
+
+def test_a_long_body_without_the_array_raises_before_it_ends() -> None:
+    parser = RowParser("rows")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        for _ in range(100):
+            parser.feed("<p>" + "x" * 65536 + "</p>\n")
 
 
 def test_many_rows_stream_with_bounded_buffering() -> None:
@@ -362,7 +382,7 @@ def test_many_rows_stream_with_bounded_buffering() -> None:
         seen += len(out)
         # rows are handed out as their lines complete, not all at the end
         assert len(out) <= 4096 // 20 + 2
-    last, _ = parser.close()
+    last = parser.close()
     assert seen + len(last) == count
     assert seen > count - 10
 
@@ -393,6 +413,7 @@ def test_truncated_body_raises_value_error_on_close(body: str) -> None:
         parser.feed(piece)
     with pytest.raises(ValueError):
         parser.close()
+        parser.meta()
 
 
 @pytest.mark.parametrize(
@@ -410,6 +431,65 @@ def test_incomplete_or_non_object_body_raises_value_error_on_close(body: str) ->
         parser.feed(piece)
     with pytest.raises(ValueError):
         parser.close()
+        parser.meta()
+
+
+@pytest.mark.parametrize("layout", ["lines", "single-line"])
+def test_the_elements_before_a_fault_come_out_first_whatever_the_pieces(layout: str) -> None:
+    good = [{"id": "a"}, {"id": "b"}]
+    separator = ",\r\n" if layout == "lines" else ","
+    body = '{"rows":[' + separator.join([*map(json.dumps, good), "7", '{"id":"c"}']) + "]}"
+    for size in (1, 5, len(body)):
+        parser = RowParser("rows")
+        received: list[Any] = []
+        with pytest.raises(ValueError, match="is a number, not a JSON object"):
+            for piece in chunks(body, size):
+                received.extend(values(parser.feed(piece)))
+            received.extend(values(parser.close()))
+            parser.meta()
+        assert received == good, size
+        with pytest.raises(ValueError):
+            parser.meta()  # the fault stays
+
+
+def test_a_body_cut_inside_the_array_hands_out_its_complete_elements_then_raises() -> None:
+    parser = RowParser("rows")
+    assert parser.feed('{"rows":[{"id":"a"},{"id":"b"},{"id":') == [
+        ({"id": "a"}, '{"id":"a"}'),
+        ({"id": "b"}, '{"id":"b"}'),
+    ]
+    parser = RowParser("rows")
+    assert parser.feed('{"rows":[') == []
+    assert parser.feed('{"id":"a"},{"id":"b"},{"id":') == []  # waits for a newline
+    assert values(parser.close()) == [{"id": "a"}, {"id": "b"}]
+    with pytest.raises(ValueError, match="not valid or complete JSON"):
+        parser.meta()
+
+
+def test_an_invalid_element_is_named_on_close() -> None:
+    body = '{"total_rows":2,"rows":[{"id":"a"},\r\n{"id":"b",]}\r\n]}'
+    with pytest.raises(ValueError, match="""element of the 'rows' array is not valid"""):
+        parse("rows", [body])
+
+
+# --- Utf8Decoder ---
+
+
+def test_utf8_decoder_returns_the_text_before_an_invalid_byte_then_raises() -> None:
+    decoder = Utf8Decoder()
+    assert decoder.decode("é".encode()[:1]) == ""
+    assert decoder.decode("é".encode()[1:] + b"ok \xff more") == "éok "
+    with pytest.raises(UnicodeDecodeError):
+        decoder.decode(b"next")
+    with pytest.raises(UnicodeDecodeError):
+        Utf8Decoder().decode(b"\xffok")  # nothing before it: at once
+
+
+def test_utf8_decoder_raises_for_a_character_cut_by_the_end_of_the_body() -> None:
+    decoder = Utf8Decoder()
+    assert decoder.decode("ok😀".encode()[:-2]) == "ok"
+    with pytest.raises(UnicodeDecodeError):
+        decoder.decode(b"", final=True)
 
 
 # --- LineParser ---
@@ -476,6 +556,35 @@ def test_last_line_without_newline_is_returned_by_close() -> None:
     assert parser.feed(json.dumps(CHANGE_LINES[0]) + "\n" + '{"last_seq":') == [CHANGE_LINES[0]]
     assert parser.feed("7}") == []
     assert parser.close() == [{"last_seq": 7}]
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("<html>", "a line is not valid JSON"),
+        ('{"seq":1,"id":', "a line is not valid JSON"),
+        ("[1, 2]", "a line is a JSON array, not a JSON object"),
+        ('"text"', "a line is a string, not a JSON object"),
+        ("7", "a line is a number, not a JSON object"),
+    ],
+)
+def test_a_line_that_is_not_a_json_object_raises_value_error(line: str, problem: str) -> None:
+    parser = LineParser()
+    assert parser.feed(json.dumps(CHANGE_LINES[0]) + "\n") == [CHANGE_LINES[0]]
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        parser.feed(line + "\n")
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        parse_lines([line])  # the last line, without a newline
+
+
+def test_lines_before_a_faulty_line_come_out_first() -> None:
+    body = "".join(json.dumps(line) + "\n" for line in CHANGE_LINES[:2]) + "[1]\n"
+    parser = LineParser()
+    assert parser.feed(body) == CHANGE_LINES[:2]
+    with pytest.raises(ValueError, match="a line is a JSON array"):
+        parser.feed(json.dumps(CHANGE_LINES[2]) + "\n")
+    with pytest.raises(ValueError, match="a line is a JSON array"):
+        parser.close()
 
 
 def test_five_megabyte_line() -> None:

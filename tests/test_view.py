@@ -153,11 +153,38 @@ async def test_include_docs_makes_view_response_docs_yield_clean_documents(
     produce: Database,
 ) -> None:
     response = await produce.view("d", "by_type").get(include_docs=True, key='"veg"')
-    docs = [doc async for doc in response.docs()]
+    docs = [doc for doc in response.docs()]
     assert [doc.id for doc in docs] == VEG
     assert all(type(doc) is Document for doc in docs)
     assert [doc["value"] for doc in docs] == [5, 2]
     assert all(doc.exists and not doc._dirty_cache for doc in docs)
+
+
+async def test_view_response_iterators_are_plain_generators_as_in_4_0_1(
+    produce: Database, request_counter: RequestCounter
+) -> None:
+    view = produce.view("d", "by_type")
+    # downstream code written for aiocouch 4.0.1 does exactly this
+    assert [d.json for d in (await view.get(include_docs=True, key='"veg"')).docs()] == [
+        PRODUCE["carrot"],
+        PRODUCE["leek"],
+    ]
+    response = await view.get(include_docs=True)
+    request_counter.reset()
+    ids, values, items, docs = [], [], [], []
+    for doc_id in response.keys():  # noqa: SIM118 - a ViewResponse is not a dict
+        ids.append(doc_id)
+    for value in response.values():
+        values.append(value)
+    for item in response.items():
+        items.append(item)
+    for doc in response.docs():
+        docs.append(doc)
+    assert ids == [*FRUIT, *VEG]
+    assert values == [3, 1, 7, 5, 2]
+    assert items == [("fruit", 3), ("fruit", 1), ("fruit", 7), ("veg", 5), ("veg", 2)]
+    assert [doc.id for doc in docs] == ids
+    assert request_counter.count == 0  # the rows are held: iterating sends nothing
 
 
 async def test_view_response_docs_without_include_docs_raises_key_error(
@@ -165,7 +192,7 @@ async def test_view_response_docs_without_include_docs_raises_key_error(
 ) -> None:
     response = await produce.view("d", "by_type").get()
     with pytest.raises(KeyError):
-        await collect(response.docs())
+        list(response.docs())
 
 
 async def test_update_seq_is_returned_when_asked(produce: Database) -> None:
@@ -190,7 +217,7 @@ async def test_view_response_docs_raise_not_found_for_missing_and_deleted_rows(
         response = await produce.all_docs.post(["apple", missing], include_docs=True)
         seen: list[str] = []
         with pytest.raises(NotFoundError):
-            async for doc in response.docs():
+            for doc in response.docs():
                 seen.append(doc.id)
         assert seen == ["apple"]
 
@@ -199,7 +226,7 @@ async def test_view_response_docs_with_create_yield_new_documents_for_missing_ro
     produce: Database,
 ) -> None:
     response = await produce.all_docs.post(["nobody", "apple"], include_docs=True)
-    docs = [doc async for doc in response.docs(create=True)]
+    docs = list(response.docs(create=True))
     assert [doc.id for doc in docs] == ["nobody", "apple"]
     assert not docs[0].exists
     assert dict(docs[0]) == {"_id": "nobody"}
@@ -208,8 +235,8 @@ async def test_view_response_docs_with_create_yield_new_documents_for_missing_ro
 
 async def test_view_response_docs_skip_design_docs_unless_asked(produce: Database) -> None:
     response = await produce.all_docs.get(include_docs=True)
-    assert [doc.id async for doc in response.docs()] == sorted(PRODUCE)
-    with_ddocs = [doc.id async for doc in response.docs(include_ddocs=True)]
+    assert [doc.id for doc in response.docs()] == sorted(PRODUCE)
+    with_ddocs = [doc.id for doc in response.docs(include_ddocs=True)]
     assert with_ddocs == ["_design/d", *sorted(PRODUCE)]
 
 

@@ -312,6 +312,15 @@ def _hide_credentials(exc: aiohttp.ClientResponseError) -> None:
     exc.args = tuple(
         exc.request_info if arg is info else () if arg is history else arg for arg in exc.args
     )
+    # A typed error's cause is the plain response error (as in 4.0.1), sharing its parts.
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientResponseError):
+        shared_info, shared_headers = cause.request_info is info, cause.headers is headers
+        _hide_credentials(cause)
+        if shared_info:
+            cause.request_info = exc.request_info
+        if shared_headers:
+            cause.headers = exc.headers
 
 
 @asynccontextmanager

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._answers import ARRAY_OF_OBJECTS
 from ._transport import JSON_CONTENT_TYPE
 from .document import Document
 from .typing import JsonDict
@@ -155,6 +156,7 @@ class BulkOperation:
             data=body,
             headers=JSON_CONTENT_TYPE,
             subject=f"_bulk_docs in database '{database.id}'",
+            expect=ARRAY_OF_OBJECTS,
         )
         return list(items)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncGenerator, Awaitable, Mapping
+from http import HTTPStatus
 from typing import Any, Callable, ClassVar, NoReturn, Protocol, TypeVar, cast
 
 import aiohttp
@@ -309,7 +310,12 @@ def error_for_response(
     headers: Any | None = None,
     overrides: Mapping[int, type[_TypedResponseError]] | None = None,
 ) -> _TypedResponseError:
-    """Builds the exception for a non-2xx answer about ``subject`` (e.g. "document 'x'")."""
+    """Builds the exception for a non-2xx answer about ``subject`` (e.g. "document 'x'").
+
+    Its ``__cause__`` is the answer as a plain :class:`RemoteResponseError` (same status,
+    request_info and headers; ``message`` the HTTP reason phrase), as aiocouch 4.0.1
+    raised its typed errors ``from`` that error.
+    """
     cls = (overrides or {}).get(status) or class_for_status(status)
     template = _MESSAGE_FOR_STATUS.get(
         status, "Server answered HTTP " + str(status) + " for {subject}: {reason}"
@@ -317,7 +323,7 @@ def error_for_response(
     message = template.format(
         subject=subject, Subject=subject[:1].upper() + subject[1:], reason=reason or error
     )
-    return cls(
+    exception = cls(
         message,
         reason=reason,
         error=error,
@@ -326,6 +332,24 @@ def error_for_response(
         history=history,
         headers=headers,
     )
+    response_error = RemoteResponseError(
+        reason,
+        request_info,
+        history,
+        status=status,
+        message=_reason_phrase(status),
+        headers=headers,
+    )
+    response_error.error = error
+    exception.__cause__ = response_error
+    return exception
+
+
+def _reason_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 # --- The decorators of aiocouch 4.0.1, kept for code that wraps its own calls with them. ---

@@ -8,17 +8,28 @@ derive from these and hold the state.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 
 from . import _paths
+from ._answers import (
+    ARRAY,
+    ARRAY_OF_OBJECTS,
+    OBJECT,
+    VIEW_RESULT,
+    AnswerShape,
+    UnexpectedAnswer,
+    decode_json,
+    describe_problem,
+    invalid_answer,
+)
 from ._client import HTTPClient
 from ._params import stringify_params
-from ._rows import LineParser, RowParser, decode_pieces
+from ._rows import LineParser, RowParser, Utf8Decoder
 from ._transport import JSON_CONTENT_TYPE, NO_BODY, RawResponse, Transport
 from .auth import Authentication
-from .exception import ForbiddenError, _TypedResponseError
+from .exception import ForbiddenError, InvalidResponseError, _TypedResponseError
 from .typing import JsonDict
 
 __all__ = [
@@ -91,11 +102,39 @@ RequestResult = tuple[HTTPResponse, Any]
 """What the private request helpers return: the response and its decoded body."""
 
 
+def _invalid_answer(
+    client: HTTPClient,
+    problem: str,
+    method: str,
+    path: str,
+    params: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None,
+    subject: str,
+    *,
+    status: int = 0,
+    response_headers: Any | None = None,
+) -> InvalidResponseError:
+    """The error for a 2xx answer to ``method path`` that is not what was asked."""
+    transport = client.transport
+    return invalid_answer(
+        problem,
+        method=method,
+        path=path,
+        subject=subject,
+        url=transport.url(path, params),
+        request_headers={**transport._headers, **(headers or {})},
+        status=status,
+        headers=response_headers,
+    )
+
+
 class RowStream:
     """Rows of one streamed response (``rows``, ``docs`` or ``results``), read as they arrive.
 
-    After the iteration ends, :attr:`meta` holds the rest of the answer (``total_rows``,
-    ``offset``, ``bookmark``, ``last_seq``...).
+    Every row is a JSON object. After the iteration ends, :attr:`meta` holds the rest of
+    the answer (``total_rows``, ``offset``, ``bookmark``, ``last_seq``...). A body that
+    is not the expected JSON raises InvalidResponseError (the streamed status is not
+    known, so its ``status`` is 0) once the rows before the fault are handed out.
     """
 
     def __init__(
@@ -118,16 +157,41 @@ class RowStream:
         """The rows as they arrive, a list per read, each row with its JSON text."""
         method, path, params, json, subject = self._request
         parser = RowParser(self._array_key)
+        decoder = Utf8Decoder()
         async with self._client.stream(
             method, path, params=params, json=json, subject=subject, coalesce=True
         ) as pieces:
-            async for text in decode_pieces(pieces):
-                rows = parser.feed(text)
+            async for piece in pieces:
+                try:
+                    rows = parser.feed(decoder.decode(piece))
+                except ValueError as exc:
+                    raise self.invalid(exc) from exc
                 if rows:
                     yield rows
-        rows, self.meta = parser.close()
-        if rows:
-            yield rows
+        # The body's end may complete rows (compact JSON without a final newline).
+        end_of_body: tuple[Callable[[], list[tuple[Any, str]]], ...] = (
+            lambda: parser.feed(decoder.decode(b"", final=True)),
+            parser.close,
+        )
+        for step in end_of_body:
+            try:
+                rows = step()
+            except ValueError as exc:
+                raise self.invalid(exc) from exc
+            if rows:
+                yield rows
+        try:
+            self.meta = parser.meta()
+        except ValueError as exc:
+            raise self.invalid(exc) from exc
+
+    def invalid(self, exc: ValueError) -> InvalidResponseError:
+        """The error for a row (or body) of this answer that ``exc`` says is wrong."""
+        method, path, params, json, subject = self._request
+        headers = None if json is NO_BODY else JSON_CONTENT_TYPE
+        return _invalid_answer(
+            self._client, describe_problem(exc), method, path, params, headers, subject
+        )
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         async for batch in self.batches():
@@ -171,10 +235,13 @@ class RemoteServer:
         return_json: bool = True,
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+        expect: AnswerShape | None = None,
     ) -> RequestResult:
         """Sends ``method path`` (path quoted, appended to the server URL as given).
 
         Returns ``(HTTPResponse, decoded JSON)``, or raw bytes with ``return_json=False``.
+        A 2xx body that is empty (except for HEAD and 204), not JSON, or not of the
+        ``expect``-ed shape raises InvalidResponseError.
         """
         if isinstance(data, (bytes, bytearray)):
             raw = await self._http.request(
@@ -198,7 +265,26 @@ class RemoteServer:
             )
         if not return_json:
             return HTTPResponse(raw), raw.body
-        return HTTPResponse(raw), raw.json() if raw.body else None
+        try:
+            value = decode_json(
+                raw.body,
+                headers=raw.headers,
+                allow_empty=method == "HEAD" or raw.status == 204,
+                expect=expect,
+            )
+        except UnexpectedAnswer as problem:
+            raise _invalid_answer(
+                self._http,
+                str(problem),
+                method,
+                path,
+                params,
+                headers,
+                subject,
+                status=raw.status,
+                response_headers=raw.headers,
+            ) from problem
+        return HTTPResponse(raw), value
 
     async def _get(self, path: str, *, params: Mapping[str, Any] | None = None) -> RequestResult:
         """GET ``path``; returns ``(HTTPResponse, JSON)``."""
@@ -245,17 +331,19 @@ class RemoteServer:
 
     async def _all_dbs(self, **params: Any) -> list[str]:
         """GET /_all_dbs."""
-        _, names = await self._request("GET", "/_all_dbs", params=params, subject="/_all_dbs")
+        _, names = await self._request(
+            "GET", "/_all_dbs", params=params, subject="/_all_dbs", expect=ARRAY
+        )
         return list(names)
 
     async def _info(self) -> JsonDict:
         """GET /."""
-        _, info = await self._request("GET", "/", subject="the server")
+        _, info = await self._request("GET", "/", subject="the server", expect=OBJECT)
         return dict(info)
 
     async def _check_session(self) -> JsonDict:
         """GET /_session."""
-        _, session = await self._request("GET", "/_session", subject="the session")
+        _, session = await self._request("GET", "/_session", subject="the session", expect=OBJECT)
         return dict(session)
 
     def _rows(
@@ -276,20 +364,43 @@ class RemoteServer:
     async def _lines(
         self, path: str, *, params: Mapping[str, Any] | None = None, subject: str
     ) -> AsyncIterator[Any]:
-        """GET ``path`` as newline-delimited JSON (a continuous feed), value by value.
+        """GET ``path`` as newline-delimited JSON objects (a continuous feed), one by one.
 
         Asks for an uncompressed body: a compressing server (pouchdb-server, a gzip proxy)
-        buffers a compressed feed, so its lines would arrive late or never.
+        buffers a compressed feed, so its lines would arrive late or never. A line that
+        is not a JSON object raises InvalidResponseError (``status`` 0: not known here).
         """
         parser = LineParser()
+        decoder = Utf8Decoder()
         async with self._http.stream(
             "GET", path, params=params, headers=_IDENTITY_ENCODING, subject=subject
         ) as pieces:
-            async for text in decode_pieces(pieces):
-                for value in parser.feed(text):
+            async for piece in pieces:
+                try:
+                    values = parser.feed(decoder.decode(piece))
+                except ValueError as exc:
+                    raise self._invalid_line(exc, path, params, subject) from exc
+                for value in values:
                     yield value
-        for value in parser.close():
-            yield value
+        # The body's end may complete a last line without a newline.
+        end_of_body: tuple[Callable[[], list[JsonDict]], ...] = (
+            lambda: parser.feed(decoder.decode(b"", final=True)),
+            parser.close,
+        )
+        for step in end_of_body:
+            try:
+                values = step()
+            except ValueError as exc:
+                raise self._invalid_line(exc, path, params, subject) from exc
+            for value in values:
+                yield value
+
+    def _invalid_line(
+        self, exc: ValueError, path: str, params: Mapping[str, Any] | None, subject: str
+    ) -> InvalidResponseError:
+        return _invalid_answer(
+            self._http, describe_problem(exc), "GET", path, params, _IDENTITY_ENCODING, subject
+        )
 
     async def close(self) -> None:
         """Closes the HTTP session."""
@@ -320,8 +431,9 @@ class RemoteDatabase:
         params: Mapping[str, Any] | None = None,
         data: Any = NO_BODY,
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+        expect: AnswerShape = OBJECT,
     ) -> Any:
-        """Sends ``method /{db}{endpoint}``; returns the decoded answer."""
+        """Sends ``method /{db}{endpoint}``; returns the decoded answer (``expect``-ed shape)."""
         subject = f"{endpoint[1:]} of {self._subject}" if endpoint else self._subject
         _, result = await self._remote._request(
             method,
@@ -330,6 +442,7 @@ class RemoteDatabase:
             data=data,
             subject=subject,
             overrides=overrides,
+            expect=expect,
         )
         return result
 
@@ -361,7 +474,11 @@ class RemoteDatabase:
 
     async def _bulk_docs(self, docs: list[JsonDict], **data: Any) -> list[JsonDict]:
         """POST /{db}/_bulk_docs with body ``{"docs": docs, **data}``."""
-        return list(await self._send("POST", "/_bulk_docs", data={"docs": docs, **data}))
+        return list(
+            await self._send(
+                "POST", "/_bulk_docs", data={"docs": docs, **data}, expect=ARRAY_OF_OBJECTS
+            )
+        )
 
     async def _find(self, selector: Any, **data: Any) -> JsonDict:
         """POST /{db}/_find with body ``{"selector": selector, **data}``."""
@@ -434,13 +551,14 @@ class RemoteDocument:
     async def _get(self, **params: Any) -> JsonDict:
         """GET /{db}/{docid}?params."""
         _, body = await self._remote._request(
-            "GET", self.endpoint, params=params, subject=self._subject
+            "GET", self.endpoint, params=params, subject=self._subject, expect=OBJECT
         )
         document: JsonDict = body
         return document
 
     async def _put(self, data: JsonDict, **params: Any) -> RequestResult:
         """PUT /{db}/{docid}?params with ``data`` as body."""
+        # Any JSON: pouchdb-server answers a write with ``new_edits=false`` with ``[]``.
         return await self._remote._request(
             "PUT", self.endpoint, params=params, data=data, subject=self._subject
         )
@@ -453,12 +571,17 @@ class RemoteDocument:
             data=body,
             headers=JSON_CONTENT_TYPE,
             subject=self._subject,
+            expect=OBJECT,
         )
 
     async def _delete(self, rev: str, **params: Any) -> RequestResult:
         """DELETE /{db}/{docid}?rev=rev."""
         return await self._remote._request(
-            "DELETE", self.endpoint, params={"rev": rev, **params}, subject=self._subject
+            "DELETE",
+            self.endpoint,
+            params={"rev": rev, **params},
+            subject=self._subject,
+            expect=OBJECT,
         )
 
     async def _copy(self, destination: str, **params: Any) -> RequestResult:
@@ -469,6 +592,7 @@ class RemoteDocument:
             params=params,
             headers={"Destination": destination},
             subject=self._subject,
+            expect=OBJECT,
         )
 
 
@@ -519,13 +643,14 @@ class RemoteAttachment:
             data=bytes(data),
             headers={"Content-Type": content_type},
             subject=self._subject,
+            expect=OBJECT,
         )
         return dict(result)
 
     async def _delete(self, rev: str | None) -> JsonDict:
         """DELETE the attachment ``?rev=rev``."""
         _, result = await self._remote._request(
-            "DELETE", self.endpoint, params={"rev": rev}, subject=self._subject
+            "DELETE", self.endpoint, params={"rev": rev}, subject=self._subject, expect=OBJECT
         )
         return dict(result)
 
@@ -558,14 +683,19 @@ class RemoteView:
     async def _get(self, **params: Any) -> JsonDict:
         """GET the view with ``params`` as query."""
         _, result = await self._remote._request(
-            "GET", self.endpoint, params=params, subject=self._subject
+            "GET", self.endpoint, params=params, subject=self._subject, expect=VIEW_RESULT
         )
         return dict(result)
 
     async def _post(self, keys: list[Any], **params: Any) -> JsonDict:
         """POST the view with body ``{"keys": keys}`` and ``params`` as query."""
         _, result = await self._remote._request(
-            "POST", self.endpoint, params=params, data={"keys": keys}, subject=self._subject
+            "POST",
+            self.endpoint,
+            params=params,
+            data={"keys": keys},
+            subject=self._subject,
+            expect=VIEW_RESULT,
         )
         return dict(result)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths
+from ._answers import is_document
 from .document import Document
 from .exception import NotFoundError
 from .remote import RemoteView, RowStream
@@ -24,9 +25,11 @@ def _row_document(
     """The document of a row fetched with ``include_docs``; None for a skipped design doc.
 
     A missing or deleted id raises NotFoundError, or gives an empty unsaved document
-    with ``create``.
+    with ``create``; a ``doc`` that is not a document raises ValueError.
     """
     doc = row.get("doc")
+    if doc is not None and not is_document(doc):
+        raise ValueError(f"the 'doc' of row {row.get('id')!r} is not a JSON object with an '_id'")
     if "error" in row or doc is None:
         key = str(row["id"] if "id" in row else row["key"])
         if not create:
@@ -56,21 +59,24 @@ class ViewResponse:
         return cls(_database=database, **{k: v for k, v in response.items() if k in known})
 
     def keys(self) -> Iterator[str]:
-        """The document ids of the rows (not the view keys), skipping error rows."""
+        """The document ids of the rows (not the view keys), skipping error rows (no request)."""
         return (row["id"] for row in self.rows if "error" not in row)
 
     def values(self) -> Iterator[Any]:
-        """The values of the rows."""
+        """The values of the rows (no request)."""
         return (row["value"] for row in self.rows)
 
     def items(self) -> Iterator[tuple[Any, Any]]:
-        """The ``(key, value)`` pairs of the rows."""
+        """The ``(key, value)`` pairs of the rows (no request)."""
         return ((row["key"], row["value"]) for row in self.rows)
 
-    async def docs(
-        self, *, create: bool = False, include_ddocs: bool = False
-    ) -> AsyncIterator[Document]:
-        """The documents of the rows (the query must have used ``include_docs=true``)."""
+    def docs(self, *, create: bool = False, include_ddocs: bool = False) -> Iterator[Document]:
+        """The documents of the rows, a plain generator (no request).
+
+        The query must have used ``include_docs=true`` (else KeyError). A missing or
+        deleted id raises NotFoundError, or gives an empty unsaved document with
+        ``create``; design documents are skipped unless ``include_ddocs``.
+        """
         if self.rows and "doc" not in self.rows[0] and "error" not in self.rows[0]:
             raise KeyError("The view was queried without include_docs=true")
         for row in self.rows:
@@ -160,11 +166,15 @@ class View(RemoteView):
         params = self._range(prefix, params)
         params["include_docs"] = True
         database = self._database
-        async for batch in self._stream(ids, params).batches():
+        stream = self._stream(ids, params)
+        async for batch in stream.batches():
             for row, source in batch:
-                document = _row_document(
-                    database, row, source, create=create, include_ddocs=include_ddocs
-                )
+                try:
+                    document = _row_document(
+                        database, row, source, create=create, include_ddocs=include_ddocs
+                    )
+                except ValueError as exc:
+                    raise stream.invalid(exc) from exc
                 if document is not None:
                     yield document
 
