@@ -146,6 +146,10 @@ class ScriptedServer:
                     return
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            # Only __aexit__ cancels these tasks. Ending normally keeps asyncio (3.11's
+            # streams) from logging the cancellation as an unhandled exception.
+            pass
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
