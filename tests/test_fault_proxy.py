@@ -286,6 +286,24 @@ async def test_mid_answer_faults_act_at_their_byte_offset(
     assert how == ending
 
 
+@pytest.mark.parametrize(
+    ("kind", "reached", "ending"),
+    [
+        (FaultKind.RESET_BEFORE_REQUEST, 0, "reset"),
+        (FaultKind.RESET_AFTER_ANSWER, 1, "reset"),
+        (FaultKind.CLOSE_AFTER_ANSWER, 1, "fin"),
+    ],
+)
+async def test_whole_answer_faults_send_nothing_and_end_as_named(
+    kind: FaultKind, reached: int, ending: str
+) -> None:
+    async with ScriptedServer(_serve_fixed) as upstream, FaultProxy(upstream.url) as proxy:
+        proxy.force(kind)
+        received, how = await _raw_exchange(proxy, b"GET /fixed HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (received, how) == (b"", ending)
+    assert len(upstream.requests) == reached
+
+
 async def test_an_answer_without_body_is_cut_inside_its_head() -> None:
     async def no_body(request: ReceivedRequest, connection: ScriptedConnection) -> None:
         await connection.send(http_response(204, content_type=None, length=False))
