@@ -506,6 +506,24 @@ async def test_drop_connections_resets_a_stream_in_progress(
     assert proxy.stats.delivered == 0
 
 
+async def test_hold_silences_a_stream_in_progress_until_resumed(
+    proxy: FaultProxy, admin_user: str, admin_password: str, database: Database
+) -> None:
+    await (await database.create("one")).save()
+    changes = f"{proxy.url}/{database.id}/_changes?feed=continuous&since=0"
+    identity = {"Accept-Encoding": "identity"}
+    async with plain_client(admin_user, admin_password) as session:
+        feed = await session.get(changes, headers=identity)
+        assert b'"one"' in await asyncio.wait_for(feed.content.readline(), 10)
+        proxy.hold()
+        await (await database.create("two")).save()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(feed.content.readline(), 0.5)
+        proxy.resume()
+        assert b'"two"' in await asyncio.wait_for(feed.content.readline(), 10)
+        feed.close()
+
+
 async def test_outage_refuses_connections_then_the_proxy_comes_back(
     proxy: FaultProxy, client: aiohttp.ClientSession, database: Database
 ) -> None:

@@ -53,9 +53,11 @@ the ``schedule``: any callable that takes the :class:`ProxiedRequest` and return
 seeded random policy. Its decisions depend only on the seed and the order in which
 requests arrive, so a sequential test replays exactly.
 
-Whole-server faults: :meth:`FaultProxy.drop_connections` resets every open connection
-(a network cut), and ``async with proxy.outage():`` also refuses new connections until
-the block ends (a server restart); the proxy then listens again on the same port.
+Whole-server faults: :meth:`FaultProxy.hold` stops all traffic, in progress or new,
+until :meth:`FaultProxy.resume` (a network that goes silent, e.g. mid-way through a
+continuous changes feed); :meth:`FaultProxy.drop_connections` resets every open
+connection (a network cut); ``async with proxy.outage():`` also refuses new connections
+until the block ends (a server restart); the proxy then listens again on the same port.
 
 What happened is recorded: :attr:`FaultProxy.exchanges` (one :class:`Exchange` per
 request, with its fault and how far it got) and :attr:`FaultProxy.stats`, a
@@ -325,6 +327,7 @@ class FaultProxy:
         # Created on start: on Python 3.9 they bind to the event loop current at creation.
         self._release: asyncio.Event | None = None
         self._stall_started: asyncio.Condition | None = None
+        self._flowing: asyncio.Event | None = None
         self._stalled: list[Exchange] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -332,6 +335,8 @@ class FaultProxy:
     async def __aenter__(self) -> FaultProxy:
         self._release = asyncio.Event()
         self._stall_started = asyncio.Condition()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         await self._listen()
         return self
 
@@ -411,6 +416,18 @@ class FaultProxy:
                 return self._stalled[0]
 
         return await asyncio.wait_for(stalled(), timeout)
+
+    def hold(self) -> None:
+        """Stops forwarding bytes in both directions on every connection, open or new
+        (a network that goes silent), until :meth:`resume`; nothing is closed."""
+        if self._flowing is None:
+            raise RuntimeError("the proxy is not running")
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Forwards again what :meth:`hold` held back."""
+        if self._flowing is not None:
+            self._flowing.set()
 
     def drop_connections(self) -> None:
         """Resets (RST) every open client connection and its upstream connection."""
@@ -560,17 +577,17 @@ class FaultProxy:
         fault = exchange.fault
         if fault.kind is FaultKind.STALL_REQUEST:
             split = min(fault.offset or 0, len(raw))
-            await _write(upstream, raw[:split])
+            await self._send(upstream, raw[:split])
             exchange.applied = True
             await self._stall(exchange)
             raw = raw[split:]
-        await _write(upstream, raw)
+        await self._send(upstream, raw)
 
     async def _relay_answer(
         self, connection: _Connection, exchange: Exchange, upstream: asyncio.StreamReader
     ) -> bool:
         """Relays the server's answer (or withholds it); True to keep the connection."""
-        head, status, headers = await _read_answer_head(upstream, connection, exchange)
+        head, status, headers = await self._read_answer_head(upstream, connection, exchange)
         exchange.answered = True
         exchange.status = status
         fault = exchange.fault
@@ -589,9 +606,9 @@ class FaultProxy:
         if fault.kind in _MID_ANSWER:
             relayed = await self._relay_with_fault(connection, exchange, head, length, body)
         else:
-            await _write(connection.writer, head)
+            await self._send(connection.writer, head)
             async for piece, _ in body:
-                await _write(connection.writer, piece)
+                await self._send(connection.writer, piece)
             relayed = True
         if not relayed:
             return False
@@ -624,7 +641,7 @@ class FaultProxy:
 
         async for piece, last in pieces():
             if acted:
-                await _write(connection.writer, piece)
+                await self._send(connection.writer, piece)
                 continue
             if target is None and sent:
                 target = sent + len(piece)  # the first chunk (or read) of a body of unknown size
@@ -632,14 +649,14 @@ class FaultProxy:
             if last:
                 limit = min(limit, sent + len(piece) - 1)
             if limit >= sent + len(piece):
-                await _write(connection.writer, piece)
+                await self._send(connection.writer, piece)
                 sent += len(piece)
                 if sent != target:
                     continue
                 piece = b""
             else:
                 split = max(0, limit - sent)
-                await _write(connection.writer, piece[:split])
+                await self._send(connection.writer, piece[:split])
                 sent += split
                 piece = piece[split:]
             exchange.applied = True
@@ -652,8 +669,14 @@ class FaultProxy:
             await self._stall(exchange)
             acted = True
             if piece:
-                await _write(connection.writer, piece)
+                await self._send(connection.writer, piece)
         return True
+
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """Writes ``data`` to one side, once traffic is not held (:meth:`hold`)."""
+        assert self._flowing is not None
+        await self._flowing.wait()
+        await _write(writer, data)
 
     async def _stall(self, exchange: Exchange) -> None:
         release, condition = self._release, self._stall_started
@@ -666,6 +689,23 @@ class FaultProxy:
                 await asyncio.wait_for(release.wait(), exchange.fault.seconds)
         finally:
             self._stalled.remove(exchange)
+
+    async def _read_answer_head(
+        self, upstream: asyncio.StreamReader, connection: _Connection, exchange: Exchange
+    ) -> tuple[bytes, int, list[tuple[str, str]]]:
+        """The final answer head; 1xx heads before it are relayed unless the fault hides them."""
+        while True:
+            try:
+                head = await upstream.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+                # The server closed without an answer: the client's connection is closed too.
+                raise _ConnectionGone("no answer from the server") from exc
+            lines = head[:-4].decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            if not 100 <= status < 200:
+                return head, status, [_split_header(line) for line in lines[1:]]
+            if exchange.fault.kind not in _AFTER_ANSWER:
+                await self._send(connection.writer, head)
 
 
 # -- HTTP framing ----------------------------------------------------------------------------
@@ -744,24 +784,6 @@ async def _body_pieces(
             if not piece:
                 return
             yield piece, False
-
-
-async def _read_answer_head(
-    upstream: asyncio.StreamReader, connection: _Connection, exchange: Exchange
-) -> tuple[bytes, int, list[tuple[str, str]]]:
-    """The final answer head; 1xx heads before it are relayed unless the fault hides them."""
-    while True:
-        try:
-            head = await upstream.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-            # The server closed without an answer: the client's connection is closed too.
-            raise _ConnectionGone("no answer from the server") from exc
-        lines = head[:-4].decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        if not 100 <= status < 200:
-            return head, status, [_split_header(line) for line in lines[1:]]
-        if exchange.fault.kind not in _AFTER_ANSWER:
-            await _write(connection.writer, head)
 
 
 async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
