@@ -524,17 +524,30 @@ async def test_hold_silences_a_stream_in_progress_until_resumed(
         feed.close()
 
 
-async def test_outage_refuses_connections_then_the_proxy_comes_back(
+async def test_outage_ends_open_exchanges_refuses_connections_then_comes_back(
     proxy: FaultProxy, client: aiohttp.ClientSession, database: Database
 ) -> None:
     url = f"{proxy.url}/{database.id}"
+    proxy.force(Fault(FaultKind.STALL_ANSWER, offset=0), method="GET")
+
+    async def read() -> bytes:
+        async with client.get(url) as response:
+            return await response.read()
+
+    in_flight = asyncio.ensure_future(read())
+    await proxy.wait_for_stall()
     async with proxy.outage():
+        with pytest.raises(LOST):
+            await asyncio.wait_for(in_flight, 10)
+        with pytest.raises(asyncio.TimeoutError):
+            await proxy.wait_for_stall(timeout=0.2)  # the stalled exchange ended
         with pytest.raises(aiohttp.ClientConnectorError):
             async with client.get(url):
                 pass
     async with client.get(url) as response:
         assert response.status == 200
     assert proxy.url.endswith(f":{proxy.port}")
+    assert proxy.stats.delivered == 1
 
 
 def test_only_plain_http_upstreams_are_accepted() -> None:

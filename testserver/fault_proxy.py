@@ -7,15 +7,30 @@ chunked coding; answers by ``Content-Length``, chunked coding or connection clos
 body for HEAD, 1xx, 204 and 304) so that a fault hits one chosen request and its answer
 on a keep-alive connection, never an arbitrary byte::
 
-    async with FaultProxy(server_url, schedule=RandomFaults(seed=7, rates={
-        FaultKind.RESET_BEFORE_REQUEST: 0.05,
-        FaultKind.RESET_AFTER_ANSWER: 0.05,
-    })) as proxy:
+    schedule = RandomFaults(seed=7, rates={
+        FaultKind.RESET_BEFORE_REQUEST: 0.05,  # the server never sees the request
+        FaultKind.RESET_AFTER_ANSWER: 0.05,    # applied, but the answer is lost
+        FaultKind.CUT_ANSWER: 0.05,            # answer cut short
+    })
+    async with FaultProxy(couch_server.url, schedule=schedule) as proxy:
         async with CouchDB(proxy.url, user=..., password=...) as couchdb:
-            ...
-        proxy.force(FaultKind.RESET_AFTER_ANSWER, method="PUT", path="/db/")
-        ...
+            ...  # 2,000 writes
         print(proxy.stats)  # requests, forwarded, answered, delivered, faults per kind
+
+Recipes:
+
+- one fault on the next matching request, on top of any schedule:
+  ``proxy.force(FaultKind.RESET_AFTER_ANSWER, method="PUT", path=f"/{db}/")``
+  (``times=N`` for the next N; ``path`` is the percent-encoded path without the query,
+  a prefix or a compiled pattern; ``where=`` any predicate on the request);
+- a stall at a byte offset of an answer, for some seconds or until
+  :meth:`FaultProxy.release`: ``proxy.force(Fault(FaultKind.STALL_ANSWER, offset=0,
+  seconds=30), path=f"/{db}/_changes")``; ``await proxy.wait_for_stall()`` returns once
+  it is in effect;
+- a silent network mid-stream: ``proxy.hold()`` ... ``proxy.resume()``;
+- dropped connections: ``proxy.drop_connections()``; a server restart: ``async with
+  proxy.outage(): ...`` (connection refused inside the block);
+- a fault on one connection only: ``where=lambda request: request.connection == 3``.
 
 The faults (:class:`FaultKind`):
 
@@ -61,9 +76,17 @@ until the block ends (a server restart); the proxy then listens again on the sam
 
 What happened is recorded: :attr:`FaultProxy.exchanges` (one :class:`Exchange` per
 request, with its fault and how far it got) and :attr:`FaultProxy.stats`, a
-:class:`ProxyStats` summary. Each request goes upstream on a new connection of its own,
-so a keep-alive connection the server closed while idle never turns into a fault that
-nobody scheduled; the client's connection to the proxy stays alive as the client wants.
+:class:`ProxyStats` summary (a fault counts once it acted). Each request goes upstream on
+a new connection of its own, so a keep-alive connection the server closed while idle
+never turns into a fault that nobody scheduled; the client's connection to the proxy
+stays alive as the client wants.
+
+Limits: plain ``http://`` upstreams only; a request is read whole before it is forwarded
+(so ``Expect: 100-continue`` is not supported; neither transport of aiocouch sends it);
+an after-answer fault on an endless answer (a continuous feed) waits for an end that
+never comes. aiohttp repeats an idempotent request (GET, HEAD, PUT, DELETE) once on its
+own after a dropped connection: a test that counts attempts with a plain aiohttp session
+turns that off (``session._retry_connection = False``, as aiohttp's test utilities do).
 """
 
 from __future__ import annotations
@@ -281,6 +304,7 @@ class _Connection:
     number: int
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    task: asyncio.Task[None]
     upstream: asyncio.StreamWriter | None = None
     closed: bool = field(default=False)
 
@@ -430,9 +454,11 @@ class FaultProxy:
             self._flowing.set()
 
     def drop_connections(self) -> None:
-        """Resets (RST) every open client connection and its upstream connection."""
+        """Resets (RST) every open client connection and its upstream connection; the
+        exchanges on them end, stalled ones included."""
         for connection in list(self._open):
             connection.reset()
+            connection.task.cancel()
 
     @contextlib.asynccontextmanager
     async def outage(self) -> AsyncIterator[None]:
@@ -479,7 +505,7 @@ class FaultProxy:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        connection = _Connection(self._connections, reader, writer)
+        connection = _Connection(self._connections, reader, writer, task)
         self._connections += 1
         self._open.add(connection)
         try:
