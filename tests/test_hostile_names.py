@@ -219,6 +219,16 @@ async def test_copy_to_a_printable_ascii_id(database: Database, source: str, tar
         await _remove(database, source, target)
 
 
+async def test_copy_onto_an_existing_document_with_its_revision(database: Database) -> None:
+    """``?rev=`` after the id names the target's revision, as in 4.0.1 (transcript 4.30)."""
+    source = await database.create("source", data={"v": "new"})
+    await source.save()
+    target = await database.create("a b+c", data={"v": "old"})
+    await target.save()
+    await source.copy(f"a b+c?rev={target.rev}")
+    assert (await database.get("a b+c"))["v"] == "new"
+
+
 @pytest.mark.couchdb_only(
     "COPY of _design and _local documents is a 404 on pouchdb-server (DIFF 14.59, 14.63), "
     "which also reads the Destination header as latin-1; CouchDB takes its UTF-8 bytes as "
