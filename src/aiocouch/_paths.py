@@ -1,7 +1,12 @@
-"""Quoting of path segments and validation of database names and document ids.
+"""Quoting of path segments and validation of database names, document ids and
+attachment names.
 
 Every segment is percent-encoded with nothing left safe, dot segments included, so that
-an id such as ``a/b``, ``..`` or ``100%`` addresses exactly that document.
+an id such as ``a/b``, ``..`` or ``100%`` addresses exactly that document. A path is
+built only for names CouchDB accepts (couch_doc:validate_docid, chttpd_db,
+couch_db:validate_dbname): any other raises BadRequestError before a request is sent,
+since such a path would either be refused or address another resource (``_all_docs``,
+``_security``, the document instead of its attachment ``""``).
 """
 
 from __future__ import annotations
@@ -10,8 +15,12 @@ import functools
 import re
 from urllib.parse import quote
 
+from .exception import BadRequestError
+
 __all__ = [
     "attachment_path",
+    "check_document_id",
+    "copy_destination",
     "database_path",
     "document_path",
     "quote_segment",
@@ -27,6 +36,9 @@ _PREFIXED_IDS = ("_design/", "_local/")
 _DATABASE_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 _SYSTEM_DATABASES = frozenset({"_users", "_replicator", "_global_changes", "_nodes", "_dbs"})
 _PREFIXABLE_SYSTEM_DATABASES = ("/_users", "/_replicator")
+# CouchDB reads what follows "?" in a COPY Destination as the target's revision.
+_DESTINATION_REVISION = re.compile(r"rev=\d+-[^?=]+\Z")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def quote_segment(segment: str) -> str:
@@ -52,28 +64,121 @@ def validate_database_name(name: object) -> str:
 
 
 def validate_document_id(doc_id: object) -> str:
-    """Returns ``doc_id`` if it is a non-empty str, else raises TypeError or ValueError."""
+    """Returns ``doc_id`` if it is a non-empty str of Unicode text, else raises TypeError,
+    ValueError or (a lone surrogate, which has no UTF-8 form) BadRequestError."""
     if not isinstance(doc_id, str):
         raise TypeError(f"A document id must be a str, not {type(doc_id).__name__}")
     if not doc_id:
         raise ValueError("A document id must not be empty")
+    if not doc_id.isascii():
+        _require_unicode("document id", doc_id, "illegal_docid")
     return doc_id
+
+
+def check_document_id(doc_id: str) -> str:
+    """Returns ``doc_id`` if CouchDB stores a document under it, else raises BadRequestError.
+
+    CouchDB refuses ids that start with ``_`` other than ``_design/<name>`` and
+    ``_local/<name>``, and ids that are not valid Unicode (a lone surrogate).
+    """
+    if not doc_id:
+        raise BadRequestError("Invalid document id '': it must not be empty", error="illegal_docid")
+    if doc_id[0] == "_" and _reserved_prefix(doc_id) is None:
+        raise BadRequestError(
+            f"Invalid document id {doc_id!r}: only _design/<name> and _local/<name> ids may "
+            "start with '_'",
+            error="illegal_docid",
+        )
+    if not doc_id.isascii():
+        _require_unicode("document id", doc_id, "illegal_docid")
+    return doc_id
+
+
+def copy_destination(destination: str) -> str:
+    """The ``Destination`` header of a COPY to ``destination``, checked.
+
+    ``destination`` is the target id, optionally followed by ``?rev=<rev>`` of an
+    existing target (as in aiocouch 4.0.1). CouchDB takes the header's bytes as the id
+    and reads anything after ``?`` as a revision, refuses absolute URLs, and a header
+    value can hold neither control characters nor leading or trailing whitespace: each
+    raises BadRequestError (or ValueError, TypeError for what is no id at all).
+    """
+    validate_document_id(destination)
+    doc_id, question_mark, revision = destination.partition("?")
+    problem = None
+    if question_mark and not _DESTINATION_REVISION.match(revision):
+        problem = "CouchDB reads what follows '?' as the target's revision ('?rev=1-abc')"
+    elif destination.startswith(("http://", "https://")):
+        problem = "CouchDB refuses absolute URLs"
+    elif _CONTROL_CHARACTERS.search(destination):
+        problem = "a header cannot carry control characters"
+    elif destination != destination.strip(" \t"):
+        problem = "a header value loses its leading and trailing whitespace"
+    if problem is not None:
+        raise BadRequestError(f"Invalid COPY destination {destination!r}: {problem}")
+    check_document_id(doc_id)
+    return destination
 
 
 @functools.lru_cache(maxsize=1024)
 def database_path(name: str) -> str:
-    """``/{db}`` with the name quoted."""
+    """``/{db}`` with the name quoted; BadRequestError for a name CouchDB refuses."""
+    try:
+        validate_database_name(name)
+    except ValueError as exc:
+        raise BadRequestError(str(exc), error="illegal_database_name") from None
     return "/" + quote_segment(name)
 
 
 def document_path(database: str, doc_id: str) -> str:
-    """``/{db}/{id}``; ``_design/`` and ``_local/`` ids keep their prefix as a segment."""
-    for prefix in _PREFIXED_IDS:
-        if doc_id.startswith(prefix) and len(doc_id) > len(prefix):
-            return f"{database_path(database)}/{prefix}{quote_segment(doc_id[len(prefix) :])}"
+    """``/{db}/{id}``; ``_design/`` and ``_local/`` ids keep their prefix as a segment.
+
+    Raises BadRequestError for an id CouchDB refuses (see :func:`check_document_id`).
+    """
+    check_document_id(doc_id)
+    prefix = _reserved_prefix(doc_id)
+    if prefix is not None:
+        return f"{database_path(database)}/{prefix}{quote_segment(doc_id[len(prefix) :])}"
     return f"{database_path(database)}/{quote_segment(doc_id)}"
 
 
 def attachment_path(database: str, doc_id: str, name: str) -> str:
-    """``/{db}/{id}/{attachment}`` with every part quoted."""
-    return f"{document_path(database, doc_id)}/{quote_segment(name)}"
+    """``/{db}/{id}/{attachment}`` with every part quoted.
+
+    Raises BadRequestError for a name CouchDB refuses (empty, which would address the
+    document itself, or starting with ``_``) and for a ``_local`` document, which takes
+    no attachments.
+    """
+    path = document_path(database, doc_id)
+    if doc_id.startswith("_local/"):
+        raise BadRequestError(
+            f"The _local document {doc_id!r} cannot have attachment {name!r}: _local "
+            "documents do not accept attachments"
+        )
+    if not name or name[0] == "_":
+        raise BadRequestError(
+            f"Invalid attachment name {name!r}: it must not be empty or start with '_'"
+        )
+    if not name.isascii():
+        _require_unicode("attachment name", name, "bad_request")
+    return f"{path}/{quote_segment(name)}"
+
+
+def _reserved_prefix(doc_id: str) -> str | None:
+    """``_design/`` or ``_local/`` if ``doc_id`` is such an id with a name, else None."""
+    for prefix in _PREFIXED_IDS:
+        if doc_id.startswith(prefix) and len(doc_id) > len(prefix):
+            return prefix
+    return None
+
+
+def _require_unicode(what: str, value: str, error: str) -> None:
+    """Raises BadRequestError if ``value`` holds a lone surrogate (it has no UTF-8 form)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise BadRequestError(
+            f"Invalid {what} {value!r}: a lone surrogate at position {exc.start} is not "
+            "Unicode text",
+            error=error,
+        ) from None

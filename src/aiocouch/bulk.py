@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import _paths
 from ._answers import ARRAY_OF_OBJECTS
 from ._transport import JSON_CONTENT_TYPE
 from .document import Document
@@ -68,7 +69,11 @@ class BulkOperation:
         return self.append(Document(self._database, id, data=data))
 
     def append(self, doc: Document) -> Document:
-        """Adds an existing document (ValueError if its id was added before)."""
+        """Adds an existing document (ValueError if its id was added before).
+
+        Raises BadRequestError for an id CouchDB refuses: it would fail the whole batch.
+        """
+        _paths.check_document_id(doc.id)
         if doc.id in self._ids:
             raise ValueError(f"The document '{doc.id}' is already part of this bulk operation")
         self._ids.add(doc.id)

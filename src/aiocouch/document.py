@@ -169,10 +169,11 @@ class Document(RemoteDocument):
     async def copy(self, new_id: str) -> HTTPResponse:
         """Copies the server's current revision to ``new_id``: COPY /{db}/{docid}.
 
-        Returns the HTTPResponse; its ``etag`` is the revision of the copy.
+        Returns the HTTPResponse; its ``etag`` is the revision of the copy. ``new_id`` may
+        end in ``?rev=<rev>`` to overwrite that revision of an existing document. Raises
+        BadRequestError (no request) for a destination CouchDB cannot take.
         """
-        _paths.validate_document_id(new_id)
-        response, _ = await self._copy(new_id)
+        response, _ = await self._copy(_paths.copy_destination(new_id))
         return response
 
     async def info(self) -> JsonDict:
