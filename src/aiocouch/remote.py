@@ -7,12 +7,18 @@ derive from these and hold the state.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+import functools
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+
+import aiohttp
 
 from . import _paths
 from ._client import HTTPClient
 from ._params import stringify_params
+from ._resume import Continuation, NotResumable, StreamRequest, ViewContinuation
 from ._rows import LineParser, RowParser, decode_pieces
 from ._transport import JSON_CONTENT_TYPE, NO_BODY, RawResponse, Transport
 from .exception import ForbiddenError, _TypedResponseError
@@ -32,6 +38,25 @@ __all__ = [
 ]
 
 _IDENTITY_ENCODING = {"Accept-Encoding": "identity"}
+
+MAX_RESUMES = 5
+"""How many times one iteration of a streamed answer resumes after a break.
+
+A constant until the client has a retry policy to take the count from.
+"""
+_RESUME_PAUSE = 0.125
+"""Seconds before the first resume; each further one waits twice as long (with jitter)."""
+# Errors that break an answer after its head: connection lost or reset, body cut short
+# (IncompleteResponseError is a ClientPayloadError), silence past sock_read
+# (ReadTimeoutError is a ClientConnectionError and a TimeoutError).
+_BROKEN_ANSWER = (
+    aiohttp.ClientPayloadError,
+    aiohttp.ClientConnectionError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+# Statuses of a resume request that say "not now" rather than "never".
+_PASSING_STATUSES = frozenset({429, 502, 503, 504})
 
 _quote_id = _paths.quote_segment
 _stringify_params = stringify_params
@@ -91,8 +116,14 @@ RequestResult = tuple[HTTPResponse, Any]
 class RowStream:
     """Rows of one streamed response (``rows``, ``docs`` or ``results``), read as they arrive.
 
-    After the iteration ends, :attr:`meta` holds the rest of the answer (``total_rows``,
+    After the iteration ends, :attr:`meta` holds the rest of the last answer (``total_rows``,
     ``offset``, ``bookmark``, ``last_seq``...).
+
+    With a ``continuation`` (see :mod:`aiocouch._resume`), an answer that breaks after its
+    head (connection lost, body cut short, server silent longer than ``sock_read``) is
+    resumed where that is exact: the rows already handed out are not asked for again, and
+    a row is handed out only once it was received whole. At most :data:`MAX_RESUMES`
+    resumes per iteration; then, or where no exact resume exists, the error is raised.
     """
 
     def __init__(
@@ -105,26 +136,68 @@ class RowStream:
         params: Mapping[str, Any] | None = None,
         json: Any = NO_BODY,
         subject: str,
+        continuation: Callable[[StreamRequest], Continuation] | None = None,
     ) -> None:
         self._client = client
-        self._request = (method, path, params, json, subject)
+        self._path = path
+        self._subject = subject
         self._array_key = array_key
+        self._first = StreamRequest(method, params, json)
+        self._continuation = continuation
         self.meta: JsonDict = {}
+        self.resumes = 0
+        """How many times this iteration resumed a broken answer."""
 
     async def batches(self) -> AsyncIterator[list[tuple[Any, str]]]:
         """The rows as they arrive, a list per read, each row with its JSON text."""
-        method, path, params, json, subject = self._request
-        parser = RowParser(self._array_key)
-        async with self._client.stream(
-            method, path, params=params, json=json, subject=subject, coalesce=True
-        ) as pieces:
-            async for text in decode_pieces(pieces):
-                rows = parser.feed(text)
-                if rows:
-                    yield rows
-        rows, self.meta = parser.close()
-        if rows:
-            yield rows
+        continuation = self._continuation(self._first) if self._continuation else None
+        request: StreamRequest | None = self._first
+        while request is not None:
+            answered = False
+            try:
+                parser = RowParser(self._array_key)
+                async with self._client.stream(
+                    request.method,
+                    self._path,
+                    params=request.params,
+                    json=request.json,
+                    subject=self._subject,
+                    coalesce=True,
+                ) as pieces:
+                    answered = True
+                    async for text in decode_pieces(pieces):
+                        rows = parser.feed(text)
+                        if rows and continuation is not None:
+                            rows = continuation.take(rows)
+                        if rows:
+                            yield rows
+                rows, self.meta = parser.close()
+            except (*_BROKEN_ANSWER, _TypedResponseError) as exc:
+                if continuation is None or not (answered or self.resumes):
+                    raise
+                if isinstance(exc, _TypedResponseError) and exc.status not in _PASSING_STATUSES:
+                    raise
+                request = await self._resume(continuation, exc)
+                continue
+            if continuation is not None and rows:
+                rows = continuation.take(rows)
+            if rows:
+                yield rows
+            request = continuation.after_end() if continuation is not None else None
+
+    async def _resume(
+        self, continuation: Continuation, error: BaseException
+    ) -> StreamRequest | None:
+        """The request for the rest after ``error``, once a short pause has passed."""
+        if self.resumes >= MAX_RESUMES:
+            raise error
+        try:
+            request = continuation.resume()
+        except NotResumable:
+            raise error from None
+        self.resumes += 1
+        await asyncio.sleep(random.uniform(0.5, 1.0) * _RESUME_PAUSE * 2 ** (self.resumes - 1))
+        return request
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         async for batch in self.batches():
@@ -261,10 +334,18 @@ class RemoteServer:
         params: Mapping[str, Any] | None = None,
         json: Any = NO_BODY,
         subject: str,
+        continuation: Callable[[StreamRequest], Continuation] | None = None,
     ) -> RowStream:
         """The rows of ``method path``, streamed (see :class:`RowStream`)."""
         return RowStream(
-            self._http, method, path, array_key, params=params, json=json, subject=subject
+            self._http,
+            method,
+            path,
+            array_key,
+            params=params,
+            json=json,
+            subject=subject,
+            continuation=continuation,
         )
 
     async def _lines(
@@ -527,6 +608,9 @@ class RemoteAttachment:
 class RemoteView:
     """A view: requests to ``/{db}/_design/{ddoc}/_view/{view}``."""
 
+    _rows_by_id = False
+    """True where every row's key is a document id, one row per id (``_all_docs``)."""
+
     def __init__(self, database: Any, design_doc: str, id: str) -> None:
         self._database = database
         self.design_doc = design_doc
@@ -564,10 +648,19 @@ class RemoteView:
         return dict(result)
 
     def _rows(self, keys: list[Any] | None = None, **params: Any) -> RowStream:
-        """The rows of the view, streamed: GET, or POST ``{"keys": keys}`` when given."""
+        """The rows of the view, streamed: GET, or POST ``{"keys": keys}`` when given.
+
+        A broken answer resumes after the last row handed out (see :class:`RowStream`).
+        """
+        continuation = functools.partial(ViewContinuation, by_id=self._rows_by_id)
         if keys is None:
             return self._remote._rows(
-                "GET", self.endpoint, "rows", params=params, subject=self._subject
+                "GET",
+                self.endpoint,
+                "rows",
+                params=params,
+                subject=self._subject,
+                continuation=continuation,
             )
         return self._remote._rows(
             "POST",
@@ -576,4 +669,5 @@ class RemoteView:
             params=params,
             json={"keys": keys},
             subject=self._subject,
+            continuation=continuation,
         )
