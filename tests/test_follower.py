@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -156,11 +157,12 @@ async def following(
 
 @contextlib.asynccontextmanager
 async def relayed_client(
-    server_url: str, user: str, password: str
+    server_url: str, user: str, password: str, transport: str = LEAN
 ) -> AsyncIterator[tuple[CuttableRelay, CouchDB]]:
     """A client that reaches the test server through a relay the test can cut."""
+    options = {"connector": aiohttp.TCPConnector()} if transport == AIOHTTP else {}
     async with CuttableRelay(server_url) as relay:
-        client = CouchDB(relay.url, user=user, password=password)
+        client = CouchDB(relay.url, user=user, password=password, **options)
         try:
             yield relay, client
         finally:
@@ -214,7 +216,7 @@ async def test_a_feed_silent_for_three_heartbeats_counts_as_dropped(transport: s
         transport=transport,
         heartbeat=0.1,
     ) as (server, follower):
-        events = await asyncio.wait_for(take(follower, 3), 5)
+        events = await asyncio.wait_for(take(follower, 3), 3)
         assert isinstance(follower.last_error, asyncio.TimeoutError)
     assert [event.id for event in events] == ["c1", "c2", "c3"]
     assert query(server.requests[1])["since"] == "2-g1AAAA"
@@ -521,12 +523,19 @@ async def save(database: Database, doc_id: str, **data: Any) -> None:
     await Document(database, doc_id, data=data).save()
 
 
+@pytest.mark.parametrize("transport", [LEAN, AIOHTTP])
 @pytest.mark.parametrize("feed", ["continuous", "longpoll"])
 async def test_a_follower_gets_every_change_in_order_while_its_connection_is_cut(
-    database: Database, server_url: str, admin_user: str, admin_password: str, feed: str
+    database: Database,
+    server_url: str,
+    admin_user: str,
+    admin_password: str,
+    feed: str,
+    transport: str,
 ) -> None:
     ids = [f"doc{n:03}" for n in range(60)]
-    async with relayed_client(server_url, admin_user, admin_password) as (relay, client):
+    user, password = admin_user, admin_password
+    async with relayed_client(server_url, user, password, transport) as (relay, client):
         relayed = Database(client, database.id)
         async with relayed.follow(feed=feed, since="now", heartbeat=0.5) as follower:
             received = asyncio.create_task(take(follower, len(ids)))
@@ -642,15 +651,18 @@ async def test_view_filter_follows_the_documents_the_view_emits(database: Databa
     assert [event.id for event in events] == ["d1", "d3"]
 
 
+@pytest.mark.parametrize("transport", [LEAN, AIOHTTP])
 async def test_all_docs_iteration_cut_midway_resumes_without_loss_or_repeat(
-    database: Database, server_url: str, admin_user: str, admin_password: str
+    database: Database, server_url: str, admin_user: str, admin_password: str, transport: str
 ) -> None:
     ids = [f"doc{n:04}" for n in range(400)]
     async with database.create_docs() as bulk:
         for doc_id in ids:
-            bulk.create(doc_id, data={"padding": "x" * 1000})
-    async with relayed_client(server_url, admin_user, admin_password) as (relay, client):
-        relay.cut_next_after(100_000)
+            # random, so that a compressed answer is large too
+            bulk.create(doc_id, data={"padding": os.urandom(500).hex()})
+    user, password = admin_user, admin_password
+    async with relayed_client(server_url, user, password, transport) as (relay, client):
+        relay.cut_next_after(50_000)
         got = [doc.id async for doc in Database(client, database.id).docs()]
         assert relay.cuts == 1
         assert relay.connections == 2

@@ -438,7 +438,7 @@ async def test_an_answer_that_goes_silent_resumes_after_sock_read(
     async with scripted(stall_after(first), whole(rows)) as server:
         timeout = aiohttp.ClientTimeout(total=None, sock_read=0.3)
         db = Database(client_factory(server.url, transport, timeout=timeout), "db")
-        ids = await asyncio.wait_for(_all(db.akeys()), 5)
+        ids = await asyncio.wait_for(_all(db.akeys()), 3)
     assert ids == list("abc")
     assert query(server.requests[1]) == {"startkey": '"a"'}
 
