@@ -484,3 +484,67 @@ async def test_a_resume_answered_503_is_tried_again_and_a_404_raises(
         with pytest.raises(NotFoundError):
             await _all(db.akeys())
     assert len(server.requests) == 2
+
+
+# --- what cannot be resumed exactly raises ---
+
+
+@pytest.mark.parametrize(
+    ("params", "changes"),
+    [
+        # seq_interval: only every n-th change carries its seq; the last one here has none
+        ({"seq_interval": 2}, [change(1, "c1"), {**change(2, "c2"), "seq": None}]),
+        ({"descending": True}, [change(2, "c2"), change(1, "c1")]),
+    ],
+    ids=["seq_interval", "descending"],
+)
+async def test_a_changes_feed_that_cannot_continue_by_sequence_raises(
+    client_factory: Callable[..., CouchDB], params: dict[str, Any], changes: list[Any]
+) -> None:
+    body = body_of([*changes, change(3, "c3")], "results")
+    async with scripted(cut_after(prefix_through(body, f'"id":"{changes[-1]["id"]}"'))) as server:
+        db = Database(client_factory(server.url), "db")
+        received: list[str] = []
+        with pytest.raises(aiohttp.ClientPayloadError):
+            async for event in db.changes(**params):
+                received.append(event.id)
+    assert received == [row["id"] for row in changes]
+    assert len(server.requests) == 1
+
+
+async def test_an_unsorted_view_raises_instead_of_resuming(
+    client_factory: Callable[..., CouchDB],
+) -> None:
+    body = body_of([row_of("b"), row_of("a"), row_of("c")])
+    async with scripted(cut_after(prefix_through(body, '"id":"a"'))) as server:
+        db = Database(client_factory(server.url), "db")
+        received: list[str] = []
+        with pytest.raises(aiohttp.ClientPayloadError):
+            async for doc_id in db.view("d", "v").akeys(sorted=False):
+                received.append(doc_id)
+    assert received == ["b", "a"]
+    assert len(server.requests) == 1
+
+
+async def test_an_answer_broken_after_its_limit_was_handed_out_just_ends(
+    client_factory: Callable[..., CouchDB],
+) -> None:
+    body = body_of([row_of(doc_id) for doc_id in "ab"])
+    async with scripted(cut_after(prefix_through(body, '"id":"b"'))) as server:
+        db = Database(client_factory(server.url), "db")
+        assert await _all(db.akeys(limit=2)) == ["a", "b"]
+    assert len(server.requests) == 1
+
+
+async def test_all_docs_with_skip_and_ids_resumes_with_the_ids_left(
+    client_factory: Callable[..., CouchDB],
+) -> None:
+    rows = [row_of(doc_id) for doc_id in "wxyz"]
+    async with scripted(
+        cut_after(prefix_through(body_of(rows[1:]), '"id":"x"')), whole(rows[2:])
+    ) as server:
+        db = Database(client_factory(server.url), "db")
+        assert await _all(db.akeys(ids=list("wxyz"), skip=1)) == list("xyz")
+    resume = server.requests[1]
+    assert (resume.method, query(resume)) == ("POST", {})
+    assert json.loads(resume.body) == {"keys": ["y", "z"]}
