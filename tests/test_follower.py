@@ -360,6 +360,25 @@ async def test_503_answers_are_waited_out_with_growing_pauses() -> None:
     assert len(server.requests) == 3
 
 
+async def test_pauses_between_attempts_double_and_stop_growing_at_the_maximum() -> None:
+    arrivals: list[float] = []
+
+    async def unavailable(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        arrivals.append(asyncio.get_running_loop().time())
+        await status(503)(request, connection)
+
+    answers = [unavailable] * 6 + [continuous(change(1))]
+    async with following(*answers, max_retry_delay=0.2) as (server, follower):
+        await take(follower, 1)
+    pauses = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
+    # 0.1 s doubled per failure up to the 0.2 s cap, jittered down to at most half...
+    for pause, shortest in zip(pauses, [0.05, 0.1, 0.1, 0.1, 0.1]):
+        assert pause >= shortest * 0.95
+    # ...and capped: uncapped, the five pauses would take at least 1.55 s
+    assert sum(pauses) < 1.5
+    assert len(server.requests) == 7
+
+
 async def test_errors_lasting_longer_than_the_tolerance_are_raised(
     scripted_db: Callable[[str], Database],
 ) -> None:
