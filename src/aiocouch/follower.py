@@ -143,11 +143,18 @@ class _FeedReader:
         self._error_tolerance = error_tolerance
         http = database._remote._http
         self._http = http
+        silence = SILENT_HEARTBEATS * heartbeat
         self._timeout = aiohttp.ClientTimeout(
             total=None,
             connect=http.stream_timeout.connect,
             sock_connect=http.stream_timeout.sock_connect,
-            sock_read=SILENT_HEARTBEATS * heartbeat,
+            sock_read=silence,
+        )
+        self._now_timeout = aiohttp.ClientTimeout(
+            total=http.timeout.total,
+            connect=http.timeout.connect,
+            sock_connect=http.timeout.sock_connect,
+            sock_read=silence,
         )
         self.queue: asyncio.Queue[_Item] = asyncio.Queue(_READ_AHEAD)
         self.since = since
@@ -223,10 +230,17 @@ class _FeedReader:
 
     async def _current_seq(self) -> Any:
         """The database's current sequence: GET /{db}/_changes?since=now (no results)."""
-        _, answer = await self._database._remote._request(
-            "GET", self._path, params={"since": "now"}, subject=self._subject
+        answer = await self._http.request(
+            "GET",
+            self._path,
+            params={"since": "now"},
+            subject=self._subject,
+            timeout=self._now_timeout,
         )
-        return answer["last_seq"]
+        decoded = answer.json()
+        if not isinstance(decoded, dict) or "last_seq" not in decoded:
+            raise ValueError(f"GET {self._path}?since=now answered without last_seq: {decoded!r}")
+        return decoded["last_seq"]
 
     async def _read_answer(self) -> None:
         """One answer of the feed, ``since`` where the last one ended; returns at its end."""
