@@ -173,6 +173,8 @@ class RowStream:
                             yield rows
                 rows, self.meta = parser.close()
             except (*_BROKEN_ANSWER, _TypedResponseError) as exc:
+                # A first request that got no answer is for the client's retries to repeat;
+                # once an answer began (or while resuming), the break is resumed here.
                 if continuation is None or not (answered or self.resumes):
                     raise
                 if isinstance(exc, _TypedResponseError) and exc.status not in _PASSING_STATUSES:
