@@ -567,8 +567,10 @@ async def test_a_follower_gets_every_change_in_order_while_its_connection_is_cut
             events = await received
             assert follower.duplicates == 0
             if feed == "continuous":
-                # (a longpoll follower's connection may be idle in the pool when cut)
-                assert follower.resumes >= relay.cuts
+                # The first cut breaks the open feed; later ones may come while the
+                # follower waits to ask again (only an idle pooled connection is cut then),
+                # and a longpoll follower may be between two requests at any cut.
+                assert follower.resumes >= 1
     assert relay.cuts > 0
     assert [event.id for event in events] == ids
 
