@@ -321,22 +321,38 @@ class LocalCouchServer:
         """
         process, self._process = self._process, None
         if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=_STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            _terminate(process)
             atexit.unregister(self.stop)
-        for stream in (self._stdout, self._stderr):
-            if stream is not None:
-                stream.close()
-        self._stdout = self._stderr = None
+        self._close_output()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
         self._port = None
+
+    def restart(self) -> None:
+        """Stop the server and start it again on the same port, with the same data.
+
+        Meanwhile connections are refused; open connections end as the process exits.
+        Databases, documents, sequences and the admin account survive.
+
+        :raises RuntimeError: if the server is not running or keeps its data in memory.
+        :raises ServerStartError: when it does not come up again.
+        """
+        if self._in_memory:
+            raise RuntimeError("an in-memory server would lose its data on restart")
+        process, port = self._process, self._port
+        if process is None or port is None or self._workdir is None:
+            raise RuntimeError("the server is not running")
+        _terminate(process)
+        self._close_output()
+        try:
+            self._spawn(port)
+            self._wait_until_up()
+            self._check_admin()
+        except ServerStartError as error:
+            raise ServerStartError(
+                f"{error}\n--- pouchdb-server output ---\n{self.output()}"
+            ) from None
 
     def __enter__(self) -> LocalCouchServer:
         return self.start()
@@ -358,14 +374,21 @@ class LocalCouchServer:
     def _launch(self, port: int) -> None:
         workdir = Path(tempfile.mkdtemp(prefix="aiocouch-pouchdb-"))
         self._workdir = workdir
-        self._port = port
-        self._stdout = (workdir / "server.stdout").open("wb")
-        self._stderr = (workdir / "server.stderr").open("wb")
         # A server uuid of our own, shown in GET /, tells our process from any other server
         # that might answer on the same port.
         self._uuid = uuid.uuid4().hex
         config = {"couchdb": {"uuid": self._uuid}}
         (workdir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        if not self._in_memory:
+            (workdir / "data").mkdir()
+        self._spawn(port)
+
+    def _spawn(self, port: int) -> None:
+        """Runs pouchdb-server in the work directory (its data and config kept there)."""
+        workdir = self.workdir
+        self._port = port
+        self._stdout = (workdir / "server.stdout").open("ab")
+        self._stderr = (workdir / "server.stderr").open("ab")
         command = [
             str(self._executable),
             "--host",
@@ -379,7 +402,6 @@ class LocalCouchServer:
         if self._in_memory:
             command.append("--in-memory")
         else:
-            (workdir / "data").mkdir()
             command += ["--dir", str(workdir / "data")]
         try:
             self._process = subprocess.Popen(
@@ -432,6 +454,9 @@ class LocalCouchServer:
             raise ServerStartError(
                 f"creating the admin failed: {response.status} {response.body!r}"
             )
+        self._check_admin()
+
+    def _check_admin(self) -> None:
         # Check without PUT /{db}: a non-admin PUT /{db} makes pouchdb-server 4.2.0 exit.
         session = _request("GET", self.url + "/_session", auth=(self.user, self.password))
         if "_admin" not in _roles(session.body):
@@ -439,6 +464,12 @@ class LocalCouchServer:
         anonymous = _request("GET", self.url + "/_session")
         if "_admin" in _roles(anonymous.body):
             raise ServerStartError("anonymous requests still have the _admin role")
+
+    def _close_output(self) -> None:
+        for stream in (self._stdout, self._stderr):
+            if stream is not None:
+                stream.close()
+        self._stdout = self._stderr = None
 
     def output(self) -> str:
         """The tail of the server's stderr and stdout, for error messages."""
@@ -450,6 +481,17 @@ class LocalCouchServer:
         stderr = _tail(self._workdir / "server.stderr")
         stdout = _tail(self._workdir / "server.stdout")
         return f"stderr:\n{stderr or '(empty)'}\nstdout:\n{stdout or '(empty)'}"
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """Ends the process: SIGTERM, then SIGKILL if it is still there after a while."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _roles(session: Any) -> list[Any]:

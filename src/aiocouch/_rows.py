@@ -19,12 +19,13 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any, Callable, TypeVar
 
 from . import _json
 from ._answers import kind_of
 
-__all__ = ["LineParser", "RowParser", "Utf8Decoder"]
+__all__ = ["LineParser", "RowParser", "Utf8Decoder", "parsed_pieces"]
 
 _WHITESPACE_AND_COMMAS = " \t\r\n,"
 _MIN_RETRY_CHARS = 1 << 16
@@ -299,3 +300,35 @@ def _line_object(line: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"a line is {kind_of(value)}, not a JSON object")
     return value
+
+
+async def parsed_pieces(
+    pieces: AsyncIterator[bytes],
+    parser: RowParser | LineParser,
+    invalid: Callable[[ValueError], BaseException],
+) -> AsyncIterator[list[Any]]:
+    """What ``parser`` completes from each piece of a body, then at the body's end.
+
+    A body that is not what ``parser`` expects (see the module docstring) raises
+    ``invalid(error)``, once the values before the fault are handed out.
+    """
+    decoder = Utf8Decoder()
+    async for piece in pieces:
+        try:
+            values: list[Any] = parser.feed(decoder.decode(piece))
+        except ValueError as exc:
+            raise invalid(exc) from exc
+        if values:
+            yield values
+    # The body's end may complete values (compact JSON, or a last line without a newline).
+    end_of_body: tuple[Callable[[], list[Any]], ...] = (
+        lambda: parser.feed(decoder.decode(b"", final=True)),
+        parser.close,
+    )
+    for step in end_of_body:
+        try:
+            values = step()
+        except ValueError as exc:
+            raise invalid(exc) from exc
+        if values:
+            yield values

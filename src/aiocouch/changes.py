@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
+from ._resume import ChangesContinuation
 from .event import BaseChangeEvent, event_for_change
 
 if TYPE_CHECKING:
@@ -44,7 +45,14 @@ class ChangesFeed:
                     return
                 yield event_for_change(database, line)
             return
-        rows = database._remote._rows("GET", path, "results", params=params, subject=subject)
+        rows = database._remote._rows(
+            "GET",
+            path,
+            "results",
+            params=params,
+            subject=subject,
+            continuation=ChangesContinuation,
+        )
         async for change in rows:
             yield event_for_change(database, change)
         self.last_seq, self.pending = rows.meta.get("last_seq"), rows.meta.get("pending")

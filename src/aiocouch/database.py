@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .bulk import BulkCreateOperation, BulkUpdateOperation
@@ -11,6 +11,7 @@ from .changes import ChangesFeed
 from .design_document import DesignDocument
 from .document import Document, SecurityDocument
 from .exception import ConflictError, NotFoundError
+from .follower import ChangesFollower
 from .remote import RemoteDatabase
 from .request import FindRequest
 from .typing import JsonDict
@@ -204,6 +205,53 @@ class Database(RemoteDatabase):
         values.
         """
         return ChangesFeed(self, last_event_id=last_event_id, **params)
+
+    def follow(
+        self,
+        *,
+        since: Any = None,
+        feed: str = "continuous",
+        doc_ids: Sequence[str] | None = None,
+        selector: JsonDict | None = None,
+        filter: str | None = None,
+        view: str | None = None,
+        include_docs: bool = False,
+        heartbeat: float = 10.0,
+        max_retry_delay: float = 10.0,
+        error_tolerance: float | None = None,
+        **params: Any,
+    ) -> ChangesFollower:
+        """A follower of the changes, through dropped connections, stalls and restarts.
+
+        Sends GET /{db}/_changes?feed=continuous&heartbeat=...&since=... (``feed=
+        "longpoll"``: one such request per batch), again after every break, ``since``
+        the last change read. ``since``: a sequence, ``"now"`` (fixed on start with GET
+        /{db}/_changes?since=now), or None for every change. Filters, one at a time:
+        ``doc_ids`` (POST ?filter=_doc_ids with ``{"doc_ids": [...]}``), ``selector``
+        (POST ?filter=_selector with ``{"selector": ...}``), ``view="ddoc/view"``
+        (?filter=_view&view=...), ``filter="ddoc/filter"`` (a design document's filter;
+        its own query parameters go in ``params``). ``heartbeat``: seconds between the
+        server's keep-alive newlines; a silence of 3 heartbeats counts as a dropped
+        connection. Other ``params`` (``style``, ``conflicts``...) are sent as given.
+
+        Raises ValueError or TypeError for options that cannot make a follower, before
+        any request; see :class:`~aiocouch.follower.ChangesFollower` for what it raises
+        while it runs.
+        """
+        return ChangesFollower(
+            self,
+            since=since,
+            feed=feed,
+            doc_ids=doc_ids,
+            selector=selector,
+            filter=filter,
+            view=view,
+            include_docs=include_docs,
+            heartbeat=heartbeat,
+            max_retry_delay=max_retry_delay,
+            error_tolerance=error_tolerance,
+            params=params,
+        )
 
 
 async def _no_documents() -> AsyncIterator[Document]:

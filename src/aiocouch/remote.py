@@ -7,6 +7,9 @@ derive from these and hold the state.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import random
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Callable
 
@@ -26,7 +29,8 @@ from ._answers import (
 )
 from ._client import HTTPClient
 from ._params import stringify_params
-from ._rows import LineParser, RowParser, Utf8Decoder
+from ._resume import Continuation, NotResumable, StreamRequest, ViewContinuation
+from ._rows import LineParser, RowParser, parsed_pieces
 from ._transport import JSON_CONTENT_TYPE, NO_BODY, RawResponse, Transport
 from .auth import Authentication
 from .exception import ForbiddenError, InvalidResponseError, _TypedResponseError
@@ -46,6 +50,25 @@ __all__ = [
 ]
 
 _IDENTITY_ENCODING = {"Accept-Encoding": "identity"}
+
+MAX_RESUMES = 5
+"""How many times one iteration of a streamed answer resumes after a break.
+
+A constant until the client has a retry policy to take the count from.
+"""
+_RESUME_PAUSE = 0.125
+"""Seconds before the first resume; each further one waits twice as long (with jitter)."""
+# Errors that break an answer after its head: connection lost or reset, body cut short
+# (IncompleteResponseError is a ClientPayloadError), silence past sock_read
+# (ReadTimeoutError is a ClientConnectionError and a TimeoutError).
+_BROKEN_ANSWER = (
+    aiohttp.ClientPayloadError,
+    aiohttp.ClientConnectionError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+# Statuses of a resume request that say "not now" rather than "never".
+_PASSING_STATUSES = frozenset({429, 502, 503, 504})
 
 _quote_id = _paths.quote_segment
 _stringify_params = stringify_params
@@ -132,9 +155,15 @@ class RowStream:
     """Rows of one streamed response (``rows``, ``docs`` or ``results``), read as they arrive.
 
     Every row is a JSON object. After the iteration ends, :attr:`meta` holds the rest of
-    the answer (``total_rows``, ``offset``, ``bookmark``, ``last_seq``...). A body that
-    is not the expected JSON raises InvalidResponseError (the streamed status is not
+    the last answer (``total_rows``, ``offset``, ``bookmark``, ``last_seq``...). A body
+    that is not the expected JSON raises InvalidResponseError (the streamed status is not
     known, so its ``status`` is 0) once the rows before the fault are handed out.
+
+    With a ``continuation`` (see :mod:`aiocouch._resume`), an answer that breaks after its
+    head (connection lost, body cut short, server silent longer than ``sock_read``) is
+    resumed where that is exact: the rows already handed out are not asked for again, and
+    a row is handed out only once it was received whole. At most :data:`MAX_RESUMES`
+    resumes per iteration; then, or where no exact resume exists, the error is raised.
     """
 
     def __init__(
@@ -147,51 +176,84 @@ class RowStream:
         params: Mapping[str, Any] | None = None,
         json: Any = NO_BODY,
         subject: str,
+        continuation: Callable[[StreamRequest], Continuation] | None = None,
     ) -> None:
         self._client = client
-        self._request = (method, path, params, json, subject)
+        self._path = path
+        self._subject = subject
         self._array_key = array_key
+        self._first = StreamRequest(method, params, json)
+        self._current = self._first
+        self._continuation = continuation
         self.meta: JsonDict = {}
+        self.resumes = 0
+        """How many times this iteration resumed a broken answer."""
 
     async def batches(self) -> AsyncIterator[list[tuple[Any, str]]]:
         """The rows as they arrive, a list per read, each row with its JSON text."""
-        method, path, params, json, subject = self._request
-        parser = RowParser(self._array_key)
-        decoder = Utf8Decoder()
-        async with self._client.stream(
-            method, path, params=params, json=json, subject=subject, coalesce=True
-        ) as pieces:
-            async for piece in pieces:
+        continuation = self._continuation(self._first) if self._continuation else None
+        request: StreamRequest | None = self._first
+        while request is not None:
+            self._current = request
+            answered = False
+            try:
+                parser = RowParser(self._array_key)
+                async with self._client.stream(
+                    request.method,
+                    self._path,
+                    params=request.params,
+                    json=request.json,
+                    subject=self._subject,
+                    coalesce=True,
+                ) as pieces:
+                    answered = True
+                    async for rows in parsed_pieces(pieces, parser, self.invalid):
+                        if continuation is not None:
+                            rows = continuation.take(rows)
+                        if rows:
+                            yield rows
                 try:
-                    rows = parser.feed(decoder.decode(piece))
+                    self.meta = parser.meta()
                 except ValueError as exc:
                     raise self.invalid(exc) from exc
-                if rows:
-                    yield rows
-        # The body's end may complete rows (compact JSON without a final newline).
-        end_of_body: tuple[Callable[[], list[tuple[Any, str]]], ...] = (
-            lambda: parser.feed(decoder.decode(b"", final=True)),
-            parser.close,
-        )
-        for step in end_of_body:
-            try:
-                rows = step()
-            except ValueError as exc:
-                raise self.invalid(exc) from exc
-            if rows:
-                yield rows
-        try:
-            self.meta = parser.meta()
-        except ValueError as exc:
-            raise self.invalid(exc) from exc
+            except (*_BROKEN_ANSWER, _TypedResponseError) as exc:
+                # A first request that got no answer is for the client's retries to repeat;
+                # once an answer began (or while resuming), the break is resumed here.
+                if continuation is None or not (answered or self.resumes):
+                    raise
+                if isinstance(exc, _TypedResponseError) and exc.status not in _PASSING_STATUSES:
+                    raise
+                request = await self._resume(continuation, exc)
+                continue
+            request = continuation.after_end() if continuation is not None else None
 
     def invalid(self, exc: ValueError) -> InvalidResponseError:
         """The error for a row (or body) of this answer that ``exc`` says is wrong."""
-        method, path, params, json, subject = self._request
-        headers = None if json is NO_BODY else JSON_CONTENT_TYPE
+        request = self._current
+        headers = None if request.json is NO_BODY else JSON_CONTENT_TYPE
         return _invalid_answer(
-            self._client, describe_problem(exc), method, path, params, headers, subject
+            self._client,
+            describe_problem(exc),
+            request.method,
+            self._path,
+            request.params,
+            headers,
+            self._subject,
         )
+
+    async def _resume(
+        self, continuation: Continuation, error: BaseException
+    ) -> StreamRequest | None:
+        """The request for the rest after ``error``, once a short pause has passed."""
+        if self.resumes >= MAX_RESUMES:
+            raise error
+        try:
+            request = continuation.resume()
+        except NotResumable:
+            raise error from None
+        self.resumes += 1
+        await asyncio.sleep(random.uniform(0.5, 1.0) * _RESUME_PAUSE * 2 ** (self.resumes - 1))
+        return request
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         async for batch in self.batches():
@@ -355,10 +417,18 @@ class RemoteServer:
         params: Mapping[str, Any] | None = None,
         json: Any = NO_BODY,
         subject: str,
+        continuation: Callable[[StreamRequest], Continuation] | None = None,
     ) -> RowStream:
         """The rows of ``method path``, streamed (see :class:`RowStream`)."""
         return RowStream(
-            self._http, method, path, array_key, params=params, json=json, subject=subject
+            self._http,
+            method,
+            path,
+            array_key,
+            params=params,
+            json=json,
+            subject=subject,
+            continuation=continuation,
         )
 
     async def _lines(
@@ -370,36 +440,28 @@ class RemoteServer:
         buffers a compressed feed, so its lines would arrive late or never. A line that
         is not a JSON object raises InvalidResponseError (``status`` 0: not known here).
         """
-        parser = LineParser()
-        decoder = Utf8Decoder()
         async with self._http.stream(
             "GET", path, params=params, headers=_IDENTITY_ENCODING, subject=subject
         ) as pieces:
-            async for piece in pieces:
-                try:
-                    values = parser.feed(decoder.decode(piece))
-                except ValueError as exc:
-                    raise self._invalid_line(exc, path, params, subject) from exc
+            invalid = functools.partial(
+                self._invalid_stream, "GET", path, params, _IDENTITY_ENCODING, subject
+            )
+            async for values in parsed_pieces(pieces, LineParser(), invalid):
                 for value in values:
                     yield value
-        # The body's end may complete a last line without a newline.
-        end_of_body: tuple[Callable[[], list[JsonDict]], ...] = (
-            lambda: parser.feed(decoder.decode(b"", final=True)),
-            parser.close,
-        )
-        for step in end_of_body:
-            try:
-                values = step()
-            except ValueError as exc:
-                raise self._invalid_line(exc, path, params, subject) from exc
-            for value in values:
-                yield value
 
-    def _invalid_line(
-        self, exc: ValueError, path: str, params: Mapping[str, Any] | None, subject: str
+    def _invalid_stream(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        subject: str,
+        exc: ValueError,
     ) -> InvalidResponseError:
+        """The error for a streamed answer to ``method path`` whose body ``exc`` refutes."""
         return _invalid_answer(
-            self._http, describe_problem(exc), "GET", path, params, _IDENTITY_ENCODING, subject
+            self._http, describe_problem(exc), method, path, params, headers, subject
         )
 
     async def close(self) -> None:
@@ -658,6 +720,9 @@ class RemoteAttachment:
 class RemoteView:
     """A view: requests to ``/{db}/_design/{ddoc}/_view/{view}``."""
 
+    _rows_by_id = False
+    """True where every row's key is a document id, one row per id (``_all_docs``)."""
+
     def __init__(self, database: Any, design_doc: str, id: str) -> None:
         self._database = database
         self.design_doc = design_doc
@@ -700,10 +765,19 @@ class RemoteView:
         return dict(result)
 
     def _rows(self, keys: list[Any] | None = None, **params: Any) -> RowStream:
-        """The rows of the view, streamed: GET, or POST ``{"keys": keys}`` when given."""
+        """The rows of the view, streamed: GET, or POST ``{"keys": keys}`` when given.
+
+        A broken answer resumes after the last row handed out (see :class:`RowStream`).
+        """
+        continuation = functools.partial(ViewContinuation, by_id=self._rows_by_id)
         if keys is None:
             return self._remote._rows(
-                "GET", self.endpoint, "rows", params=params, subject=self._subject
+                "GET",
+                self.endpoint,
+                "rows",
+                params=params,
+                subject=self._subject,
+                continuation=continuation,
             )
         return self._remote._rows(
             "POST",
@@ -712,4 +786,5 @@ class RemoteView:
             params=params,
             json={"keys": keys},
             subject=self._subject,
+            continuation=continuation,
         )

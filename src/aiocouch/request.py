@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from ._resume import Continuation
 from .document import Document
 from .typing import JsonDict
 
@@ -72,6 +73,9 @@ class FindRequest:
                 "docs",
                 json=body,
                 subject=f"_find in database '{database.id}'",
+                # A page's bookmark comes at its end: a page that broke after some
+                # documents were handed out cannot continue, only one that broke before.
+                continuation=Continuation,
             )
             async for batch in rows.batches():
                 for doc, source in batch:

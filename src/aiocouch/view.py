@@ -182,6 +182,8 @@ class View(RemoteView):
 class AllDocsView(View):
     """``/{db}/_all_docs``: every document, keyed by id."""
 
+    _rows_by_id = True
+
     def __init__(self, database: Database) -> None:
         super().__init__(database, "", "_all_docs")
 
