@@ -1,14 +1,20 @@
-"""Sends requests to the server: one transport, wrapped with time limits (and the policies).
+"""Sends requests to the server: one transport, wrapped with time limits and retries.
 
 The transport below (:mod:`._http_transport` or :mod:`._aiohttp_transport`, chosen here)
-makes exactly one attempt per call; this layer decides the time limits of each call.
+makes exactly one attempt per call; this layer decides the time limits of each call and
+repeats the calls that failed in a way that may pass, where the policy of
+:mod:`aiocouch.retry` allows it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from types import TracebackType
+from typing import Any, Callable, TypeVar
 
 import aiohttp
 
@@ -16,8 +22,12 @@ from ._aiohttp_transport import AiohttpTransport
 from ._http_transport import HTTPTransport
 from ._transport import NO_BODY, RawResponse, Transport
 from .exception import _TypedResponseError
+from .retry import AttemptLog, Repetition, RetryPolicy, default_repetition, judge, policy_from
 
 __all__ = ["DEFAULT_TIMEOUT", "HTTPClient", "make_transport"]
+
+_T = TypeVar("_T")
+_log = logging.getLogger("aiocouch")
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=60, sock_connect=30, sock_read=120)
 """The limits of a client built without ``timeout=``.
@@ -39,8 +49,14 @@ class HTTPClient:
     """Sends the requests of one :class:`~aiocouch.CouchDB` client through its transport."""
 
     def __init__(
-        self, server: str, *, timeout: aiohttp.ClientTimeout | None = None, **options: Any
+        self,
+        server: str,
+        *,
+        timeout: aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | bool = True,
+        **options: Any,
     ) -> None:
+        self.retry = policy_from(retry)
         self.transport = make_transport(server, **options)
         if timeout is None:
             self.timeout = DEFAULT_TIMEOUT
@@ -71,18 +87,37 @@ class HTTPClient:
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        repetition: Repetition | None = None,
+        attempts: AttemptLog | None = None,
     ) -> RawResponse:
-        """Sends one request and reads the whole answer; non-2xx raises (see exception.py)."""
-        return await self.transport.request(
+        """Sends a request and reads the whole answer; non-2xx raises (see exception.py).
+
+        A failed attempt is repeated as the retry policy and ``repetition`` allow (by
+        default: GET and HEAD after any failure that may pass, other methods only when
+        not applied); ``attempts``, if given, learns whether an attempt may have been
+        applied although it failed.
+        """
+
+        def attempt(limits: aiohttp.ClientTimeout) -> Awaitable[RawResponse]:
+            return self.transport.request(
+                method,
+                path,
+                params=params,
+                json=json,
+                data=data,
+                headers=headers,
+                subject=subject,
+                overrides=overrides,
+                timeout=limits,
+            )
+
+        return await self._with_retries(
+            attempt,
             method,
             path,
-            params=params,
-            json=json,
-            data=data,
-            headers=headers,
-            subject=subject,
-            overrides=overrides,
-            timeout=timeout or self.timeout,
+            timeout or self.timeout,
+            repetition or default_repetition(method),
+            attempts,
         )
 
     def stream(
@@ -96,19 +131,138 @@ class HTTPClient:
         subject: str = "the request",
         coalesce: bool = False,
         timeout: aiohttp.ClientTimeout | None = None,
+        repetition: Repetition = Repetition.SAFE,
     ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-        """Sends one request; yields its body piece by piece (see :meth:`Transport.stream`)."""
-        return self.transport.stream(
-            method,
-            path,
-            params=params,
-            json=json,
-            headers=headers,
-            subject=subject,
-            coalesce=coalesce,
-            timeout=timeout or self.stream_timeout,
+        """Sends a request; yields its body piece by piece (see :meth:`Transport.stream`).
+
+        Every streamed endpoint reads, so by default a failure while the stream opens
+        is repeated as the retry policy allows; once a piece was handed out, never.
+        """
+
+        def attempt(
+            limits: aiohttp.ClientTimeout,
+        ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+            return self.transport.stream(
+                method,
+                path,
+                params=params,
+                json=json,
+                headers=headers,
+                subject=subject,
+                coalesce=coalesce,
+                timeout=limits,
+            )
+
+        return _RetryingStream(
+            self, attempt, method, path, timeout or self.stream_timeout, repetition
         )
 
     async def close(self) -> None:
         """Closes the transport's connections."""
         await self.transport.close()
+
+    # --- retries: the one place where a failed attempt is repeated ---
+
+    async def _with_retries(
+        self,
+        attempt: Callable[[aiohttp.ClientTimeout], Awaitable[_T]],
+        method: str,
+        path: str,
+        timeout: aiohttp.ClientTimeout,
+        repetition: Repetition,
+        attempts: AttemptLog | None,
+    ) -> _T:
+        """``attempt(limits)`` until it succeeds, the policy gives up or the budget is spent.
+
+        Each attempt gets the call's limits, its ``total`` shrunk to what is left of the
+        budget; a wait that would end after the budget is not begun.
+        """
+        policy = self.retry
+        started = time.monotonic()
+        budget = policy.budget if policy.budget is not None else timeout.total
+        limits = _within(timeout, budget)
+        repeat = 0
+        while True:
+            try:
+                return await attempt(limits)
+            except Exception as error:
+                may_repeat, uncertain = judge(error, repetition, policy)
+                if uncertain and attempts is not None:
+                    attempts.uncertain = True
+                repeat += 1
+                if not may_repeat or repeat >= policy.attempts:
+                    raise
+                pause = policy.wait(repeat, error)
+                left = None if budget is None else budget - (time.monotonic() - started)
+                if left is not None and pause >= left:
+                    raise
+                _log.debug(
+                    "%s %s failed (%s); attempt %d of %d in %.2f s",
+                    method,
+                    path,
+                    type(error).__name__,
+                    repeat + 1,
+                    policy.attempts,
+                    pause,
+                )
+            await asyncio.sleep(pause)
+            if budget is not None:
+                limits = _within(timeout, budget - (time.monotonic() - started))
+
+
+class _RetryingStream:
+    """A streamed call whose opening is repeated like a whole request; its body never is."""
+
+    def __init__(
+        self,
+        client: HTTPClient,
+        attempt: Callable[
+            [aiohttp.ClientTimeout], AbstractAsyncContextManager[AsyncIterator[bytes]]
+        ],
+        method: str,
+        path: str,
+        timeout: aiohttp.ClientTimeout,
+        repetition: Repetition,
+    ) -> None:
+        self._client = client
+        self._attempt = attempt
+        self._request = (method, path, timeout, repetition)
+        self._opened: AbstractAsyncContextManager[AsyncIterator[bytes]] | None = None
+
+    async def __aenter__(self) -> AsyncIterator[bytes]:
+        async def open_stream(
+            limits: aiohttp.ClientTimeout,
+        ) -> tuple[AbstractAsyncContextManager[AsyncIterator[bytes]], AsyncIterator[bytes]]:
+            stream = self._attempt(limits)
+            return stream, await stream.__aenter__()
+
+        method, path, timeout, repetition = self._request
+        self._opened, pieces = await self._client._with_retries(
+            open_stream, method, path, timeout, repetition, None
+        )
+        return pieces
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        assert self._opened is not None
+        return await self._opened.__aexit__(exc_type, exc_value, traceback)
+
+
+def _within(timeout: aiohttp.ClientTimeout, seconds: float | None) -> aiohttp.ClientTimeout:
+    """``timeout`` with its ``total`` limit shrunk to ``seconds``, if that is shorter.
+
+    A call without a ``total`` limit (a stream, by default) keeps none.
+    """
+    if seconds is None or timeout.total is None or timeout.total <= seconds:
+        return timeout
+    return aiohttp.ClientTimeout(
+        total=max(seconds, 0.001),
+        connect=timeout.connect,
+        sock_read=timeout.sock_read,
+        sock_connect=timeout.sock_connect,
+        ceil_threshold=timeout.ceil_threshold,
+    )

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from . import _paths
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from . import _json, _paths, _write_confirmation
 from ._client import HTTPClient
 from ._params import stringify_params
 from ._rows import LineParser, RowParser, decode_pieces
 from ._transport import JSON_CONTENT_TYPE, NO_BODY, RawResponse, Transport
-from .exception import ForbiddenError, _TypedResponseError
+from .exception import ConflictError, ForbiddenError, _TypedResponseError
+from .retry import AttemptLog, Repetition
 from .typing import JsonDict
 
 __all__ = [
@@ -86,6 +89,13 @@ class HTTPResponse:
 
 RequestResult = tuple[HTTPResponse, Any]
 """What the private request helpers return: the response and its decoded body."""
+
+
+def _confirmed(status: int, id: str, rev: str) -> RequestResult:
+    """The result a write's lost answer would have carried, once the write is confirmed."""
+    headers = CIMultiDictProxy(CIMultiDict({"ETag": f'"{rev}"'}))
+    response = HTTPResponse(RawResponse(status, headers, b""))
+    return response, {"ok": True, "id": id, "rev": rev}
 
 
 class RowStream:
@@ -165,10 +175,14 @@ class RemoteServer:
         return_json: bool = True,
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+        repetition: Repetition | None = None,
+        attempts: AttemptLog | None = None,
     ) -> RequestResult:
         """Sends ``method path`` (path quoted, appended to the server URL as given).
 
         Returns ``(HTTPResponse, decoded JSON)``, or raw bytes with ``return_json=False``.
+        ``repetition`` says what repeating the request could do (see :mod:`aiocouch.retry`;
+        by default GET and HEAD are reads, anything else may write).
         """
         if isinstance(data, (bytes, bytearray)):
             raw = await self._http.request(
@@ -179,6 +193,8 @@ class RemoteServer:
                 headers=headers,
                 subject=subject,
                 overrides=overrides,
+                repetition=repetition,
+                attempts=attempts,
             )
         else:
             raw = await self._http.request(
@@ -189,6 +205,8 @@ class RemoteServer:
                 headers=headers,
                 subject=subject,
                 overrides=overrides,
+                repetition=repetition,
+                attempts=attempts,
             )
         if not return_json:
             return HTTPResponse(raw), raw.body
@@ -314,6 +332,8 @@ class RemoteDatabase:
         params: Mapping[str, Any] | None = None,
         data: Any = NO_BODY,
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+        repetition: Repetition | None = None,
+        attempts: AttemptLog | None = None,
     ) -> Any:
         """Sends ``method /{db}{endpoint}``; returns the decoded answer."""
         subject = f"{endpoint[1:]} of {self._subject}" if endpoint else self._subject
@@ -324,6 +344,8 @@ class RemoteDatabase:
             data=data,
             subject=subject,
             overrides=overrides,
+            repetition=repetition,
+            attempts=attempts,
         )
         return result
 
@@ -351,19 +373,76 @@ class RemoteDatabase:
 
     async def _bulk_get(self, docs: list[JsonDict], **params: Any) -> JsonDict:
         """POST /{db}/_bulk_get with body ``{"docs": docs}``."""
-        return dict(await self._send("POST", "/_bulk_get", params=params, data={"docs": docs}))
+        body = {"docs": docs}
+        return dict(
+            await self._send(
+                "POST", "/_bulk_get", params=params, data=body, repetition=Repetition.SAFE
+            )
+        )
 
     async def _bulk_docs(self, docs: list[JsonDict], **data: Any) -> list[JsonDict]:
-        """POST /{db}/_bulk_docs with body ``{"docs": docs, **data}``."""
-        return list(await self._send("POST", "/_bulk_docs", data={"docs": docs, **data}))
+        """POST /{db}/_bulk_docs with body ``{"docs": docs, **data}``.
+
+        Repeated after a lost answer when every document carries an ``_id`` (a conflict
+        that the lost attempt caused then becomes the ok it was, see
+        :mod:`._write_confirmation`), or with ``new_edits=False`` (revisions that exist
+        are skipped).
+        """
+        body = {"docs": docs, **data}
+        if data.get("new_edits") is False:
+            repetition = Repetition.SAFE
+        elif all(isinstance(doc, dict) and doc.get("_id") for doc in docs):
+            repetition = Repetition.CHECKED
+        else:
+            return list(await self._send("POST", "/_bulk_docs", data=body))
+        attempts = AttemptLog()
+        items = list(
+            await self._send(
+                "POST", "/_bulk_docs", data=body, repetition=repetition, attempts=attempts
+            )
+        )
+        if attempts.uncertain:
+            items = await _write_confirmation.bulk_writes(self._remote, self.id, docs, items)
+        return items
+
+    async def _post_document(self, id: str, body: bytes) -> RequestResult:
+        """POST /{db} with ``body``, a new document encoded as JSON whose ``_id`` is ``id``.
+
+        Repeated after a lost answer: a repeat of an applied POST gets 409, which becomes
+        the success it was if the document is the one sent (see :mod:`._write_confirmation`).
+        """
+        attempts = AttemptLog()
+        try:
+            return await self._remote._request(
+                "POST",
+                self.endpoint,
+                data=body,
+                headers=JSON_CONTENT_TYPE,
+                subject=f"document '{id}' in {self._subject}",
+                repetition=Repetition.CHECKED,
+                attempts=attempts,
+            )
+        except ConflictError:
+            rev = None
+            if attempts.uncertain:
+                path = _paths.document_path(self.id, id)
+                rev = await _write_confirmation.document_write(
+                    self._remote, path, _json.loads(body), f"document '{id}' in {self._subject}"
+                )
+            if rev is None:
+                raise
+            return _confirmed(201, id, rev)
 
     async def _find(self, selector: Any, **data: Any) -> JsonDict:
         """POST /{db}/_find with body ``{"selector": selector, **data}``."""
-        return dict(await self._send("POST", "/_find", data={"selector": selector, **data}))
+        body = {"selector": selector, **data}
+        return dict(await self._send("POST", "/_find", data=body, repetition=Repetition.SAFE))
 
     async def _index(self, index: Any, **data: Any) -> JsonDict:
         """POST /{db}/_index with body ``{"index": index, **data}``."""
-        return dict(await self._send("POST", "/_index", data={"index": index, **data}))
+        # The same definition again is answered "exists": repeating makes no second index.
+        body = {"index": index, **data}
+        return dict(await self._send("POST", "/_index", data=body, repetition=Repetition.SAFE))
 
     async def _get_security(self) -> JsonDict:
         """GET /{db}/_security."""
@@ -371,9 +450,16 @@ class RemoteDatabase:
 
     async def _put_security(self, doc: JsonDict) -> JsonDict:
         """PUT /{db}/_security."""
-        # CouchDB answers a non-admin's write with 500 (every shard refuses it).
+        # CouchDB answers a non-admin's write with 500 (every shard refuses it). The
+        # object is replaced whole, without revisions: a repeat leaves the same state.
         return dict(
-            await self._send("PUT", "/_security", data=doc, overrides={500: ForbiddenError})
+            await self._send(
+                "PUT",
+                "/_security",
+                data=doc,
+                overrides={500: ForbiddenError},
+                repetition=Repetition.SAFE,
+            )
         )
 
     async def _purge(self, docs: Mapping[str, list[str]], **params: Any) -> JsonDict:
@@ -440,20 +526,57 @@ class RemoteDocument:
         )
 
     async def _put_encoded(self, body: bytes) -> RequestResult:
-        """PUT /{db}/{docid} with ``body``, the document already encoded as JSON."""
-        return await self._remote._request(
-            "PUT",
-            self.endpoint,
-            data=body,
-            headers=JSON_CONTENT_TYPE,
-            subject=self._subject,
-        )
+        """PUT /{db}/{docid} with ``body``, the document already encoded as JSON.
+
+        Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
+        the success it was if the document is the one sent (see :mod:`._write_confirmation`).
+        """
+        attempts = AttemptLog()
+        try:
+            return await self._remote._request(
+                "PUT",
+                self.endpoint,
+                data=body,
+                headers=JSON_CONTENT_TYPE,
+                subject=self._subject,
+                repetition=Repetition.CHECKED,
+                attempts=attempts,
+            )
+        except ConflictError:
+            rev = None
+            if attempts.uncertain:
+                rev = await _write_confirmation.document_write(
+                    self._remote, self.endpoint, _json.loads(body), self._subject
+                )
+            if rev is None:
+                raise
+            return _confirmed(201, self.id, rev)
 
     async def _delete(self, rev: str, **params: Any) -> RequestResult:
-        """DELETE /{db}/{docid}?rev=rev."""
-        return await self._remote._request(
-            "DELETE", self.endpoint, params={"rev": rev, **params}, subject=self._subject
-        )
+        """DELETE /{db}/{docid}?rev=rev.
+
+        Repeated after a lost answer: a repeat of an applied DELETE gets 409, which becomes
+        the success it was if a deletion was written on ``rev``.
+        """
+        attempts = AttemptLog()
+        try:
+            return await self._remote._request(
+                "DELETE",
+                self.endpoint,
+                params={"rev": rev, **params},
+                subject=self._subject,
+                repetition=Repetition.CHECKED,
+                attempts=attempts,
+            )
+        except ConflictError:
+            deletion = None
+            if attempts.uncertain:
+                deletion = await _write_confirmation.document_deletion(
+                    self._remote, self.endpoint, rev, self._subject
+                )
+            if deletion is None:
+                raise
+            return _confirmed(200, self.id, deletion)
 
     async def _copy(self, destination: str, **params: Any) -> RequestResult:
         """COPY /{db}/{docid} with header ``Destination: destination``."""
@@ -505,22 +628,66 @@ class RemoteAttachment:
         return body, response.headers.get("Content-Type")
 
     async def _put(self, rev: str | None, data: bytes, content_type: str) -> JsonDict:
-        """PUT the attachment ``?rev=rev`` with a raw body."""
-        _, result = await self._remote._request(
-            "PUT",
-            self.endpoint,
-            params={"rev": rev},
-            data=bytes(data),
-            headers={"Content-Type": content_type},
-            subject=self._subject,
-        )
+        """PUT the attachment ``?rev=rev`` with a raw body.
+
+        Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
+        the success it was if a child of ``rev`` holds this attachment, written in it.
+        """
+        attempts = AttemptLog()
+        data = bytes(data)
+        try:
+            _, result = await self._remote._request(
+                "PUT",
+                self.endpoint,
+                params={"rev": rev},
+                data=data,
+                headers={"Content-Type": content_type},
+                subject=self._subject,
+                repetition=Repetition.CHECKED,
+                attempts=attempts,
+            )
+        except ConflictError:
+            written = None
+            if attempts.uncertain:
+                written = await _write_confirmation.attachment_write(
+                    self._remote,
+                    self._document.endpoint,
+                    self.id,
+                    rev,
+                    data,
+                    content_type,
+                    self._subject,
+                )
+            if written is None:
+                raise
+            return {"ok": True, "id": self._document.id, "rev": written}
         return dict(result)
 
     async def _delete(self, rev: str | None) -> JsonDict:
-        """DELETE the attachment ``?rev=rev``."""
-        _, result = await self._remote._request(
-            "DELETE", self.endpoint, params={"rev": rev}, subject=self._subject
-        )
+        """DELETE the attachment ``?rev=rev``.
+
+        Repeated after a lost answer: a repeat of an applied DELETE gets 409, which becomes
+        the success it was if a child of ``rev`` lacks the attachment.
+        """
+        attempts = AttemptLog()
+        try:
+            _, result = await self._remote._request(
+                "DELETE",
+                self.endpoint,
+                params={"rev": rev},
+                subject=self._subject,
+                repetition=Repetition.CHECKED,
+                attempts=attempts,
+            )
+        except ConflictError:
+            written = None
+            if attempts.uncertain:
+                written = await _write_confirmation.attachment_deletion(
+                    self._remote, self._document.endpoint, self.id, rev, self._subject
+                )
+            if written is None:
+                raise
+            return {"ok": True, "id": self._document.id, "rev": written}
         return dict(result)
 
 
@@ -559,7 +726,12 @@ class RemoteView:
     async def _post(self, keys: list[Any], **params: Any) -> JsonDict:
         """POST the view with body ``{"keys": keys}`` and ``params`` as query."""
         _, result = await self._remote._request(
-            "POST", self.endpoint, params=params, data={"keys": keys}, subject=self._subject
+            "POST",
+            self.endpoint,
+            params=params,
+            data={"keys": keys},
+            subject=self._subject,
+            repetition=Repetition.SAFE,
         )
         return dict(result)
 
