@@ -173,17 +173,30 @@ async def _leaves(remote: RemoteServer, path: str, subject: str) -> list[JsonDic
 
 async def _follows_deletion(remote: RemoteServer, path: str, leaf: JsonDict, subject: str) -> bool:
     """Whether ``leaf``'s parent is a deleted revision (a write without ``_rev`` on a
-    deleted document), as the revision tree tells: it keeps that after compaction."""
+    deleted document).
+
+    Sends GET /{db}/{docid}?rev=<leaf>&revs_info=true: CouchDB's revision tree says
+    "deleted", also after compaction dropped the old bodies; a server that says
+    "available" instead (pouchdb-server) is asked for the parent itself, GET ?rev=<parent>.
+    """
     parent = _parent(leaf)
     if parent is None:
         return False
     _, document = await remote._request(
         "GET", path, params={"rev": leaf["_rev"], "revs_info": True}, subject=subject
     )
-    return any(
-        info.get("rev") == parent and info.get("status") == "deleted"
-        for info in document.get("_revs_info") or ()
+    status = next(
+        (
+            info.get("status")
+            for info in document.get("_revs_info") or ()
+            if info.get("rev") == parent
+        ),
+        None,
     )
+    if status != "available":
+        return status == "deleted"
+    _, parent_document = await remote._request("GET", path, params={"rev": parent}, subject=subject)
+    return parent_document.get("_deleted") is True
 
 
 def _content(document: JsonDict) -> JsonDict:
