@@ -88,13 +88,13 @@ class HTTPClient:
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
         repetition: Repetition | None = None,
-        attempts: AttemptLog | None = None,
+        attempt_log: AttemptLog | None = None,
     ) -> RawResponse:
         """Sends a request and reads the whole answer; non-2xx raises (see exception.py).
 
         A failed attempt is repeated as the retry policy and ``repetition`` allow (by
         default: GET and HEAD after any failure that may pass, other methods only when
-        not applied); ``attempts``, if given, learns whether an attempt may have been
+        not applied); ``attempt_log``, if given, learns whether an attempt may have been
         applied although it failed.
         """
 
@@ -117,7 +117,7 @@ class HTTPClient:
             path,
             timeout or self.timeout,
             repetition or default_repetition(method),
-            attempts,
+            attempt_log,
         )
 
     def stream(
@@ -170,7 +170,7 @@ class HTTPClient:
         path: str,
         timeout: aiohttp.ClientTimeout,
         repetition: Repetition,
-        attempts: AttemptLog | None,
+        attempt_log: AttemptLog | None,
     ) -> _T:
         """``attempt(limits)`` until it succeeds, the policy gives up or the budget is spent.
 
@@ -187,8 +187,8 @@ class HTTPClient:
                 return await attempt(limits)
             except Exception as error:
                 may_repeat, uncertain = judge(error, repetition, policy)
-                if uncertain and attempts is not None:
-                    attempts.uncertain = True
+                if uncertain and attempt_log is not None:
+                    attempt_log.uncertain = True
                 repeat += 1
                 if not may_repeat or repeat >= policy.attempts:
                     raise

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -135,7 +136,10 @@ async def bulk_writes(
     at a time.
     """
     conflicts = {item.get("id") for item in items if item.get("error") == "conflict"}
-    checked = [doc for doc in sent if doc.get("_id") in conflicts]
+    sent = list(sent)
+    once = Counter(doc.get("_id") for doc in sent)
+    # an id sent twice in one request conflicts with itself: which item is whose is unknown
+    checked = [doc for doc in sent if doc.get("_id") in conflicts and once[doc.get("_id")] == 1]
     if not checked:
         return items
     slots = asyncio.Semaphore(_CONCURRENT_CHECKS)

@@ -158,7 +158,7 @@ class BulkOperation:
         was if the server holds what was sent (see :mod:`._write_confirmation`).
         """
         database = self._database
-        attempts = AttemptLog()
+        attempt_log = AttemptLog()
         _, items = await database._remote._request(
             "POST",
             f"{database.endpoint}/_bulk_docs",
@@ -166,9 +166,9 @@ class BulkOperation:
             headers=JSON_CONTENT_TYPE,
             subject=f"_bulk_docs in database '{database.id}'",
             repetition=Repetition.CHECKED,
-            attempts=attempts,
+            attempt_log=attempt_log,
         )
-        if attempts.uncertain:
+        if attempt_log.uncertain:
             sent = _json.loads(body)["docs"]
             return await bulk_writes(database._remote, database.id, sent, list(items))
         return list(items)

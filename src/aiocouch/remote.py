@@ -176,7 +176,7 @@ class RemoteServer:
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
         repetition: Repetition | None = None,
-        attempts: AttemptLog | None = None,
+        attempt_log: AttemptLog | None = None,
     ) -> RequestResult:
         """Sends ``method path`` (path quoted, appended to the server URL as given).
 
@@ -194,7 +194,7 @@ class RemoteServer:
                 subject=subject,
                 overrides=overrides,
                 repetition=repetition,
-                attempts=attempts,
+                attempt_log=attempt_log,
             )
         else:
             raw = await self._http.request(
@@ -206,7 +206,7 @@ class RemoteServer:
                 subject=subject,
                 overrides=overrides,
                 repetition=repetition,
-                attempts=attempts,
+                attempt_log=attempt_log,
             )
         if not return_json:
             return HTTPResponse(raw), raw.body
@@ -333,7 +333,7 @@ class RemoteDatabase:
         data: Any = NO_BODY,
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
         repetition: Repetition | None = None,
-        attempts: AttemptLog | None = None,
+        attempt_log: AttemptLog | None = None,
     ) -> Any:
         """Sends ``method /{db}{endpoint}``; returns the decoded answer."""
         subject = f"{endpoint[1:]} of {self._subject}" if endpoint else self._subject
@@ -345,7 +345,7 @@ class RemoteDatabase:
             subject=subject,
             overrides=overrides,
             repetition=repetition,
-            attempts=attempts,
+            attempt_log=attempt_log,
         )
         return result
 
@@ -395,13 +395,13 @@ class RemoteDatabase:
             repetition = Repetition.CHECKED
         else:
             return list(await self._send("POST", "/_bulk_docs", data=body))
-        attempts = AttemptLog()
+        attempt_log = AttemptLog()
         items = list(
             await self._send(
-                "POST", "/_bulk_docs", data=body, repetition=repetition, attempts=attempts
+                "POST", "/_bulk_docs", data=body, repetition=repetition, attempt_log=attempt_log
             )
         )
-        if attempts.uncertain:
+        if attempt_log.uncertain:
             items = await _write_confirmation.bulk_writes(self._remote, self.id, docs, items)
         return items
 
@@ -411,7 +411,7 @@ class RemoteDatabase:
         Repeated after a lost answer: a repeat of an applied POST gets 409, which becomes
         the success it was if the document is the one sent (see :mod:`._write_confirmation`).
         """
-        attempts = AttemptLog()
+        attempt_log = AttemptLog()
         try:
             return await self._remote._request(
                 "POST",
@@ -420,11 +420,11 @@ class RemoteDatabase:
                 headers=JSON_CONTENT_TYPE,
                 subject=f"document '{id}' in {self._subject}",
                 repetition=Repetition.CHECKED,
-                attempts=attempts,
+                attempt_log=attempt_log,
             )
         except ConflictError:
             rev = None
-            if attempts.uncertain:
+            if attempt_log.uncertain:
                 path = _paths.document_path(self.id, id)
                 rev = await _write_confirmation.document_write(
                     self._remote, path, _json.loads(body), f"document '{id}' in {self._subject}"
@@ -531,7 +531,7 @@ class RemoteDocument:
         Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
         the success it was if the document is the one sent (see :mod:`._write_confirmation`).
         """
-        attempts = AttemptLog()
+        attempt_log = AttemptLog()
         try:
             return await self._remote._request(
                 "PUT",
@@ -540,11 +540,11 @@ class RemoteDocument:
                 headers=JSON_CONTENT_TYPE,
                 subject=self._subject,
                 repetition=Repetition.CHECKED,
-                attempts=attempts,
+                attempt_log=attempt_log,
             )
         except ConflictError:
             rev = None
-            if attempts.uncertain:
+            if attempt_log.uncertain:
                 rev = await _write_confirmation.document_write(
                     self._remote, self.endpoint, _json.loads(body), self._subject
                 )
@@ -558,7 +558,7 @@ class RemoteDocument:
         Repeated after a lost answer: a repeat of an applied DELETE gets 409, which becomes
         the success it was if a deletion was written on ``rev``.
         """
-        attempts = AttemptLog()
+        attempt_log = AttemptLog()
         try:
             return await self._remote._request(
                 "DELETE",
@@ -566,11 +566,11 @@ class RemoteDocument:
                 params={"rev": rev, **params},
                 subject=self._subject,
                 repetition=Repetition.CHECKED,
-                attempts=attempts,
+                attempt_log=attempt_log,
             )
         except ConflictError:
             deletion = None
-            if attempts.uncertain:
+            if attempt_log.uncertain:
                 deletion = await _write_confirmation.document_deletion(
                     self._remote, self.endpoint, rev, self._subject
                 )
@@ -633,7 +633,7 @@ class RemoteAttachment:
         Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
         the success it was if a child of ``rev`` holds this attachment, written in it.
         """
-        attempts = AttemptLog()
+        attempt_log = AttemptLog()
         data = bytes(data)
         try:
             _, result = await self._remote._request(
@@ -644,11 +644,11 @@ class RemoteAttachment:
                 headers={"Content-Type": content_type},
                 subject=self._subject,
                 repetition=Repetition.CHECKED,
-                attempts=attempts,
+                attempt_log=attempt_log,
             )
         except ConflictError:
             written = None
-            if attempts.uncertain:
+            if attempt_log.uncertain:
                 written = await _write_confirmation.attachment_write(
                     self._remote,
                     self._document.endpoint,
@@ -669,7 +669,7 @@ class RemoteAttachment:
         Repeated after a lost answer: a repeat of an applied DELETE gets 409, which becomes
         the success it was if a child of ``rev`` lacks the attachment.
         """
-        attempts = AttemptLog()
+        attempt_log = AttemptLog()
         try:
             _, result = await self._remote._request(
                 "DELETE",
@@ -677,11 +677,11 @@ class RemoteAttachment:
                 params={"rev": rev},
                 subject=self._subject,
                 repetition=Repetition.CHECKED,
-                attempts=attempts,
+                attempt_log=attempt_log,
             )
         except ConflictError:
             written = None
-            if attempts.uncertain:
+            if attempt_log.uncertain:
                 written = await _write_confirmation.attachment_deletion(
                     self._remote, self._document.endpoint, self.id, rev, self._subject
                 )
