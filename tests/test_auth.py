@@ -326,8 +326,9 @@ async def test_session_logs_in_once_on_first_use_and_then_sends_only_the_cookie(
     assert "Cookie" not in counter.headers[0][2]
     for _, _, headers in counter.headers:
         assert "Authorization" not in headers
-    cookies = sent_cookies(counter)[1:]
-    assert cookies[0] and cookies == [cookies[0]] * len(cookies)
+    # Every request after the login carries a session cookie (pouchdb-server refreshes it
+    # in each answer, so a later one may differ once a second has passed).
+    assert all(sent_cookies(counter)[1:])
 
 
 async def test_concurrent_first_requests_wait_for_one_login(

@@ -20,7 +20,7 @@ import pytest
 
 from aiocouch import CouchDB, Database
 from aiocouch.exception import NotFoundError
-from aiocouch.remote import MAX_RESUMES
+from aiocouch.retry import RetryPolicy
 from testserver.scripted_server import (
     ReceivedRequest,
     ScriptedConnection,
@@ -459,15 +459,17 @@ async def test_resumes_are_bounded_and_nothing_is_handed_out_twice(
             request, connection
         )
 
+    policy = RetryPolicy(attempts=4, backoff=0.01)
     async with scripted(one_row_then_cut) as server:
-        db = Database(client_factory(server.url), "db")
+        db = Database(client_factory(server.url, retry=policy), "db")
         got: list[str] = []
         with pytest.raises(aiohttp.ClientPayloadError):
             async for doc_id in db.akeys():
                 got.append(doc_id)
-    assert len(server.requests) == MAX_RESUMES + 1
+    # the retry policy's attempts bound the resumes: the first request and 3 resumes
+    assert len(server.requests) == policy.attempts
     assert got == ids[: len(got)]
-    assert len(got) == MAX_RESUMES + 2
+    assert len(got) == policy.attempts + 1
 
 
 async def test_a_resume_answered_503_is_tried_again_and_a_404_raises(

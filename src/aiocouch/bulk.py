@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _paths
+from . import _json, _paths
 from ._answers import ARRAY_OF_OBJECTS
 from ._transport import JSON_CONTENT_TYPE
+from ._write_confirmation import bulk_writes
 from .document import Document
+from .retry import AttemptLog, Repetition
 from .typing import JsonDict
 
 if TYPE_CHECKING:
@@ -154,7 +156,14 @@ class BulkOperation:
             yield batch, b'{"docs":[' + b",".join(encoded) + b"]}"
 
     async def _post(self, body: bytes) -> list[JsonDict]:
+        """POST /{db}/_bulk_docs with ``body``; repeated after a lost answer.
+
+        Every document carries its ``_id``, so a repeat cannot write one twice: a
+        document the lost attempt wrote comes back as a conflict, which becomes the ok it
+        was if the server holds what was sent (see :mod:`._write_confirmation`).
+        """
         database = self._database
+        attempt_log = AttemptLog()
         _, items = await database._remote._request(
             "POST",
             f"{database.endpoint}/_bulk_docs",
@@ -162,7 +171,12 @@ class BulkOperation:
             headers=JSON_CONTENT_TYPE,
             subject=f"_bulk_docs in database '{database.id}'",
             expect=ARRAY_OF_OBJECTS,
+            repetition=Repetition.CHECKED,
+            attempt_log=attempt_log,
         )
+        if attempt_log.uncertain:
+            sent = _json.loads(body)["docs"]
+            return await bulk_writes(database._remote, database.id, sent, list(items))
         return list(items)
 
     def _record(self, pending: list[_Pending], items: list[JsonDict]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,29 @@ class Database(RemoteDatabase):
             raise ConflictError(
                 f"The document '{id}' does already exist in the database '{self.id}'"
             )
+        return document
+
+    async def post(self, data: JsonDict) -> Document:
+        """Saves ``data`` as a new document under a new id: POST /{db}.
+
+        The id, a random UUID (32 hex digits; ``data["_id"]`` if given), is made here,
+        before the request, so the request can be repeated after a lost answer without
+        writing a second document. ``data`` itself is not changed. Returns the saved
+        document (``rev`` set, no unsaved changes). Raises TypeError if ``data`` is not a
+        dict, ValueError if it holds a ``_rev`` (update with ``save()``), ConflictError if
+        a document with the given ``_id`` exists.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"The data of a document must be a dict, not {type(data).__name__}")
+        if "_rev" in data:
+            raise ValueError("post() writes new documents: data must not hold a _rev")
+        id = data["_id"] if "_id" in data else uuid.uuid4().hex
+        document = Document(self, id, data=dict(data))
+        change = document._encode_if_dirty()
+        assert change is not None  # a document never saved is always a change
+        body, state = change
+        _, result = await self._post_document(id, body)
+        document._saved(state, result["rev"])
         return document
 
     async def delete(self) -> None:

@@ -28,6 +28,7 @@ from ._rows import LineParser, RowParser, parsed_pieces
 from ._transport import NO_BODY
 from .event import BaseChangeEvent, event_for_change
 from .exception import _TypedResponseError
+from .retry import NO_RETRY
 from .typing import JsonDict
 
 if TYPE_CHECKING:
@@ -256,6 +257,7 @@ class _FeedReader:
             headers=_IDENTITY_ENCODING,
             subject=self._subject,
             timeout=self._timeout,
+            retry=NO_RETRY,  # the follower's own loop waits out failures, without end
         ) as pieces:
             invalid = functools.partial(
                 self._database._remote._invalid_stream,

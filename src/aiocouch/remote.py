@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import random
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Callable
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
-from . import _paths
+from . import _json, _paths, _write_confirmation
 from ._answers import (
     ARRAY,
     ARRAY_OF_OBJECTS,
@@ -33,7 +33,8 @@ from ._resume import Continuation, NotResumable, StreamRequest, ViewContinuation
 from ._rows import LineParser, RowParser, parsed_pieces
 from ._transport import JSON_CONTENT_TYPE, NO_BODY, RawResponse, Transport
 from .auth import Authentication
-from .exception import ForbiddenError, InvalidResponseError, _TypedResponseError
+from .exception import ConflictError, ForbiddenError, InvalidResponseError, _TypedResponseError
+from .retry import AttemptLog, Repetition, judge
 from .typing import JsonDict
 
 __all__ = [
@@ -50,25 +51,6 @@ __all__ = [
 ]
 
 _IDENTITY_ENCODING = {"Accept-Encoding": "identity"}
-
-MAX_RESUMES = 5
-"""How many times one iteration of a streamed answer resumes after a break.
-
-A constant until the client has a retry policy to take the count from.
-"""
-_RESUME_PAUSE = 0.125
-"""Seconds before the first resume; each further one waits twice as long (with jitter)."""
-# Errors that break an answer after its head: connection lost or reset, body cut short
-# (IncompleteResponseError is a ClientPayloadError), silence past sock_read
-# (ReadTimeoutError is a ClientConnectionError and a TimeoutError).
-_BROKEN_ANSWER = (
-    aiohttp.ClientPayloadError,
-    aiohttp.ClientConnectionError,
-    asyncio.TimeoutError,
-    ConnectionError,
-)
-# Statuses of a resume request that say "not now" rather than "never".
-_PASSING_STATUSES = frozenset({429, 502, 503, 504})
 
 _quote_id = _paths.quote_segment
 _stringify_params = stringify_params
@@ -151,6 +133,13 @@ def _invalid_answer(
     )
 
 
+def _confirmed(status: int, id: str, rev: str) -> RequestResult:
+    """The result a write's lost answer would have carried, once the write is confirmed."""
+    headers = CIMultiDictProxy(CIMultiDict({"ETag": f'"{rev}"'}))
+    response = HTTPResponse(RawResponse(status, headers, b""))
+    return response, {"ok": True, "id": id, "rev": rev}
+
+
 class RowStream:
     """Rows of one streamed response (``rows``, ``docs`` or ``results``), read as they arrive.
 
@@ -162,8 +151,9 @@ class RowStream:
     With a ``continuation`` (see :mod:`aiocouch._resume`), an answer that breaks after its
     head (connection lost, body cut short, server silent longer than ``sock_read``) is
     resumed where that is exact: the rows already handed out are not asked for again, and
-    a row is handed out only once it was received whole. At most :data:`MAX_RESUMES`
-    resumes per iteration; then, or where no exact resume exists, the error is raised.
+    a row is handed out only once it was received whole, as often as the client's retry
+    policy allows (``attempts - 1`` resumes per iteration, with its pauses); then, or where
+    no exact resume exists, the error is raised.
     """
 
     def __init__(
@@ -216,12 +206,13 @@ class RowStream:
                     self.meta = parser.meta()
                 except ValueError as exc:
                     raise self.invalid(exc) from exc
-            except (*_BROKEN_ANSWER, _TypedResponseError) as exc:
+            except Exception as exc:
                 # A first request that got no answer is for the client's retries to repeat;
-                # once an answer began (or while resuming), the break is resumed here.
+                # once an answer began (or while resuming), the break is resumed here, as
+                # the client's retry policy allows (a broken answer, a 503...).
                 if continuation is None or not (answered or self.resumes):
                     raise
-                if isinstance(exc, _TypedResponseError) and exc.status not in _PASSING_STATUSES:
+                if not judge(exc, Repetition.SAFE, self._client.retry)[0]:
                     raise
                 request = await self._resume(continuation, exc)
                 continue
@@ -244,15 +235,19 @@ class RowStream:
     async def _resume(
         self, continuation: Continuation, error: BaseException
     ) -> StreamRequest | None:
-        """The request for the rest after ``error``, once a short pause has passed."""
-        if self.resumes >= MAX_RESUMES:
+        """The request for the rest after ``error``, once the policy's pause has passed.
+
+        An iteration resumes at most ``attempts - 1`` times (the retry policy's count).
+        """
+        policy = self._client.retry
+        if self.resumes + 1 >= policy.attempts:
             raise error
         try:
             request = continuation.resume()
         except NotResumable:
             raise error from None
         self.resumes += 1
-        await asyncio.sleep(random.uniform(0.5, 1.0) * _RESUME_PAUSE * 2 ** (self.resumes - 1))
+        await asyncio.sleep(policy.wait(self.resumes, error))
         return request
 
     async def __aiter__(self) -> AsyncIterator[Any]:
@@ -298,12 +293,17 @@ class RemoteServer:
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
         expect: AnswerShape | None = None,
+        repetition: Repetition | None = None,
+        attempt_log: AttemptLog | None = None,
     ) -> RequestResult:
         """Sends ``method path`` (path quoted, appended to the server URL as given).
 
         Returns ``(HTTPResponse, decoded JSON)``, or raw bytes with ``return_json=False``.
         A 2xx body that is empty (except for HEAD and 204), not JSON, or not of the
         ``expect``-ed shape raises InvalidResponseError.
+
+        ``repetition`` says what repeating the request could do (see :mod:`aiocouch.retry`;
+        by default GET and HEAD are reads, anything else may write).
         """
         if isinstance(data, (bytes, bytearray)):
             raw = await self._http.request(
@@ -314,6 +314,8 @@ class RemoteServer:
                 headers=headers,
                 subject=subject,
                 overrides=overrides,
+                repetition=repetition,
+                attempt_log=attempt_log,
             )
         else:
             raw = await self._http.request(
@@ -324,6 +326,8 @@ class RemoteServer:
                 headers=headers,
                 subject=subject,
                 overrides=overrides,
+                repetition=repetition,
+                attempt_log=attempt_log,
             )
         if not return_json:
             return HTTPResponse(raw), raw.body
@@ -494,6 +498,8 @@ class RemoteDatabase:
         data: Any = NO_BODY,
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
         expect: AnswerShape = OBJECT,
+        repetition: Repetition | None = None,
+        attempt_log: AttemptLog | None = None,
     ) -> Any:
         """Sends ``method /{db}{endpoint}``; returns the decoded answer (``expect``-ed shape)."""
         subject = f"{endpoint[1:]} of {self._subject}" if endpoint else self._subject
@@ -505,6 +511,8 @@ class RemoteDatabase:
             subject=subject,
             overrides=overrides,
             expect=expect,
+            repetition=repetition,
+            attempt_log=attempt_log,
         )
         return result
 
@@ -532,23 +540,82 @@ class RemoteDatabase:
 
     async def _bulk_get(self, docs: list[JsonDict], **params: Any) -> JsonDict:
         """POST /{db}/_bulk_get with body ``{"docs": docs}``."""
-        return dict(await self._send("POST", "/_bulk_get", params=params, data={"docs": docs}))
-
-    async def _bulk_docs(self, docs: list[JsonDict], **data: Any) -> list[JsonDict]:
-        """POST /{db}/_bulk_docs with body ``{"docs": docs, **data}``."""
-        return list(
+        body = {"docs": docs}
+        return dict(
             await self._send(
-                "POST", "/_bulk_docs", data={"docs": docs, **data}, expect=ARRAY_OF_OBJECTS
+                "POST", "/_bulk_get", params=params, data=body, repetition=Repetition.SAFE
             )
         )
 
+    async def _bulk_docs(self, docs: list[JsonDict], **data: Any) -> list[JsonDict]:
+        """POST /{db}/_bulk_docs with body ``{"docs": docs, **data}``.
+
+        Repeated after a lost answer when every document carries an ``_id`` (a conflict
+        that the lost attempt caused then becomes the ok it was, see
+        :mod:`._write_confirmation`), or with ``new_edits=False`` (revisions that exist
+        are skipped).
+        """
+        body = {"docs": docs, **data}
+        if data.get("new_edits") is False:
+            repetition = Repetition.SAFE
+        elif all(isinstance(doc, dict) and doc.get("_id") for doc in docs):
+            repetition = Repetition.CHECKED
+        else:
+            return list(await self._send("POST", "/_bulk_docs", data=body, expect=ARRAY_OF_OBJECTS))
+        attempt_log = AttemptLog()
+        items = list(
+            await self._send(
+                "POST",
+                "/_bulk_docs",
+                data=body,
+                expect=ARRAY_OF_OBJECTS,
+                repetition=repetition,
+                attempt_log=attempt_log,
+            )
+        )
+        if attempt_log.uncertain:
+            items = await _write_confirmation.bulk_writes(self._remote, self.id, docs, items)
+        return items
+
+    async def _post_document(self, id: str, body: bytes) -> RequestResult:
+        """POST /{db} with ``body``, a new document encoded as JSON whose ``_id`` is ``id``.
+
+        Repeated after a lost answer: a repeat of an applied POST gets 409, which becomes
+        the success it was if the document is the one sent (see :mod:`._write_confirmation`).
+        """
+        attempt_log = AttemptLog()
+        try:
+            return await self._remote._request(
+                "POST",
+                self.endpoint,
+                data=body,
+                headers=JSON_CONTENT_TYPE,
+                subject=f"document '{id}' in {self._subject}",
+                expect=OBJECT,
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except ConflictError:
+            rev = None
+            if attempt_log.uncertain:
+                path = _paths.document_path(self.id, id)
+                rev = await _write_confirmation.document_write(
+                    self._remote, path, _json.loads(body), f"document '{id}' in {self._subject}"
+                )
+            if rev is None:
+                raise
+            return _confirmed(201, id, rev)
+
     async def _find(self, selector: Any, **data: Any) -> JsonDict:
         """POST /{db}/_find with body ``{"selector": selector, **data}``."""
-        return dict(await self._send("POST", "/_find", data={"selector": selector, **data}))
+        body = {"selector": selector, **data}
+        return dict(await self._send("POST", "/_find", data=body, repetition=Repetition.SAFE))
 
     async def _index(self, index: Any, **data: Any) -> JsonDict:
         """POST /{db}/_index with body ``{"index": index, **data}``."""
-        return dict(await self._send("POST", "/_index", data={"index": index, **data}))
+        # The same definition again is answered "exists": repeating makes no second index.
+        body = {"index": index, **data}
+        return dict(await self._send("POST", "/_index", data=body, repetition=Repetition.SAFE))
 
     async def _get_security(self) -> JsonDict:
         """GET /{db}/_security."""
@@ -556,9 +623,16 @@ class RemoteDatabase:
 
     async def _put_security(self, doc: JsonDict) -> JsonDict:
         """PUT /{db}/_security."""
-        # CouchDB answers a non-admin's write with 500 (every shard refuses it).
+        # CouchDB answers a non-admin's write with 500 (every shard refuses it). The
+        # object is replaced whole, without revisions: a repeat leaves the same state.
         return dict(
-            await self._send("PUT", "/_security", data=doc, overrides={500: ForbiddenError})
+            await self._send(
+                "PUT",
+                "/_security",
+                data=doc,
+                overrides={500: ForbiddenError},
+                repetition=Repetition.SAFE,
+            )
         )
 
     async def _purge(self, docs: Mapping[str, list[str]], **params: Any) -> JsonDict:
@@ -626,25 +700,59 @@ class RemoteDocument:
         )
 
     async def _put_encoded(self, body: bytes) -> RequestResult:
-        """PUT /{db}/{docid} with ``body``, the document already encoded as JSON."""
-        return await self._remote._request(
-            "PUT",
-            self.endpoint,
-            data=body,
-            headers=JSON_CONTENT_TYPE,
-            subject=self._subject,
-            expect=OBJECT,
-        )
+        """PUT /{db}/{docid} with ``body``, the document already encoded as JSON.
+
+        Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
+        the success it was if the document is the one sent (see :mod:`._write_confirmation`).
+        """
+        attempt_log = AttemptLog()
+        try:
+            return await self._remote._request(
+                "PUT",
+                self.endpoint,
+                data=body,
+                headers=JSON_CONTENT_TYPE,
+                subject=self._subject,
+                expect=OBJECT,
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except ConflictError:
+            rev = None
+            if attempt_log.uncertain:
+                rev = await _write_confirmation.document_write(
+                    self._remote, self.endpoint, _json.loads(body), self._subject
+                )
+            if rev is None:
+                raise
+            return _confirmed(201, self.id, rev)
 
     async def _delete(self, rev: str, **params: Any) -> RequestResult:
-        """DELETE /{db}/{docid}?rev=rev."""
-        return await self._remote._request(
-            "DELETE",
-            self.endpoint,
-            params={"rev": rev, **params},
-            subject=self._subject,
-            expect=OBJECT,
-        )
+        """DELETE /{db}/{docid}?rev=rev.
+
+        Repeated after a lost answer: a repeat of an applied DELETE gets 409, which becomes
+        the success it was if a deletion was written on ``rev``.
+        """
+        attempt_log = AttemptLog()
+        try:
+            return await self._remote._request(
+                "DELETE",
+                self.endpoint,
+                params={"rev": rev, **params},
+                subject=self._subject,
+                expect=OBJECT,
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except ConflictError:
+            deletion = None
+            if attempt_log.uncertain:
+                deletion = await _write_confirmation.document_deletion(
+                    self._remote, self.endpoint, rev, self._subject
+                )
+            if deletion is None:
+                raise
+            return _confirmed(200, self.id, deletion)
 
     async def _copy(self, destination: str, **params: Any) -> RequestResult:
         """COPY /{db}/{docid} with header ``Destination: destination``."""
@@ -697,23 +805,68 @@ class RemoteAttachment:
         return body, response.headers.get("Content-Type")
 
     async def _put(self, rev: str | None, data: bytes, content_type: str) -> JsonDict:
-        """PUT the attachment ``?rev=rev`` with a raw body."""
-        _, result = await self._remote._request(
-            "PUT",
-            self.endpoint,
-            params={"rev": rev},
-            data=bytes(data),
-            headers={"Content-Type": content_type},
-            subject=self._subject,
-            expect=OBJECT,
-        )
+        """PUT the attachment ``?rev=rev`` with a raw body.
+
+        Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
+        the success it was if a child of ``rev`` holds this attachment, written in it.
+        """
+        attempt_log = AttemptLog()
+        data = bytes(data)
+        try:
+            _, result = await self._remote._request(
+                "PUT",
+                self.endpoint,
+                params={"rev": rev},
+                data=data,
+                headers={"Content-Type": content_type},
+                subject=self._subject,
+                expect=OBJECT,
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except ConflictError:
+            written = None
+            if attempt_log.uncertain:
+                written = await _write_confirmation.attachment_write(
+                    self._remote,
+                    self._document.endpoint,
+                    self.id,
+                    rev,
+                    data,
+                    content_type,
+                    self._subject,
+                )
+            if written is None:
+                raise
+            return {"ok": True, "id": self._document.id, "rev": written}
         return dict(result)
 
     async def _delete(self, rev: str | None) -> JsonDict:
-        """DELETE the attachment ``?rev=rev``."""
-        _, result = await self._remote._request(
-            "DELETE", self.endpoint, params={"rev": rev}, subject=self._subject, expect=OBJECT
-        )
+        """DELETE the attachment ``?rev=rev``.
+
+        Repeated after a lost answer: a repeat of an applied DELETE gets 409, which becomes
+        the success it was if a child of ``rev`` lacks the attachment.
+        """
+        attempt_log = AttemptLog()
+        try:
+            _, result = await self._remote._request(
+                "DELETE",
+                self.endpoint,
+                params={"rev": rev},
+                subject=self._subject,
+                expect=OBJECT,
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except ConflictError:
+            written = None
+            if attempt_log.uncertain:
+                written = await _write_confirmation.attachment_deletion(
+                    self._remote, self._document.endpoint, self.id, rev, self._subject
+                )
+            if written is None:
+                raise
+            return {"ok": True, "id": self._document.id, "rev": written}
         return dict(result)
 
 
@@ -761,6 +914,7 @@ class RemoteView:
             data={"keys": keys},
             subject=self._subject,
             expect=VIEW_RESULT,
+            repetition=Repetition.SAFE,
         )
         return dict(result)
 
