@@ -16,13 +16,14 @@ from typing import Any
 import aiohttp
 
 from ._aiohttp_transport import AiohttpTransport
+from ._answers import invalid_answer
 from ._authenticated import AuthenticatedSender, changing_authentication
 from ._http_transport import HTTPTransport
 from ._redaction import redact, redacted
 from ._retrying import RetryingStream, with_retries
 from ._transport import NO_BODY, RawResponse, Transport
 from .auth import Authentication
-from .exception import _TypedResponseError
+from .exception import InvalidResponseError, _TypedResponseError
 from .retry import AttemptLog, Repetition, RetryPolicy, default_repetition, policy_from
 
 __all__ = ["DEFAULT_TIMEOUT", "HTTPClient", "make_transport"]
@@ -176,6 +177,31 @@ class HTTPClient:
                 timeout or self.stream_timeout,
                 repetition,
             )
+        )
+
+    def invalid_answer(
+        self,
+        problem: str,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        subject: str,
+        *,
+        status: int = 0,
+        response_headers: Any | None = None,
+    ) -> InvalidResponseError:
+        """The error for a 2xx answer to ``method path`` that is not what was asked."""
+        transport = self.transport
+        return invalid_answer(
+            problem,
+            method=method,
+            path=path,
+            subject=subject,
+            url=transport.url(path, params),
+            request_headers={**transport._headers, **(headers or {})},
+            status=status,
+            headers=response_headers,
         )
 
     async def close(self) -> None:

@@ -19,26 +19,53 @@ import asyncio
 import base64
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Iterable
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from . import _paths
-from .exception import NotFoundError
+from .exception import ConflictError, NotFoundError
+from .retry import AttemptLog, Repetition
 from .typing import JsonDict
 
 if TYPE_CHECKING:
-    from .remote import RemoteServer
+    from ._remote_server import RemoteServer
 
 __all__ = [
     "attachment_deletion",
     "attachment_write",
     "bulk_writes",
+    "checked_write",
     "document_deletion",
     "document_write",
 ]
 
+_T = TypeVar("_T")
+
 _NOT_CONTENT = ("_id", "_rev", "_revisions")
 _CONCURRENT_CHECKS = 8
+
+
+async def checked_write(
+    send: Callable[..., Awaitable[_T]],
+    confirm: Callable[[], Awaitable[str | None]],
+    confirmed: Callable[[str], _T],
+) -> _T:
+    """What ``send`` answers, repeated as a checked write (see :mod:`aiocouch.retry`).
+
+    ``send(repetition=..., attempt_log=...)`` sends the write. A 409 after an attempt that
+    may have been applied is checked with ``confirm()`` (one of the functions below); if
+    it finds the revision the write made, the result is ``confirmed(rev)``, else the
+    ConflictError stands.
+    """
+    attempt_log = AttemptLog()
+    try:
+        return await send(repetition=Repetition.CHECKED, attempt_log=attempt_log)
+    except ConflictError:
+        if attempt_log.uncertain:
+            rev = await confirm()
+            if rev is not None:
+                return confirmed(rev)
+        raise
 
 
 async def document_write(

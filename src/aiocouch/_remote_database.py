@@ -1,0 +1,190 @@
+"""Requests below ``/{db}``: the database itself, bulk operations, Mango, security."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import _json, _paths, _write_confirmation
+from ._answers import (
+    ARRAY_OF_OBJECTS,
+    OBJECT,
+    AnswerShape,
+)
+from ._response import RequestResult, confirmed_result
+from ._transport import JSON_CONTENT_TYPE, NO_BODY
+from ._write_confirmation import checked_write
+from .exception import ForbiddenError, _TypedResponseError
+from .retry import AttemptLog, Repetition
+from .typing import JsonDict
+
+if TYPE_CHECKING:
+    from ._remote_server import RemoteServer
+
+__all__ = ["RemoteDatabase"]
+
+
+class RemoteDatabase:
+    """A database on the server: requests below ``/{db}``."""
+
+    def __init__(self, remote: RemoteServer, id: str) -> None:
+        self._remote = remote
+        self.id = id
+
+    @property
+    def endpoint(self) -> str:
+        """The quoted path of the database, ``/{db}``."""
+        return _paths.database_path(self.id)
+
+    @property
+    def _subject(self) -> str:
+        return f"database '{self.id}'"
+
+    async def _send(
+        self,
+        method: str,
+        endpoint: str = "",
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Any = NO_BODY,
+        overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+        expect: AnswerShape = OBJECT,
+        repetition: Repetition | None = None,
+        attempt_log: AttemptLog | None = None,
+    ) -> Any:
+        """Sends ``method /{db}{endpoint}``; returns the decoded answer (``expect``-ed shape)."""
+        subject = f"{endpoint[1:]} of {self._subject}" if endpoint else self._subject
+        _, result = await self._remote._request(
+            method,
+            self.endpoint + endpoint,
+            params=params,
+            data=data,
+            subject=subject,
+            overrides=overrides,
+            expect=expect,
+            repetition=repetition,
+            attempt_log=attempt_log,
+        )
+        return result
+
+    async def _exists(self) -> bool:
+        """HEAD /{db}; False on 404."""
+        try:
+            await self._send("HEAD")
+        except _TypedResponseError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def _get(self) -> JsonDict:
+        """GET /{db}."""
+        return dict(await self._send("GET"))
+
+    async def _put(self, **params: Any) -> JsonDict:
+        """PUT /{db}?params."""
+        return dict(await self._send("PUT", params=params))
+
+    async def _delete(self) -> JsonDict:
+        """DELETE /{db}."""
+        return dict(await self._send("DELETE"))
+
+    async def _bulk_get(self, docs: list[JsonDict], **params: Any) -> JsonDict:
+        """POST /{db}/_bulk_get with body ``{"docs": docs}``."""
+        body = {"docs": docs}
+        return dict(
+            await self._send(
+                "POST", "/_bulk_get", params=params, data=body, repetition=Repetition.SAFE
+            )
+        )
+
+    async def _bulk_docs(self, docs: list[JsonDict], **data: Any) -> list[JsonDict]:
+        """POST /{db}/_bulk_docs with body ``{"docs": docs, **data}``.
+
+        Repeated after a lost answer when every document carries an ``_id`` (a conflict
+        that the lost attempt caused then becomes the ok it was, see
+        :mod:`._write_confirmation`), or with ``new_edits=False`` (revisions that exist
+        are skipped).
+        """
+        body = {"docs": docs, **data}
+        if data.get("new_edits") is False:
+            repetition = Repetition.SAFE
+        elif all(isinstance(doc, dict) and doc.get("_id") for doc in docs):
+            repetition = Repetition.CHECKED
+        else:
+            return list(await self._send("POST", "/_bulk_docs", data=body, expect=ARRAY_OF_OBJECTS))
+        attempt_log = AttemptLog()
+        items = list(
+            await self._send(
+                "POST",
+                "/_bulk_docs",
+                data=body,
+                expect=ARRAY_OF_OBJECTS,
+                repetition=repetition,
+                attempt_log=attempt_log,
+            )
+        )
+        if attempt_log.uncertain:
+            items = await _write_confirmation.bulk_writes(self._remote, self.id, docs, items)
+        return items
+
+    async def _post_document(self, id: str, body: bytes) -> RequestResult:
+        """POST /{db} with ``body``, a new document encoded as JSON whose ``_id`` is ``id``.
+
+        Repeated after a lost answer: a repeat of an applied POST gets 409, which becomes
+        the success it was if the document is the one sent (see :mod:`._write_confirmation`).
+        """
+        subject = f"document '{id}' in {self._subject}"
+        return await checked_write(
+            functools.partial(
+                self._remote._request,
+                "POST",
+                self.endpoint,
+                data=body,
+                headers=JSON_CONTENT_TYPE,
+                subject=subject,
+                expect=OBJECT,
+            ),
+            lambda: _write_confirmation.document_write(
+                self._remote, _paths.document_path(self.id, id), _json.loads(body), subject
+            ),
+            lambda rev: confirmed_result(201, id, rev),
+        )
+
+    async def _find(self, selector: Any, **data: Any) -> JsonDict:
+        """POST /{db}/_find with body ``{"selector": selector, **data}``."""
+        body = {"selector": selector, **data}
+        return dict(await self._send("POST", "/_find", data=body, repetition=Repetition.SAFE))
+
+    async def _index(self, index: Any, **data: Any) -> JsonDict:
+        """POST /{db}/_index with body ``{"index": index, **data}``."""
+        # The same definition again is answered "exists": repeating makes no second index.
+        body = {"index": index, **data}
+        return dict(await self._send("POST", "/_index", data=body, repetition=Repetition.SAFE))
+
+    async def _get_security(self) -> JsonDict:
+        """GET /{db}/_security."""
+        return dict(await self._send("GET", "/_security"))
+
+    async def _put_security(self, doc: JsonDict) -> JsonDict:
+        """PUT /{db}/_security."""
+        # CouchDB answers a non-admin's write with 500 (every shard refuses it). The
+        # object is replaced whole, without revisions: a repeat leaves the same state.
+        return dict(
+            await self._send(
+                "PUT",
+                "/_security",
+                data=doc,
+                overrides={500: ForbiddenError},
+                repetition=Repetition.SAFE,
+            )
+        )
+
+    async def _purge(self, docs: Mapping[str, list[str]], **params: Any) -> JsonDict:
+        """POST /{db}/_purge with body ``{docid: [revs]}``."""
+        return dict(await self._send("POST", "/_purge", params=params, data=dict(docs)))
+
+    async def _changes(self, **params: Any) -> JsonDict:
+        """GET /{db}/_changes (a normal or longpoll feed, decoded whole)."""
+        return dict(await self._send("GET", "/_changes", params=params))

@@ -1,0 +1,236 @@
+"""The server's requests: every request of the public classes passes through here."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Callable
+
+import aiohttp
+
+from ._answers import (
+    ARRAY,
+    OBJECT,
+    AnswerShape,
+    UnexpectedAnswer,
+    decode_json,
+    describe_problem,
+)
+from ._client import HTTPClient
+from ._response import HTTPResponse, RequestResult
+from ._resume import Continuation, StreamRequest
+from ._row_stream import RowStream
+from ._rows import LineParser, parsed_pieces
+from ._transport import NO_BODY, Transport
+from .auth import Authentication
+from .exception import InvalidResponseError, _TypedResponseError
+from .retry import AttemptLog, Repetition
+from .typing import JsonDict
+
+__all__ = ["RemoteServer"]
+
+_IDENTITY_ENCODING = {"Accept-Encoding": "identity"}
+
+
+class RemoteServer:
+    """The server: sends requests for every resource below it."""
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        cookie: str | None = None,
+        auth: aiohttp.BasicAuth | Authentication | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._http = HTTPClient(
+            server, user=user, password=password, cookie=cookie, auth=auth, **kwargs
+        )
+
+    @property
+    def _transport(self) -> Transport:
+        """The transport that makes each attempt (the lean one or aiohttp)."""
+        return self._http.transport
+
+    def __repr__(self) -> str:
+        return f"<RemoteServer {self._http.base_url}>"
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Any = NO_BODY,
+        headers: Mapping[str, str] | None = None,
+        return_json: bool = True,
+        subject: str = "the request",
+        overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+        expect: AnswerShape | None = None,
+        repetition: Repetition | None = None,
+        attempt_log: AttemptLog | None = None,
+    ) -> RequestResult:
+        """Sends ``method path`` (path quoted, appended to the server URL as given).
+
+        Returns ``(HTTPResponse, decoded JSON)``, or raw bytes with ``return_json=False``.
+        A 2xx body that is empty (except for HEAD and 204), not JSON, or not of the
+        ``expect``-ed shape raises InvalidResponseError.
+
+        ``repetition`` says what repeating the request could do (see :mod:`aiocouch.retry`;
+        by default GET and HEAD are reads, anything else may write).
+        """
+        body = {"data": bytes(data)} if isinstance(data, (bytes, bytearray)) else {"json": data}
+        raw = await self._http.request(
+            method,
+            path,
+            params=params,
+            headers=headers,
+            subject=subject,
+            overrides=overrides,
+            repetition=repetition,
+            attempt_log=attempt_log,
+            **body,
+        )
+        if not return_json:
+            return HTTPResponse(raw), raw.body
+        try:
+            value = decode_json(
+                raw.body,
+                headers=raw.headers,
+                allow_empty=method == "HEAD" or raw.status == 204,
+                expect=expect,
+            )
+        except UnexpectedAnswer as problem:
+            raise self._http.invalid_answer(
+                str(problem),
+                method,
+                path,
+                params,
+                headers,
+                subject,
+                status=raw.status,
+                response_headers=raw.headers,
+            ) from problem
+        return HTTPResponse(raw), value
+
+    async def _get(self, path: str, *, params: Mapping[str, Any] | None = None) -> RequestResult:
+        """GET ``path``; returns ``(HTTPResponse, JSON)``."""
+        return await self._request("GET", path, params=params)
+
+    async def _get_bytes(
+        self, path: str, *, params: Mapping[str, Any] | None = None
+    ) -> RequestResult:
+        """GET ``path``; returns ``(HTTPResponse, bytes)``."""
+        return await self._request("GET", path, params=params, return_json=False)
+
+    async def _head(self, path: str, *, params: Mapping[str, Any] | None = None) -> RequestResult:
+        """HEAD ``path``; returns ``(HTTPResponse, None)``."""
+        return await self._request("HEAD", path, params=params, return_json=False)
+
+    async def _put(
+        self, path: str, data: Any = NO_BODY, *, params: Mapping[str, Any] | None = None
+    ) -> RequestResult:
+        """PUT ``path`` with ``data`` as JSON body; returns ``(HTTPResponse, JSON)``."""
+        return await self._request("PUT", path, params=params, data=data)
+
+    async def _put_bytes(
+        self,
+        path: str,
+        data: bytes,
+        content_type: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+    ) -> RequestResult:
+        """PUT ``path`` with a raw body of ``content_type``; returns ``(HTTPResponse, JSON)``."""
+        return await self._request(
+            "PUT", path, params=params, data=data, headers={"Content-Type": content_type}
+        )
+
+    async def _post(
+        self, path: str, data: Any = NO_BODY, *, params: Mapping[str, Any] | None = None
+    ) -> RequestResult:
+        """POST ``path`` with ``data`` as JSON body; returns ``(HTTPResponse, JSON)``."""
+        return await self._request("POST", path, params=params, data=data)
+
+    async def _delete(self, path: str, *, params: Mapping[str, Any] | None = None) -> RequestResult:
+        """DELETE ``path``; returns ``(HTTPResponse, JSON)``."""
+        return await self._request("DELETE", path, params=params)
+
+    async def _all_dbs(self, **params: Any) -> list[str]:
+        """GET /_all_dbs."""
+        _, names = await self._request(
+            "GET", "/_all_dbs", params=params, subject="/_all_dbs", expect=ARRAY
+        )
+        return list(names)
+
+    async def _info(self) -> JsonDict:
+        """GET /."""
+        _, info = await self._request("GET", "/", subject="the server", expect=OBJECT)
+        return dict(info)
+
+    async def _check_session(self) -> JsonDict:
+        """GET /_session."""
+        _, session = await self._request("GET", "/_session", subject="the session", expect=OBJECT)
+        return dict(session)
+
+    def _rows(
+        self,
+        method: str,
+        path: str,
+        array_key: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = NO_BODY,
+        subject: str,
+        continuation: Callable[[StreamRequest], Continuation] | None = None,
+    ) -> RowStream:
+        """The rows of ``method path``, streamed (see :class:`RowStream`)."""
+        return RowStream(
+            self._http,
+            method,
+            path,
+            array_key,
+            params=params,
+            json=json,
+            subject=subject,
+            continuation=continuation,
+        )
+
+    async def _lines(
+        self, path: str, *, params: Mapping[str, Any] | None = None, subject: str
+    ) -> AsyncIterator[Any]:
+        """GET ``path`` as newline-delimited JSON objects (a continuous feed), one by one.
+
+        Asks for an uncompressed body: a compressing server (pouchdb-server, a gzip proxy)
+        buffers a compressed feed, so its lines would arrive late or never. A line that
+        is not a JSON object raises InvalidResponseError (``status`` 0: not known here).
+        """
+        async with self._http.stream(
+            "GET", path, params=params, headers=_IDENTITY_ENCODING, subject=subject
+        ) as pieces:
+            invalid = functools.partial(
+                self._invalid_stream, "GET", path, params, _IDENTITY_ENCODING, subject
+            )
+            async for values in parsed_pieces(pieces, LineParser(), invalid):
+                for value in values:
+                    yield value
+
+    def _invalid_stream(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        subject: str,
+        exc: ValueError,
+    ) -> InvalidResponseError:
+        """The error for a streamed answer to ``method path`` whose body ``exc`` refutes."""
+        return self._http.invalid_answer(
+            describe_problem(exc), method, path, params, headers, subject
+        )
+
+    async def close(self) -> None:
+        """Closes the HTTP session."""
+        await self._http.close()
