@@ -52,10 +52,9 @@ _NO_BODY, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
 _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER = range(4)
 
 # RFC 9110: token characters; field values are visible characters, obs-text, SP and HTAB.
-_VALUE_CHARS = rb"[\t\x20-\x7e\x80-\xff]"
+_VALUE_CHARS = rb"[^\x00-\x08\x0a-\x1f\x7f]"
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: (" + _VALUE_CHARS + rb"*))?\r\n")
 _FIELD_LINES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:" + _VALUE_CHARS + rb"*\r\n)*")
-_FIELD = re.compile(r"([^:]+):[ \t]*(.*?)[ \t]*\r\n")
 _CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;" + _VALUE_CHARS + rb"*)?\r\n")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -413,14 +412,18 @@ class HTTPConnection(asyncio.Protocol):
             int(status_line.group(2)),
             (status_line.group(3) or b"").decode("latin-1"),
         )
-        text = buffer[fields_start : end + 2].decode("latin-1")
+        lines = buffer[fields_start:end].decode("latin-1").split("\r\n")
         self._consume(end + 4)
         if status < 200:
             return True  # informational: the answer follows
-        fields = _FIELD.findall(text)
-        if len(fields) > _MAX_FIELDS:
+        if len(lines) > _MAX_FIELDS:
             raise InvalidResponseError(f"More than {_MAX_FIELDS} header fields")
-        headers: CIMultiDict[str] = CIMultiDict(fields)
+        # (validated above: each line is a token, a colon and a value)
+        headers: CIMultiDict[str] = CIMultiDict(
+            [(name, value.strip(" \t")) for name, _, value in [ln.partition(":") for ln in lines]]
+            if end > fields_start
+            else ()
+        )
         self._frame(http11, status, headers)
         self._head = ResponseHead(status, reason, headers)
         return True
@@ -478,47 +481,24 @@ class HTTPConnection(asyncio.Protocol):
 
     def _parse_chunked(self) -> bool:
         """Parses what the buffer holds of a chunked body; False when it needs more."""
+        if self._chunk_state != _TRAILER:
+            # CouchDB writes a chunk per row: the chunks of one read are parsed in one
+            # loop, their data handed out as one piece, the buffer consumed once.
+            pieces: list[Any] = []
+            with memoryview(self._buffer) as view:
+                try:
+                    position, waiting = self._parse_chunks(view, pieces)
+                    data = b"".join(pieces)
+                finally:
+                    pieces.clear()  # (releases the views into the buffer)
+            self._consume(position)
+            self._deliver(data)
+            if waiting:
+                if self._chunk_state == _CHUNK_SIZE:
+                    # the incomplete size line: scanned once, not again with each arrival
+                    self._scanned = max(len(self._buffer) - 1, 0)
+                return False
         buffer = self._buffer
-        state = self._chunk_state
-        if state == _CHUNK_DATA:
-            if len(buffer) <= self._remaining:
-                piece = bytes(buffer)
-                buffer.clear()
-            else:
-                piece = bytes(buffer[: self._remaining])
-                del buffer[: self._remaining]
-            self._remaining -= len(piece)
-            self._deliver(piece)
-            if self._remaining == 0:
-                self._chunk_state = _CHUNK_END
-            return True
-        if state == _CHUNK_END:
-            if not b"\r\n".startswith(buffer[:2]):
-                raise InvalidResponseError("A chunk is longer than its size line says")
-            if len(buffer) < 2:
-                return False
-            self._consume(2)
-            self._chunk_state = _CHUNK_SIZE
-            return True
-        if state == _CHUNK_SIZE:
-            end = buffer.find(b"\r\n", self._scanned)
-            if end < 0 or end + 2 > _MAX_CHUNK_LINE:
-                if len(buffer) > _MAX_CHUNK_LINE:
-                    raise InvalidResponseError(
-                        f"A chunk size line is longer than {_MAX_CHUNK_LINE} bytes"
-                    )
-                self._scanned = max(len(buffer) - 1, 0)
-                return False
-            line = _CHUNK_SIZE_LINE.fullmatch(buffer, 0, end + 2)
-            if line is None:
-                raise InvalidResponseError(f"Invalid chunk size line {bytes(buffer[:end])!r}")
-            size = int(line.group(1), 16)
-            self._consume(end + 2)
-            if size:
-                self._chunk_state, self._remaining = _CHUNK_DATA, size
-            else:
-                self._chunk_state = _TRAILER
-            return True
         if buffer.startswith(b"\r\n"):
             self._consume(2)
             self._finish()
@@ -531,6 +511,55 @@ class HTTPConnection(asyncio.Protocol):
         self._consume(end + 4)
         self._finish()
         return True
+
+    def _parse_chunks(self, view: memoryview, pieces: list[Any]) -> tuple[int, bool]:
+        """Parses chunks from ``view`` up to the trailer; their data goes to ``pieces``.
+
+        Returns how far it parsed, and whether it stopped for want of bytes.
+        """
+        buffer = self._buffer
+        size = len(view)
+        position = 0
+        state = self._chunk_state
+        try:
+            while position < size:
+                if state == _CHUNK_DATA:
+                    take = min(self._remaining, size - position)
+                    pieces.append(view[position : position + take])
+                    position += take
+                    self._remaining -= take
+                    if not self._remaining:
+                        state = _CHUNK_END
+                elif state == _CHUNK_END:
+                    if buffer[position] != 13 or (
+                        size - position > 1 and buffer[position + 1] != 10
+                    ):
+                        raise InvalidResponseError("A chunk is longer than its size line says")
+                    if size - position < 2:
+                        return position, True
+                    position += 2
+                    state = _CHUNK_SIZE
+                elif state == _CHUNK_SIZE:
+                    end = buffer.find(b"\r\n", max(position, self._scanned))
+                    if end < 0 or end + 2 - position > _MAX_CHUNK_LINE:
+                        if size - position > _MAX_CHUNK_LINE:
+                            raise InvalidResponseError(
+                                f"A chunk size line is longer than {_MAX_CHUNK_LINE} bytes"
+                            )
+                        return position, True
+                    line = _CHUNK_SIZE_LINE.fullmatch(buffer, position, end + 2)
+                    if line is None:
+                        text = bytes(view[position:end])
+                        raise InvalidResponseError(f"Invalid chunk size line {text!r}")
+                    self._remaining = int(line.group(1), 16)
+                    self._scanned = 0
+                    position = end + 2
+                    state = _CHUNK_DATA if self._remaining else _TRAILER
+                else:
+                    return position, False
+            return position, True
+        finally:
+            self._chunk_state = state
 
     def _deliver(self, piece: bytes) -> None:
         if not piece:
