@@ -1,27 +1,36 @@
-"""Client CPU of parsing CouchDB responses: the lean transport's parser against llhttp.
+"""Client CPU of parsing CouchDB responses: the lean transport's parser and the others.
 
-``python bench/parsers.py`` times, in this process, the three HTTP/1.1 response parsers
-the lean transport could use, on the responses that matter for its speed:
+``python bench/parsers.py`` times, in this process, HTTP/1.1 response parsers on the
+responses that matter for the lean transport's speed:
 
 - ``document GET``: a CouchDB 3.4 head (9 fields) and a 350-byte JSON body with
   ``Content-Length``, in one read, as a document GET arrives;
 - ``_all_docs stream``: 2,000 rows of ~400 bytes, one chunk per row as CouchDB writes
   them, arriving in 64 KiB reads.
 
-The parsers: ``aiocouch._http.HTTPConnection`` (hand-written, this project),
-``httptools.HttpResponseParser`` (llhttp, as uvicorn uses it; pip install httptools) with
-the callbacks the transport would need (headers into a CIMultiDict, body pieces into a
-list), and ``aiohttp.http_parser.HttpResponseParser`` (aiohttp's llhttp build, with its
-StreamReader payload). Each produces the same thing: status, headers and body pieces.
+The parsers: ``aiocouch._http.HTTPConnection`` (the lean transport's connection, from
+``send()`` to the body handed out), bare ``httptools.HttpResponseParser`` (llhttp, as
+uvicorn uses it) with the least callbacks that yield the same result (headers into a
+CIMultiDict, body pieces into a list), ``aiohttp.http_parser.HttpResponseParser``
+(aiohttp's llhttp build, with its StreamReader payload), and any other version of
+``aiocouch/_http.py`` named with ``--also NAME=PATH``, e.g. the hand-written parser this
+project had before llhttp::
+
+    git show 8363941:src/aiocouch/_http.py > /tmp/handwritten_http.py
+    python bench/parsers.py --also hand-written=/tmp/handwritten_http.py
+
 The best of 7 runs is printed, in microseconds per response.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import importlib.util
 import json
 import time
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from multidict import CIMultiDict
@@ -48,12 +57,15 @@ DOC_RESPONSE = HEAD % len(DOC) + DOC
 ROW = json.dumps({"id": "doc-00042", "key": "doc-00042", "value": {"rev": "1-a"}, "doc": {}})
 ROWS = 2000
 STREAM_HEAD = (HEAD % 0).replace(b"Content-Length: 0", b"Transfer-Encoding: chunked")
-STREAM_BODY = b"".join(
-    b"%x\r\n%s\r\n" % (len(row), row)
-    for row in [b'{"total_rows":2000,"offset":0,"rows":[\r\n']
-    + [ROW.encode() + b",\r\n"] * ROWS
-    + [b"\r\n]}\n"]
-) + b"0\r\n\r\n"
+STREAM_BODY = (
+    b"".join(
+        b"%x\r\n%s\r\n" % (len(row), row)
+        for row in [b'{"total_rows":2000,"offset":0,"rows":[\r\n']
+        + [ROW.encode() + b",\r\n"] * ROWS
+        + [b"\r\n]}\n"]
+    )
+    + b"0\r\n\r\n"
+)
 STREAM_READS = [STREAM_HEAD] + [
     STREAM_BODY[i : i + 65536] for i in range(0, len(STREAM_BODY), 65536)
 ]
@@ -73,17 +85,20 @@ class _Transport(asyncio.Transport):
         pass
 
 
-def lean(reads: list[bytes]) -> Callable[[], Any]:
-    transport = _Transport()
+def lean(reads: list[bytes], module: ModuleType | None = None) -> Callable[[], Any]:
+    """One kept-alive connection, as the transport uses it: a send() per response."""
+    connection = (HTTPConnection if module is None else module.HTTPConnection)()
+    connection.connection_made(_Transport())
 
     def parse() -> Any:
-        connection = HTTPConnection()
-        connection.connection_made(transport)
         connection.send(b"", expect_body=True)
         for data in reads:
             connection.data_received(data)
-        assert connection.complete or connection._body
-        return connection._head, connection._body
+        assert connection._done
+        head, body = connection._head, list(connection._body)
+        connection._body.clear()
+        connection._body_size = 0
+        return head, body
 
     return parse
 
@@ -154,12 +169,31 @@ def best_of(parse: Callable[[], Any], repeat: int) -> float:
     return min(times)
 
 
+def load(name: str, path: str) -> ModuleType:
+    """Another version of aiocouch/_http.py, imported beside the current one."""
+    spec = importlib.util.spec_from_file_location(f"aiocouch._http_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 async def main() -> None:
+    arguments = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    arguments.add_argument("--also", action="append", default=[], metavar="NAME=PATH")
+    others = [entry.split("=", 1) for entry in arguments.parse_args().also]
+    makers: list[tuple[str, Callable[[list[bytes]], Callable[[], Any]]]] = [
+        ("aiocouch._http", lean)
+    ]
+    for name, path in others:
+        module = load(name.replace("-", "_"), path)
+        makers.append((name, lambda reads, module=module: lean(reads, module)))
+    makers += [("bare httptools", httptools_parser), ("aiohttp parser", aiohttp_parser)]
     cases = [("document GET", [DOC_RESPONSE], 20_000), ("_all_docs stream", STREAM_READS, 100)]
-    print("| response | hand-written (aiocouch._http) | httptools (llhttp) | aiohttp parser |")
-    print("|---|---:|---:|---:|")
+    print("| response | " + " | ".join(name for name, _ in makers) + " |")
+    print("|---|" + "---:|" * len(makers))
     for name, reads, repeat in cases:
-        figures = [best_of(make(reads), repeat) for make in (lean, httptools_parser, aiohttp_parser)]
+        figures = [best_of(make(reads), repeat) for _, make in makers]
         print(f"| {name} | " + " | ".join(f"{us:.1f} us" for us in figures) + " |")
 
 

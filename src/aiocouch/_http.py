@@ -83,7 +83,7 @@ class HTTPConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser: httptools.HttpResponseParser | None = None
-        self._fields: list[tuple[str, str]] = []
+        self._fields: list[tuple[bytes, bytes]] = []
         self._reason = b""
         self._unparsed = 0
         self._progress = False
@@ -200,12 +200,9 @@ class HTTPConnection(asyncio.Protocol):
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        fields = self._fields
-        if len(fields) >= _MAX_FIELDS:
-            raise InvalidResponseError(f"More than {_MAX_FIELDS} header fields")
-        if self._head is None:  # (not a trailer field)
-            # (llhttp leaves the whitespace after a value in it)
-            fields.append((name.decode("latin-1"), value.rstrip(b" \t").decode("latin-1")))
+        # (called for each field: the least work here, the rest once per head; trailer
+        # fields land here too, unused, bounded by _MAX_UNPARSED)
+        self._fields.append((name, value))
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
@@ -218,7 +215,15 @@ class HTTPConnection(asyncio.Protocol):
         version = self._parser.get_http_version()
         if version not in _HTTP_VERSIONS:
             raise InvalidResponseError(f"Unsupported HTTP version {version!r}")
-        headers: CIMultiDict[str] = CIMultiDict(self._fields)
+        if len(self._fields) > _MAX_FIELDS:
+            raise InvalidResponseError(f"More than {_MAX_FIELDS} header fields")
+        # (llhttp leaves the whitespace after a value in it)
+        headers: CIMultiDict[str] = CIMultiDict(
+            [
+                (name.decode("latin-1"), value.rstrip(b" \t").decode("latin-1"))
+                for name, value in self._fields
+            ]
+        )
         self._frame(version == "1.1", status, headers)
         self._head = ResponseHead(status, self._reason.decode("latin-1"), headers)
         if self._mode == _NO_BODY:
