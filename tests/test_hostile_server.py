@@ -923,3 +923,22 @@ async def test_a_client_closed_before_its_first_request_connects_nowhere(
         with pytest.raises(RuntimeError, match="Session is closed"):
             await guarded(client.info())
     assert server.connections == 0
+
+
+async def ignore(*args: Any) -> None:
+    """A trace hook that does nothing."""
+
+
+async def test_a_closed_aiohttp_client_without_a_connector_of_its_own_reconnects_nowhere() -> None:
+    # (a hook other than on_request_start selects aiohttp; no connector= to close with it)
+    config = aiohttp.TraceConfig()
+    config.on_request_end.append(ignore)
+    async with serving(answer_well) as server:
+        client = CouchDB(server.url, trace_configs=[config])
+        assert type(client._server._transport).__name__ == AIOHTTP
+        await guarded(client.info())
+        await client.close()
+        with pytest.raises(RuntimeError, match="Session is closed"):
+            await guarded(client.info())
+        assert server.connections == 1
+    assert len(server.requests) == 1
