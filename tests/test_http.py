@@ -913,6 +913,16 @@ async def test_a_head_with_bare_lf_line_ends_is_refused_before_it_ends() -> None
     assert transport.closed
 
 
+async def test_a_switch_to_another_protocol_is_refused() -> None:
+    connection, transport = sent()
+    connection.data_received(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n"
+    )
+    with pytest.raises(InvalidResponseError, match="another protocol"):
+        await soon(connection.read_head())
+    assert transport.closed
+
+
 async def test_more_than_256_header_fields_are_refused() -> None:
     connection, _ = sent()
     connection.data_received(b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 257 + b"\r\n")
