@@ -680,6 +680,26 @@ async def test_a_write_on_a_dropped_reused_connection_is_sent_once(
     assert server.count(method) == 1
 
 
+async def test_a_read_on_a_dropped_reused_connection_is_sent_again(
+    open_client: OpenClient,
+) -> None:
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        if connection.number == 0 and request.index == 1:
+            connection.close()  # read, never answered: a GET may be repeated
+            return
+        await answer_well(request, connection)
+
+    async with serving(handler) as server:
+        db = Database(open_client(server.url), "db")
+        assert (await guarded(db.get("first"))).id == "first"
+        assert (await guarded(db.get("second"))).id == "second"
+    assert [(r.connection, r.target) for r in server.requests] == [
+        (0, "/db/first"),
+        (0, "/db/second"),
+        (1, "/db/second"),
+    ]
+
+
 # --- 6: aiohttp's errors mapped; no credentials in any of them ---
 
 
