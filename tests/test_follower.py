@@ -41,11 +41,6 @@ from testserver.scripted_server import (
 LEAN, AIOHTTP = "lean", "aiohttp"
 TIMEOUT = 10.0
 CHUNKED_HEAD = http_response(200, headers=[("Transfer-Encoding", "chunked")], length=False)
-LEAN_IGNORES_SOCK_READ = pytest.mark.xfail(
-    strict=True,
-    reason="the lean transport ignores sock_read until issue 6 item 3 lands (transport "
-    "branch); remove this mark then",
-)
 
 Answer = Callable[[ReceivedRequest, ScriptedConnection], Awaitable[None]]
 
@@ -208,7 +203,7 @@ async def test_a_reset_feed_resumes_since_the_last_change_handed_out() -> None:
     assert resume.header("Accept-Encoding") == "identity"
 
 
-@pytest.mark.parametrize("transport", [pytest.param(LEAN, marks=LEAN_IGNORES_SOCK_READ), AIOHTTP])
+@pytest.mark.parametrize("transport", [LEAN, AIOHTTP])
 async def test_a_feed_silent_for_three_heartbeats_counts_as_dropped(transport: str) -> None:
     async with following(
         continuous(change(1), change(2), then="stall"),

@@ -2,7 +2,9 @@
 
 No server: a fake transport records what the protocol does with it (writes, pauses,
 resumes, close), and the tests feed response bytes through ``connection_made``,
-``data_received`` and ``connection_lost`` exactly as asyncio would.
+``data_received`` and ``connection_lost`` exactly as asyncio would. The same defects
+over real sockets, through the public API and on both transports, are in
+``test_hostile_server.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import aiohttp
 import pytest
 
 from aiocouch._http import HTTPConnection, ResponseHead, header_block
+from aiocouch._transport import check_headers
+from aiocouch.exception import IncompleteResponseError, InvalidResponseError, ReadTimeoutError
 
 T = TypeVar("T")
 
@@ -151,7 +155,7 @@ CHUNKED_RESPONSE = (
     b"5;ext=1\r\nhello\r\n"
     b"1\r\n \r\n"
     b"A\r\n0123456789\r\n"
-    b"3\r\n\r\n\r\n\r\n"
+    b"3\r\n\r\n\r\r\n"
     b"0\r\n"
     b"X-Trailer: yes\r\n"
     b"X-Other: 1\r\n"
@@ -163,7 +167,7 @@ CHUNKED_BODY = b"hello 0123456789\r\n\r"
 # --- Content-Length ---
 
 
-def test_send_writes_the_request() -> None:
+async def test_send_writes_the_request() -> None:
     _, transport = sent()
     assert transport.written == [REQUEST]
 
@@ -352,14 +356,17 @@ async def test_hex_chunk_sizes_in_either_case() -> None:
     assert body == b"x" * 31
 
 
-async def test_chunked_wins_over_content_length() -> None:
+async def test_content_length_with_chunked_is_refused() -> None:
+    # RFC 9112 6.3: a response with both may be an attempt at response splitting.
     raw = (
         b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"2\r\nok\r\n0\r\n\r\n"
     )
-    connection, _, body = await exchange([raw])
-    assert body == b"ok"
-    assert connection.complete
+    connection, transport = sent()
+    connection.data_received(raw)
+    with pytest.raises(InvalidResponseError, match="Transfer-Encoding"):
+        await soon(connection.read_head())
+    assert transport.closed
 
 
 # --- close-delimited bodies and reusability ---
@@ -390,7 +397,7 @@ async def test_close_delimited_body_cut_by_a_reset_is_an_error() -> None:
     connection.data_received(b"HTTP/1.1 200 OK\r\n\r\npartial")
     await soon(connection.read_head())
     connection.connection_lost(ConnectionResetError())
-    with pytest.raises(aiohttp.ClientPayloadError):
+    with pytest.raises(IncompleteResponseError):
         await soon(connection.read_body())
 
 
@@ -470,13 +477,15 @@ async def test_lost_within_the_head_is_server_disconnected() -> None:
     assert connection.received
 
 
-async def test_lost_mid_body_is_a_payload_error() -> None:
+async def test_lost_mid_body_is_an_incomplete_response() -> None:
     connection, _ = sent()
     connection.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
     await soon(connection.read_head())
     connection.connection_lost(None)
-    with pytest.raises(aiohttp.ClientPayloadError):
+    with pytest.raises(IncompleteResponseError) as caught:
         await soon(connection.read_body())
+    assert isinstance(caught.value, aiohttp.ClientPayloadError)
+    assert caught.value.status == 200
     assert not connection.complete
 
 
@@ -512,10 +521,10 @@ async def test_lost_mid_chunked_body_is_a_payload_error() -> None:
     ],
     ids=["no-version", "no-status", "nothing-after-version", "letters-in-status"],
 )
-async def test_invalid_status_line_is_a_payload_error(raw: bytes) -> None:
+async def test_invalid_status_line_is_an_invalid_response(raw: bytes) -> None:
     connection, transport = sent()
     connection.data_received(raw)
-    with pytest.raises(aiohttp.ClientPayloadError):
+    with pytest.raises(InvalidResponseError):
         await soon(connection.read_head())
     assert transport.closed
     assert not connection.reusable
@@ -523,33 +532,48 @@ async def test_invalid_status_line_is_a_payload_error(raw: bytes) -> None:
 
 @pytest.mark.parametrize(
     "size",
-    [b"zz", b"", b";ext", b"5 5", b"-5"],
-    ids=["not-hex", "empty", "only-extension", "two-numbers", "negative"],
+    [b"zz", b"", b";ext", b"5 5", b"-5", b"+5", b"0x5", b"0_5", b"5\x00", b"1" * 17],
+    ids=[
+        "not-hex",
+        "empty",
+        "only-extension",
+        "two-numbers",
+        "negative",
+        "plus",
+        "0x",
+        "underscore",
+        "nul",
+        "overflowing",
+    ],
 )
-async def test_invalid_chunk_size_is_a_payload_error(size: bytes) -> None:
+async def test_invalid_chunk_size_is_an_invalid_response(size: bytes) -> None:
     connection, transport = sent()
     connection.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
     await soon(connection.read_head())
     connection.data_received(size + b"\r\nhello\r\n0\r\n\r\n")
-    with pytest.raises(aiohttp.ClientPayloadError):
+    with pytest.raises(InvalidResponseError):
         await soon(connection.read_body())
     assert transport.closed
     assert not connection.reusable
 
 
-@pytest.mark.parametrize("length", [b"abc", b"-1", b"1, 2"], ids=["text", "negative", "list"])
-async def test_invalid_content_length_is_a_payload_error(length: bytes) -> None:
+@pytest.mark.parametrize(
+    "length",
+    [b"abc", b"-1", b"1, 2", b"+1", b"0x1", b"0_1", b"1" * 21, b""],
+    ids=["text", "negative", "list", "plus", "hex", "underscore", "overflowing", "empty"],
+)
+async def test_invalid_content_length_is_an_invalid_response(length: bytes) -> None:
     connection, transport = sent()
     connection.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: " + length + b"\r\n\r\nx")
-    with pytest.raises(aiohttp.ClientPayloadError):
+    with pytest.raises(InvalidResponseError):
         await soon(connection.read_head())
     assert transport.closed
 
 
-async def test_too_large_head_is_a_payload_error() -> None:
+async def test_too_large_head_is_an_invalid_response() -> None:
     connection, transport = sent()
     connection.data_received(b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"y" * (70 * 1024))
-    with pytest.raises(aiohttp.ClientPayloadError):
+    with pytest.raises(InvalidResponseError):
         await soon(connection.read_head())
     assert transport.closed
 
@@ -740,7 +764,7 @@ async def test_fail_after_the_response_is_complete_keeps_it() -> None:
     assert connection.closed and not connection.reusable
 
 
-def test_close_closes_the_transport() -> None:
+async def test_close_closes_the_transport() -> None:
     connection, transport = sent()
     connection.close()
     assert transport.closed
@@ -756,7 +780,7 @@ async def test_an_unread_body_is_not_complete() -> None:
     assert connection.complete
 
 
-# --- header_block ---
+# --- header_block and the shared header check ---
 
 
 def test_header_block_writes_one_line_per_header() -> None:
@@ -765,13 +789,190 @@ def test_header_block_writes_one_line_per_header() -> None:
     assert header_block({}) == ""
 
 
-@pytest.mark.parametrize("bad", ["\r", "\n", "\r\n", "a\r\nX-Injected: 1"])
-def test_header_block_refuses_cr_and_lf_in_values(bad: str) -> None:
-    with pytest.raises(ValueError, match="Invalid character"):
-        header_block({"X-Value": bad})
+@pytest.mark.parametrize(
+    "bad", ["\r", "\n", "\r\n", "a\r\nX-Injected: 1", "\x00", "\x0b", "\x1f", "\x7f"]
+)
+def test_check_headers_refuses_control_characters_in_values(bad: str) -> None:
+    with pytest.raises(ValueError, match="X-Value"):
+        check_headers({"X-Value": bad})
 
 
-@pytest.mark.parametrize("bad", ["X\r", "X\nY", "X\r\nY"])
-def test_header_block_refuses_cr_and_lf_in_names(bad: str) -> None:
-    with pytest.raises(ValueError, match="Invalid character"):
-        header_block({bad: "value"})
+@pytest.mark.parametrize("bad", ["X\r", "X\nY", "X\r\nY", "X Y", "X:Y", "", "X\x00"])
+def test_check_headers_refuses_names_that_are_no_token(bad: str) -> None:
+    with pytest.raises(ValueError, match="Invalid HTTP header name"):
+        check_headers({bad: "value"})
+
+
+def test_check_headers_allows_tabs_and_latin_1_and_utf_8() -> None:
+    check_headers(
+        {"X-Tab": "a\tb", "X-Latin": "caf\xe9", "Destination": "d\u00e9j\u00e0 \U0001f600"}
+    )
+
+
+def test_check_headers_never_shows_a_value() -> None:
+    with pytest.raises(ValueError) as caught:
+        check_headers({"Authorization": "Basic c2VjcmV0\n"})
+    assert "c2VjcmV0" not in str(caught.value)
+
+
+# --- time limits ---
+
+
+async def test_silence_before_the_head_longer_than_sock_read_raises_read_timeout() -> None:
+    connection, transport = connect()
+    connection.send(REQUEST, expect_body=True, sock_read=0.05)
+    with pytest.raises(ReadTimeoutError, match="sock_read"):
+        await soon(connection.read_head())
+    assert transport.closed and not connection.reusable
+
+
+async def test_each_arrival_restarts_the_sock_read_limit() -> None:
+    connection, _ = connect()
+    connection.send(REQUEST, expect_body=True, sock_read=0.1)
+    connection.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+    for byte in b"0123456789":
+        await asyncio.sleep(0.04)
+        connection.data_received(bytes([byte]))
+    assert await soon(connection.read_body()) == b"0123456789"
+    assert connection.complete and connection.reusable
+
+
+async def test_silence_while_reading_is_paused_is_no_timeout() -> None:
+    connection, transport = connect()
+    connection.send(REQUEST, expect_body=True, sock_read=0.05)
+    connection.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (6 * MIB))
+    connection.data_received(b"a" * (5 * MIB))
+    assert transport.paused
+    await asyncio.sleep(0.2)  # a slow consumer, not a silent server
+    assert len(await soon(connection.read_chunk())) == 5 * MIB
+    # reading resumed: a silence counts again
+    with pytest.raises(ReadTimeoutError):
+        await soon(connection.read_chunk())
+
+
+async def test_the_deadline_passes_even_while_bytes_trickle_in() -> None:
+    connection, _ = connect()
+    loop = asyncio.get_running_loop()
+    connection.send(REQUEST, expect_body=True, sock_read=1.0, deadline=loop.time() + 0.2)
+    connection.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    reader = asyncio.ensure_future(connection.read_body())
+    for _ in range(100):
+        if reader.done():
+            break
+        connection.data_received(b"1\r\n \r\n")
+        await asyncio.sleep(0.02)
+    with pytest.raises(ReadTimeoutError, match="total"):
+        await soon(reader)
+
+
+async def test_a_complete_response_stops_the_timer() -> None:
+    connection, transport = connect()
+    loop = asyncio.get_running_loop()
+    connection.send(REQUEST, expect_body=True, sock_read=0.05, deadline=loop.time() + 0.05)
+    connection.data_received(LENGTH_RESPONSE)
+    await asyncio.sleep(0.15)
+    assert await soon(connection.read_body()) == LENGTH_BODY
+    assert connection.reusable and not transport.closed
+
+
+# --- bounded memory and CPU ---
+
+
+@pytest.mark.parametrize(
+    ("start", "endless"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX: ", b"y"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;", b"e"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: ", b"t"),
+    ],
+    ids=["head", "chunk-size", "chunk-extension", "trailer"],
+)
+async def test_an_endless_line_fed_in_small_pieces_is_refused_early(
+    start: bytes, endless: bytes
+) -> None:
+    connection, transport = sent()
+    connection.data_received(start)
+    fed = 0
+    for _ in range(200_000):  # 1.6 MB in 8-byte pieces: quadratic scanning would crawl
+        connection.data_received(endless * 8)
+        fed += 8
+        if transport.closed:
+            break
+    assert transport.closed
+    assert fed <= 64 * 1024 + 8
+    with pytest.raises(InvalidResponseError):  # (an endless chunk size overflows first)
+        await soon(connection.read_body())
+
+
+async def test_a_head_with_bare_lf_line_ends_is_refused_before_it_ends() -> None:
+    connection, transport = sent()
+    connection.data_received(b"HTTP/1.1 200 OK\nContent-Length: 2\n")
+    with pytest.raises(InvalidResponseError):
+        await soon(connection.read_head())
+    assert transport.closed
+
+
+async def test_a_switch_to_another_protocol_is_refused() -> None:
+    connection, transport = sent()
+    connection.data_received(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n"
+    )
+    with pytest.raises(InvalidResponseError, match="another protocol"):
+        await soon(connection.read_head())
+    assert transport.closed
+
+
+async def test_more_than_256_header_fields_are_refused() -> None:
+    connection, _ = sent()
+    connection.data_received(b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 257 + b"\r\n")
+    with pytest.raises(InvalidResponseError, match="header fields"):
+        await soon(connection.read_head())
+
+
+# --- writing large bodies ---
+
+
+class FullSocketTransport(FakeTransport):
+    """A transport whose buffer is full after every write of a body piece."""
+
+    def __init__(self, protocol: HTTPConnection) -> None:
+        super().__init__()
+        self.protocol = protocol
+
+    def write(self, data: Any) -> None:
+        super().write(data)
+        if len(data) > len(REQUEST):
+            self.protocol.pause_writing()
+
+
+async def test_a_large_body_is_written_in_pieces_each_after_a_drain() -> None:
+    connection = HTTPConnection()
+    transport = FullSocketTransport(connection)
+    connection.connection_made(transport)
+    body = bytes(range(256)) * 4096  # 1 MiB
+    writer = asyncio.ensure_future(
+        connection.send_in_pieces(REQUEST, body, expect_body=True, sock_read=10.0)
+    )
+    await asyncio.sleep(0.01)
+    assert len(transport.written) == 2  # the head, one piece, then the buffer was full
+    while not writer.done():
+        written = len(transport.written)
+        connection.resume_writing()
+        await asyncio.sleep(0.01)
+        assert len(transport.written) <= written + 1
+    await writer
+    assert b"".join(transport.written) == REQUEST + body
+    assert len(transport.written) == 1 + 4
+
+
+async def test_writing_stops_when_the_server_closes_mid_body() -> None:
+    connection, transport = connect()
+    connection.pause_writing()
+    writer = asyncio.ensure_future(connection.send_in_pieces(REQUEST, b"x" * MIB, expect_body=True))
+    await asyncio.sleep(0.01)
+    connection.data_received(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n")
+    connection.connection_lost(None)
+    await soon(writer)
+    assert transport.written == [REQUEST]
+    assert (await soon(connection.read_head())).status == 413

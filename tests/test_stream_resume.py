@@ -416,20 +416,7 @@ async def test_normal_changes_feed_resumes_since_the_last_change_handed_out(
 # --- stalls, budget, statuses ---
 
 
-@pytest.mark.parametrize(
-    "transport",
-    [
-        pytest.param(
-            LEAN,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the lean transport ignores sock_read until issue 6 item 3 lands "
-                "(transport branch); remove this mark then",
-            ),
-        ),
-        AIOHTTP,
-    ],
-)
+@pytest.mark.parametrize("transport", [LEAN, AIOHTTP])
 async def test_an_answer_that_goes_silent_resumes_after_sock_read(
     client_factory: Callable[..., CouchDB], transport: str
 ) -> None:

@@ -1,13 +1,19 @@
-"""The aiohttp transport: every server and option aiohttp supports (TLS, proxies, hooks)."""
+"""The aiohttp transport: every server and option aiohttp supports (TLS, proxies, hooks).
+
+aiohttp's own exceptions become this package's typed ones in one place,
+:func:`aiohttp_errors_mapped`, without credentials; aiohttp's silent second attempt of a
+PUT or DELETE on a dropped kept-alive connection is switched off (a write is sent once).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from ._transport import (
     COALESCE_BELOW,
@@ -19,9 +25,22 @@ from ._transport import (
     error_from_body,
     public_request_info,
 )
-from .exception import _TypedResponseError
+from .exception import (
+    ConnectTimeoutError,
+    IncompleteResponseError,
+    InvalidResponseError,
+    ReadTimeoutError,
+    RemoteResponseError,
+    TimeLimitError,
+    _TypedResponseError,
+)
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["AiohttpTransport", "aiohttp_errors_mapped"]
+
+# The codings aiohttp decodes itself (brotli only with the Brotli package: else aiohttp
+# raises, and that is mapped too).
+_DECODED_CODINGS = frozenset({"identity", "gzip", "x-gzip", "deflate", "br"})
+_SAFE_TO_REPEAT = frozenset({"GET", "HEAD"})
 
 
 class AiohttpTransport(Transport):
@@ -43,12 +62,23 @@ class AiohttpTransport(Transport):
         )
         self._session_kwargs = session_kwargs
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        """The aiohttp session, created on first use inside the running event loop."""
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(headers=self._headers, **self._session_kwargs)
+        """The aiohttp session, created on first use inside the running event loop.
+
+        Raises RuntimeError("Session is closed") after :meth:`close`.
+        """
+        if self._closed:
+            raise RuntimeError("Session is closed")
+        if self._session is None:
+            session = aiohttp.ClientSession(headers=self._headers, **self._session_kwargs)
+            # aiohttp sends a GET, PUT or DELETE again when a kept-alive connection closes
+            # after the server read it: a PUT or DELETE applied once would be applied twice
+            # (or answered 409). Whether to repeat is the client's decision, not aiohttp's.
+            session._retry_connection = False
+            self._session = session
         return self._session
 
     async def request(
@@ -66,10 +96,11 @@ class AiohttpTransport(Transport):
     ) -> RawResponse:
         """Sends one request and reads the whole answer; non-2xx raises (see exception.py)."""
         data, headers = body_and_headers(json, data, headers)
-        async with self.session.request(
-            method, self.url(path, params), data=data, headers=headers, timeout=timeout
-        ) as response:
-            body = await response.read()
+        response = await self._send(method, self.url(path, params), data, headers, timeout)
+        async with response:
+            with aiohttp_errors_mapped(response.request_info):
+                _refuse_undecoded(response)
+                body = await response.read()
             if response.status >= 300:
                 raise _error(response, body, subject, overrides)
             return RawResponse(response.status, response.headers, body)
@@ -89,15 +120,45 @@ class AiohttpTransport(Transport):
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """Sends one request; yields its body piece by piece as it arrives."""
         data, headers = body_and_headers(json, None, headers)
-        async with self.session.request(
-            method, self.url(path, params), data=data, headers=headers, timeout=timeout
-        ) as response:
-            if response.status >= 300:
-                raise _error(response, await response.read(), subject, None)
-            yield _pieces(response.content, coalesce=coalesce)
+        response = await self._send(method, self.url(path, params), data, headers, timeout)
+        async with response:
+            with aiohttp_errors_mapped(response.request_info):
+                _refuse_undecoded(response)
+                if response.status >= 300:
+                    raise _error(response, await response.read(), subject, None)
+            yield _pieces(response, coalesce=coalesce)
+
+    async def _send(
+        self,
+        method: str,
+        url: URL,
+        data: bytes | None,
+        headers: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        """Sends the request; returns the response once its head arrived.
+
+        A GET or HEAD whose connection closed before any answer is sent once more (as the
+        lean transport and aiohttp itself do): repeating a read cannot write twice.
+        """
+        session = self.session
+        try:
+            with aiohttp_errors_mapped():
+                return await session.request(
+                    method, url, data=data, headers=headers, timeout=timeout
+                )
+        except aiohttp.ServerDisconnectedError:
+            if method not in _SAFE_TO_REPEAT:
+                raise
+        with aiohttp_errors_mapped():
+            return await session.request(method, url, data=data, headers=headers, timeout=timeout)
 
     async def close(self) -> None:
-        """Closes the session; waits briefly when TLS connections need a clean shutdown."""
+        """Closes the session; waits briefly when TLS connections need a clean shutdown.
+
+        A request after this raises RuntimeError("Session is closed").
+        """
+        self._closed = True
         session, self._session = self._session, None
         if session is None:
             # The session is created lazily; a connector handed to us is still ours to
@@ -115,15 +176,87 @@ class AiohttpTransport(Transport):
             await asyncio.sleep(0.25)
 
 
-async def _pieces(content: aiohttp.StreamReader, *, coalesce: bool) -> AsyncIterator[bytes]:
+async def _pieces(response: aiohttp.ClientResponse, *, coalesce: bool) -> AsyncIterator[bytes]:
+    content = response.content
     while True:
-        chunk = await content.readany()
-        if not chunk:
-            return
-        if coalesce and len(chunk) < COALESCE_BELOW and not content.is_eof():
-            await asyncio.sleep(COALESCE_PAUSE)
-            chunk += content.read_nowait()
+        with aiohttp_errors_mapped(response.request_info):
+            chunk = await content.readany()
+            if not chunk:
+                return
+            if coalesce and len(chunk) < COALESCE_BELOW and not content.is_eof():
+                await asyncio.sleep(COALESCE_PAUSE)
+                chunk += content.read_nowait()
         yield chunk
+
+
+@contextmanager
+def aiohttp_errors_mapped(request_info: aiohttp.RequestInfo | None = None) -> Iterator[None]:
+    """Turns aiohttp's exceptions into this package's typed ones, without credentials.
+
+    A stall past ``sock_read`` and a ``total`` limit that passed become ReadTimeoutError,
+    ``connect``/``sock_connect`` ConnectTimeoutError, a body cut short or broken
+    (ClientPayloadError) IncompleteResponseError, any other ClientResponseError of aiohttp
+    (a malformed answer, too many redirects) InvalidResponseError. Connection errors
+    (ClientConnectorError, ServerDisconnectedError) stay what aiohttp raised: code written
+    for aiocouch 4.0.1 catches them. aiohttp's exception stays the ``__cause__``, with the
+    credentials stripped from its request_info and its history dropped.
+    """
+    try:
+        yield
+    except (RemoteResponseError, TimeLimitError):
+        raise
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise ConnectTimeoutError(str(exc) or "Connection timeout") from exc
+    except aiohttp.ServerTimeoutError as exc:
+        raise ReadTimeoutError(str(exc) or "Timeout on reading data from socket") from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise IncompleteResponseError(
+            f"The answer's body is incomplete or malformed: {exc}",
+            _public(request_info),
+        ) from exc
+    except aiohttp.ClientResponseError as exc:
+        old = exc.request_info
+        info = public_request_info(old.url, old.method, old.headers, old.real_url)
+        exc.request_info, exc.history, exc.args = info, (), (info, ())
+        # A malformed answer (aiohttp's status 400 stands for "bad message") has no status.
+        malformed = type(exc) is aiohttp.ClientResponseError
+        raise InvalidResponseError(
+            exc.message or type(exc).__name__,
+            info,
+            status=0 if malformed else exc.status,
+            headers=exc.headers,
+        ) from exc
+    except asyncio.TimeoutError as exc:
+        # aiohttp's total limit raises a bare asyncio.TimeoutError.
+        raise ReadTimeoutError("The exchange took longer than its total time limit") from exc
+
+
+def _public(info: aiohttp.RequestInfo | None) -> aiohttp.RequestInfo | None:
+    if info is None:
+        return None
+    return public_request_info(info.url, info.method, info.headers, info.real_url)
+
+
+def _refuse_undecoded(response: aiohttp.ClientResponse) -> None:
+    """Raises for a body aiohttp would hand out still encoded (it passes unknown codings)."""
+    coding = response.headers.get("Content-Encoding")
+    if coding is not None and coding.strip().lower() not in _DECODED_CODINGS:
+        problem = f"Content-Encoding {coding!r}"
+    else:
+        transfer = response.headers.getall("Transfer-Encoding", None)
+        # aiohttp undoes chunked (once or repeated) and hands anything else out as is.
+        if transfer is None or {
+            coding.strip().lower() for coding in ",".join(transfer).split(",")
+        } == {"chunked"}:
+            return
+        problem = f"Transfer-Encoding {', '.join(transfer)!r}"
+    response.close()
+    raise InvalidResponseError(
+        f"The answer's {problem} cannot be decoded (the request asked for identity)",
+        _public(response.request_info),
+        status=response.status,
+        headers=response.headers,
+    )
 
 
 def _error(
@@ -139,6 +272,6 @@ def _error(
         subject=subject,
         request_info=public_request_info(info.url, info.method, info.headers, info.real_url),
         headers=response.headers,
-        history=response.history,
+        # (history: responses whose request_info carries the credentials)
         overrides=overrides,
     )

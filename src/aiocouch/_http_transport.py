@@ -26,7 +26,7 @@ from ._transport import (
     error_from_body,
     public_request_info,
 )
-from .exception import ReadTimeoutError, _TypedResponseError
+from .exception import InvalidResponseError, _TypedResponseError
 
 __all__ = ["HTTPTransport"]
 
@@ -36,6 +36,9 @@ _CONNECTION_LIMIT = 100
 # Methods that may be sent again when a kept-alive connection closed under the request
 # before any answer came: repeating them cannot write twice.
 _SAFE_TO_REPEAT = frozenset({"GET", "HEAD"})
+# Smaller bodies go out in one write with the head: one copy of a few KiB costs less than
+# a second write. Larger ones are written apart, piece by piece (no copy of the body).
+_BODY_WRITTEN_APART = 64 * 1024
 
 
 class HTTPTransport(Transport):
@@ -89,21 +92,20 @@ class HTTPTransport(Transport):
         timeout: aiohttp.ClientTimeout,
     ) -> RawResponse:
         """Sends one request and reads the whole answer; non-2xx raises (see exception.py)."""
+        self._check_open()
         body, headers = body_and_headers(json, data, headers)
         target = self._prefix + path + encode_query(params)
-        connection, head, timer = await self._exchange(
-            method, target, headers, body, timeout=timeout
-        )
+        connection, head = await self._exchange(method, target, headers, body, timeout=timeout)
         try:
             content = await connection.read_body()
+        except InvalidResponseError as exc:
+            self._name_request(exc, method, target, headers)
+            raise
         finally:
-            if timer is not None:
-                timer.cancel()
             self._pool.release(connection)
-        response_headers = CIMultiDictProxy(head.headers)
         if head.status >= 300:
             raise self._error(method, target, headers, head, content, subject, overrides)
-        return RawResponse(head.status, response_headers, content)
+        return RawResponse(head.status, CIMultiDictProxy(head.headers), content)
 
     @asynccontextmanager
     async def stream(
@@ -119,24 +121,28 @@ class HTTPTransport(Transport):
         timeout: aiohttp.ClientTimeout,
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """Sends one request; yields its body piece by piece as it arrives."""
+        self._check_open()
         body, headers = body_and_headers(json, None, headers)
         target = self._prefix + path + encode_query(params)
-        connection, head, timer = await self._exchange(
-            method, target, headers, body, timeout=timeout
-        )
+        connection, head = await self._exchange(method, target, headers, body, timeout=timeout)
         try:
             if head.status >= 300:
                 content = await connection.read_body()
                 raise self._error(method, target, headers, head, content, subject, None)
             yield _pieces(connection, coalesce=coalesce)
+        except InvalidResponseError as exc:
+            self._name_request(exc, method, target, headers)
+            raise
         finally:
-            if timer is not None:
-                timer.cancel()
             self._pool.release(connection)
 
     async def close(self) -> None:
-        """Closes the idle connections."""
+        """Closes the connections; a request after this raises RuntimeError."""
         self._pool.close()
+
+    def _check_open(self) -> None:
+        if self._pool.closed:
+            raise RuntimeError("Session is closed")
 
     async def _exchange(
         self,
@@ -146,38 +152,76 @@ class HTTPTransport(Transport):
         body: bytes | None,
         *,
         timeout: aiohttp.ClientTimeout,
-    ) -> tuple[HTTPConnection, ResponseHead, asyncio.TimerHandle | None]:
-        """Sends the request; returns the connection, the response head and its timer."""
-        request = self._request_bytes(method, target, headers, body)
+    ) -> tuple[HTTPConnection, ResponseHead]:
+        """Sends the request; returns the connection and the response head.
+
+        The connection's timer then bounds the rest of the exchange (``sock_read``,
+        ``total``); the caller releases the connection.
+        """
+        head = self._request_head(method, target, headers, body)
         if self._trace_configs:
             await self._trace(method, target, headers)
         loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = now + timeout.total if timeout.total else None
+        connect_deadline = now + timeout.connect if timeout.connect else None
+        if deadline is not None and (connect_deadline is None or deadline < connect_deadline):
+            connect_deadline = deadline
+        expect_body = method != "HEAD"
         while True:
             connection, reused = await self._pool.acquire(
-                connect_timeout=timeout.sock_connect or timeout.connect or timeout.total
+                deadline=connect_deadline, sock_connect=timeout.sock_connect
             )
-            timer = None
-            if timeout.total is not None:
-                timer = loop.call_later(timeout.total, connection.fail, ReadTimeoutError())
             try:
-                connection.send(request, expect_body=method != "HEAD")
-                return connection, await connection.read_head(), timer
+                if body is not None and len(body) >= _BODY_WRITTEN_APART:
+                    await connection.send_in_pieces(
+                        head,
+                        body,
+                        expect_body=expect_body,
+                        sock_read=timeout.sock_read,
+                        deadline=deadline,
+                    )
+                else:
+                    request = head + body if body else head
+                    connection.send(
+                        request,
+                        expect_body=expect_body,
+                        sock_read=timeout.sock_read,
+                        deadline=deadline,
+                    )
+                response = await connection.read_head()
+                self._refuse_content_encoding(connection, response)
+                return connection, response
             except aiohttp.ServerDisconnectedError:
-                self._abandon(connection, timer)
+                self._abandon(connection)
                 if reused and not connection.received and method in _SAFE_TO_REPEAT:
                     continue
                 raise
+            except InvalidResponseError as exc:
+                self._abandon(connection)
+                self._name_request(exc, method, target, headers)
+                raise
             except BaseException:
-                self._abandon(connection, timer)
+                self._abandon(connection)
                 raise
 
-    def _abandon(self, connection: HTTPConnection, timer: asyncio.TimerHandle | None) -> None:
-        if timer is not None:
-            timer.cancel()
+    @staticmethod
+    def _refuse_content_encoding(connection: HTTPConnection, head: ResponseHead) -> None:
+        """Raises for a body in a coding other than identity (this transport decodes none)."""
+        coding = head.headers.get("Content-Encoding")
+        if coding is not None and coding.lower() != "identity" and not connection.complete:
+            raise InvalidResponseError(
+                f"The answer's Content-Encoding {coding!r} cannot be decoded "
+                "(the request asked for identity)",
+                status=head.status,
+                headers=CIMultiDictProxy(head.headers),
+            )
+
+    def _abandon(self, connection: HTTPConnection) -> None:
         connection.close()
         self._pool.release(connection)
 
-    def _request_bytes(
+    def _request_head(
         self, method: str, target: str, headers: Mapping[str, str] | None, body: bytes | None
     ) -> bytes:
         head = f"{method} {target} HTTP/1.1\r\n{self._header_block}"
@@ -185,8 +229,19 @@ class HTTPTransport(Transport):
             head += header_block(headers)
         if body is not None or method in ("POST", "PUT"):
             head += f"Content-Length: {len(body or b'')}\r\n"
-        encoded = (head + "\r\n").encode()
-        return encoded + body if body else encoded
+        return (head + "\r\n").encode()
+
+    def _name_request(
+        self,
+        error: InvalidResponseError,
+        method: str,
+        target: str,
+        headers: Mapping[str, str] | None,
+    ) -> None:
+        """Gives ``error`` the request it answered (without credentials)."""
+        if error.request_info is None:
+            url = URL(self._origin + target, encoded=True)
+            error.request_info = public_request_info(url, method, self._request_headers(headers))
 
     def _request_headers(self, headers: Mapping[str, str] | None) -> CIMultiDict[str]:
         merged: CIMultiDict[str] = CIMultiDict(self._headers)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import base64
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any
@@ -35,7 +36,7 @@ from . import _json
 from ._params import encode_query
 from .exception import _TypedResponseError, error_for_response
 
-__all__ = ["NO_BODY", "RawResponse", "Transport"]
+__all__ = ["NO_BODY", "RawResponse", "Transport", "check_headers"]
 
 NO_BODY: Any = object()
 """Marks a request without a JSON body (``None`` is a valid JSON body)."""
@@ -44,7 +45,12 @@ JSON_CONTENT_TYPE = {"Content-Type": "application/json"}
 COALESCE_BELOW = 1 << 16
 """A streamed read smaller than this waits :data:`COALESCE_PAUSE` seconds for more data."""
 COALESCE_PAUSE = 0.001
-_SECRET_HEADERS = frozenset({"authorization", "cookie", "x-auth-couchdb-token"})
+_SECRET_HEADERS = frozenset(
+    {"authorization", "cookie", "proxy-authorization", "x-auth-couchdb-token"}
+)
+# RFC 9110: a field name is a token; a value holds no control character but HTAB.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class RawResponse:
@@ -63,7 +69,12 @@ class RawResponse:
 
 
 class Transport(abc.ABC):
-    """Sends requests to one server, with the headers every request carries."""
+    """Sends requests to one server, with the headers every request carries.
+
+    Raises ValueError for a header that could not be sent as given (see
+    :func:`check_headers`); ``close()`` ends it: a call after that raises
+    ``RuntimeError("Session is closed")`` and connects nowhere.
+    """
 
     def __init__(
         self,
@@ -80,7 +91,12 @@ class Transport(abc.ABC):
             user, password = url.user, url.password or ""
         self._url = url.with_user(None)
         self._base = str(self._url).rstrip("/")
-        self._headers: dict[str, str] = {"Accept": "application/json"}
+        # identity: a compressed body would be buffered (feeds stall) and, on the lean
+        # transport, not decoded.
+        self._headers: dict[str, str] = {
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+        }
         if auth is not None and not (user and password):
             user, password = auth.login, auth.password
         if user and password:
@@ -89,6 +105,7 @@ class Transport(abc.ABC):
             self._headers["Cookie"] = f"AuthSession={cookie}"
         if headers:
             self._headers.update(headers)
+        check_headers(self._headers)
 
     @property
     def base_url(self) -> str:
@@ -143,7 +160,13 @@ class Transport(abc.ABC):
 def body_and_headers(
     json: Any, data: bytes | None, headers: Mapping[str, str] | None
 ) -> tuple[bytes | None, Mapping[str, str] | None]:
-    """The request body (``json`` encoded, or ``data``) and the headers it needs."""
+    """The request body (``json`` encoded, or ``data``) and the headers it needs.
+
+    Raises ValueError, before anything is sent, for a header of the caller's that could
+    not be sent as given.
+    """
+    if headers and headers is not JSON_CONTENT_TYPE:
+        check_headers(headers)
     if json is NO_BODY:
         return data, headers
     return _json.dumps(json), {**JSON_CONTENT_TYPE, **headers} if headers else JSON_CONTENT_TYPE
@@ -179,10 +202,29 @@ def error_from_body(
     )
 
 
+def check_headers(headers: Mapping[str, Any]) -> None:
+    """Refuses a header name that is no token and a value with a control character.
+
+    Every character below 0x20 but HTAB, and DEL, could end the header line, split the
+    request or be read differently by a proxy: ValueError naming the header, not its value
+    (which may be a credential).
+    """
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"Invalid HTTP header name {name!r}")
+        if _CONTROL_CHARACTER.search(str(value)):
+            raise ValueError(f"Control character in the value of the HTTP header {name!r}")
+
+
 def public_request_info(
     url: URL, method: str, headers: Mapping[str, str], real_url: URL | None = None
 ) -> aiohttp.RequestInfo:
-    """The request as exceptions show it: without ``Authorization`` and ``Cookie``."""
+    """The request as exceptions show it: without credentials.
+
+    This is the one place that strips them: ``Authorization``, ``Proxy-Authorization``,
+    ``Cookie`` (the ``AuthSession`` cookie) and ``X-Auth-CouchDB-Token`` (proxy
+    authentication).
+    """
     shown: CIMultiDict[str] = CIMultiDict(
         (name, value) for name, value in headers.items() if name.lower() not in _SECRET_HEADERS
     )
