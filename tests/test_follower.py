@@ -6,8 +6,9 @@ that reset, go silent, end, answer 503 or replay a change, laid out as CouchDB s
 last line; ``results`` and ``last_seq`` in a longpoll answer). The tests assert the
 requests that resume the feed and that no change is lost or handed out twice.
 
-The second half follows the test server: through a relay whose connections are cut over
-and over, across a restart of a private pouchdb-server, and with each filter.
+The second half follows the test server: through a fault-injecting proxy
+(``testserver.fault_proxy``) whose connections are cut over and over, across a restart of
+a private pouchdb-server, and with each filter.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from aiocouch import CouchDB, Database, Document
 from aiocouch.event import BaseChangeEvent, ChangedEvent, DeletedEvent
 from aiocouch.exception import NotFoundError, ServiceUnavailableError
 from aiocouch.follower import ChangesFollower
+from testserver.fault_proxy import Fault, FaultKind, FaultProxy
 from testserver.pouchdb_server import LocalCouchServer
-from testserver.relay import CuttableRelay
 from testserver.request_counter import RequestCounter
 from testserver.scripted_server import (
     ReceivedRequest,
@@ -151,15 +152,15 @@ async def following(
 
 
 @contextlib.asynccontextmanager
-async def relayed_client(
+async def proxied_client(
     server_url: str, user: str, password: str, transport: str = LEAN
-) -> AsyncIterator[tuple[CuttableRelay, CouchDB]]:
-    """A client that reaches the test server through a relay the test can cut."""
+) -> AsyncIterator[tuple[FaultProxy, CouchDB]]:
+    """A client that reaches the test server through a proxy the test breaks on purpose."""
     options = {"connector": aiohttp.TCPConnector()} if transport == AIOHTTP else {}
-    async with CuttableRelay(server_url) as relay:
-        client = CouchDB(relay.url, user=user, password=password, **options)
+    async with FaultProxy(server_url) as proxy:
+        client = CouchDB(proxy.url, user=user, password=password, **options)
         try:
-            yield relay, client
+            yield proxy, client
         finally:
             await client.close()
 
@@ -549,16 +550,17 @@ async def test_a_follower_gets_every_change_in_order_while_its_connection_is_cut
 ) -> None:
     ids = [f"doc{n:03}" for n in range(60)]
     user, password = admin_user, admin_password
-    async with relayed_client(server_url, user, password, transport) as (relay, client):
-        relayed = Database(client, database.id)
-        async with relayed.follow(feed=feed, since="now", heartbeat=0.5) as follower:
+    dropped = 0
+    async with proxied_client(server_url, user, password, transport) as (proxy, client):
+        proxied = Database(client, database.id)
+        async with proxied.follow(feed=feed, since="now", heartbeat=0.5) as follower:
             received = asyncio.create_task(take(follower, len(ids)))
             for number, doc_id in enumerate(ids):
                 await save(database, doc_id, n=number)
                 if number % 10 == 5:
                     # between attempts the follower has no connection to cut
-                    await asyncio.wait_for(connected(relay), TIMEOUT)
-                    relay.cut()
+                    await asyncio.wait_for(connected(proxy), TIMEOUT)
+                    dropped += proxy.drop_connections()
             events = await received
             assert follower.duplicates == 0
             if feed == "continuous":
@@ -566,12 +568,12 @@ async def test_a_follower_gets_every_change_in_order_while_its_connection_is_cut
                 # follower waits to ask again (only an idle pooled connection is cut then),
                 # and a longpoll follower may be between two requests at any cut.
                 assert follower.resumes >= 1
-    assert relay.cuts > 0
+    assert dropped > 0
     assert [event.id for event in events] == ids
 
 
-async def connected(relay: CuttableRelay) -> None:
-    while relay.open_connections == 0:
+async def connected(proxy: FaultProxy) -> None:
+    while proxy.open_connections == 0:
         await asyncio.sleep(0.01)
 
 
@@ -677,9 +679,11 @@ async def test_all_docs_iteration_cut_midway_resumes_without_loss_or_repeat(
             # random, so that a compressed answer is large too
             bulk.create(doc_id, data={"padding": os.urandom(500).hex()})
     user, password = admin_user, admin_password
-    async with relayed_client(server_url, user, password, transport) as (relay, client):
-        relay.cut_next_after(50_000)
+    async with proxied_client(server_url, user, password, transport) as (proxy, client):
+        proxy.force(
+            Fault(FaultKind.RESET_MID_ANSWER, offset=50_000), path=f"/{database.id}/_all_docs"
+        )
         got = [doc.id async for doc in Database(client, database.id).docs()]
-        assert relay.cuts == 1
-        assert relay.connections == 2
+        assert proxy.stats.faults == {FaultKind.RESET_MID_ANSWER: 1}
+        assert proxy.stats.connections == 2
     assert got == ids

@@ -71,8 +71,9 @@ requests arrive, so a sequential test replays exactly.
 Whole-server faults: :meth:`FaultProxy.hold` stops all traffic, in progress or new,
 until :meth:`FaultProxy.resume` (a network that goes silent, e.g. mid-way through a
 continuous changes feed); :meth:`FaultProxy.drop_connections` resets every open
-connection (a network cut); ``async with proxy.outage():`` also refuses new connections
-until the block ends (a server restart); the proxy then listens again on the same port.
+connection (a network cut; :attr:`FaultProxy.open_connections` counts them); ``async
+with proxy.outage():`` also refuses new connections until the block ends (a server
+restart); the proxy then listens again on the same port.
 
 What happened is recorded: :attr:`FaultProxy.exchanges` (one :class:`Exchange` per
 request, with its fault and how far it got) and :attr:`FaultProxy.stats`, a
@@ -453,12 +454,14 @@ class FaultProxy:
         if self._flowing is not None:
             self._flowing.set()
 
-    def drop_connections(self) -> None:
+    def drop_connections(self) -> int:
         """Resets (RST) every open client connection and its upstream connection; the
-        exchanges on them end, stalled ones included."""
-        for connection in list(self._open):
+        exchanges on them end, stalled ones included. Returns how many it reset."""
+        connections = list(self._open)
+        for connection in connections:
             connection.reset()
             connection.task.cancel()
+        return len(connections)
 
     @contextlib.asynccontextmanager
     async def outage(self) -> AsyncIterator[None]:
@@ -470,6 +473,12 @@ class FaultProxy:
             yield
         finally:
             await self._listen()
+
+    @property
+    def open_connections(self) -> int:
+        """How many client connections are open now, idle keep-alive ones included (a
+        connection counts until the proxy noticed its end)."""
+        return len(self._open)
 
     @property
     def stats(self) -> ProxyStats:
