@@ -52,12 +52,6 @@ class StallWaitedOut(AssertionError):
 
 
 LEAN, AIOHTTP = "lean", "aiohttp"
-LEAN_IGNORES_SOCK_READ = pytest.mark.xfail(
-    raises=StallWaitedOut,
-    strict=True,
-    reason="the lean transport ignores sock_read until issue 6 item 3 lands (transport "
-    "branch), so the follower waits on the stalled answer; remove this mark then",
-)
 
 WRITES = 1_000
 HEARTBEAT = 1.0
@@ -325,7 +319,7 @@ def repeats_in_order(ledger: Ledger) -> int:
     return repeats
 
 
-@pytest.mark.parametrize("transport", [pytest.param(LEAN, marks=LEAN_IGNORES_SOCK_READ), AIOHTTP])
+@pytest.mark.parametrize("transport", [LEAN, AIOHTTP])
 async def test_a_follower_delivers_every_change_through_disconnects_a_stall_and_a_restart(
     followed_server: FollowedServer,
     transport: str,

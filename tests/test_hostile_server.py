@@ -888,7 +888,7 @@ async def test_a_control_character_in_a_copy_destination_is_refused(
     async with serving(answer_well) as server:
         db = Database(open_client(server.url), "db")
         doc = await guarded(db.get("doc"))
-        with pytest.raises(ValueError, match="(?i)destination"):
+        with pytest.raises(ValueError, match=r"(?i)destination"):
             await guarded(doc.copy(f"copy{char}x"))
     assert [r.method for r in server.requests] == ["GET"]
 
