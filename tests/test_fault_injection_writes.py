@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -112,6 +112,8 @@ class Workload:
     intended: dict[str, Intended] = field(default_factory=dict)
     local: dict[str, Document] = field(default_factory=dict)
     """The caller's documents: the revision each holds must be the server's."""
+    posted: dict[int, str] = field(default_factory=dict)
+    """The id each ``db.post`` of a number gave its caller."""
     attempted: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     messages: list[str] = field(default_factory=list)
@@ -164,6 +166,7 @@ class Workload:
     async def post(self, number: int) -> None:
         content = {"kind": "posted", "n": number}
         doc = await self.database.post(content)
+        self.posted[number] = doc.id
         self.intended[doc.id] = Intended(content)
         self.local[doc.id] = doc
 
@@ -231,7 +234,21 @@ async def server_outcome(session: aiohttp.ClientSession, url: str, workload: Wor
     live = {row["id"]: row["doc"] for row in rows}
     changes = (await get_json(session, f"{url}/_changes?style=all_docs"))["results"]
     leaves = {change["id"]: change for change in changes}
-    outcome.doubled.extend(sorted(set(leaves) - set(workload.intended)))
+    # A document created without an id is known by its content: the caller learns its id
+    # only from a call that succeeds.
+    posts: defaultdict[int, list[str]] = defaultdict(list)
+    for id, doc in live.items():
+        if doc.get("kind") == "posted":
+            posts[doc["n"]].append(id)
+    for number in range(POSTS):
+        ids = posts.get(number, [])
+        if not ids:
+            outcome.lost.append(f"post {number}")
+        outcome.doubled.extend(ids[1:])
+        if ids and workload.posted.get(number) not in ids:
+            outcome.wrong.append(f"post {number}: {ids}, its caller holds none of them")
+    posted = {id for ids in posts.values() for id in ids}
+    outcome.doubled.extend(sorted(set(leaves) - set(workload.intended) - posted))
     for id, intended in workload.intended.items():
         change = leaves.get(id)
         if change is None:
