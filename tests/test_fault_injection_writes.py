@@ -317,21 +317,7 @@ TRANSPORTS: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
-@pytest.mark.parametrize(
-    "transport",
-    [
-        "lean",
-        pytest.param(
-            "aiohttp",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="aiohttp sends a PUT or DELETE again on its own after a dropped "
-                "connection, so an applied write is reported as a ConflictError (issue 6, "
-                "item 5); fixed on the transport branch: remove this mark after merging it",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("transport", ["lean", "aiohttp"])
 async def test_writes_through_faults_are_applied_exactly_once(
     transport: str,
     server_url: str,
