@@ -94,9 +94,7 @@ class FollowedServer:
 def followed_server(request: pytest.FixtureRequest) -> Iterator[FollowedServer]:
     """A private pouchdb-server (on disk, so a restart keeps the data), or COUCHDB_URL's.
 
-    One per test: the test restarts it from a worker thread of its event loop, and the
-    server's parent-death signal (``prctl(PR_SET_PDEATHSIG)``) ends the new process when
-    that thread ends, with the loop.
+    One per test: the restart must not disturb the session's shared server.
     """
     if os.environ.get("COUCHDB_URL", "").strip():
         server = request.getfixturevalue("couch_server")

@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -168,7 +169,9 @@ _LIBC = _load_libc()
 def _die_with_parent() -> None:
     """Runs in the child before exec: SIGTERM the server when the Python process dies.
 
-    Covers a test run that is killed before it could stop the server (Linux only).
+    Covers a test run that is killed before it could stop the server (Linux only). The
+    kernel sends the signal when the *thread* that started the child ends, so only a
+    server started from the main thread gets it (see :meth:`LocalCouchServer._spawn`).
     """
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -413,7 +416,13 @@ class LocalCouchServer:
                 # Own process group: Ctrl-C in a terminal reaches only Python, which then
                 # shuts the server down in order.
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                # From another thread (a restart in a worker thread, say), the signal
+                # would kill the server when that thread ends; atexit stops it then.
+                preexec_fn=(
+                    _die_with_parent
+                    if threading.current_thread() is threading.main_thread()
+                    else None
+                ),
             )
         except OSError as error:
             raise ServerStartError(f"cannot run {self._executable}: {error}") from error

@@ -29,8 +29,6 @@ from .typing import JsonDict
 
 __all__ = ["RemoteServer"]
 
-_IDENTITY_ENCODING = {"Accept-Encoding": "identity"}
-
 
 class RemoteServer:
     """The server: sends requests for every resource below it."""
@@ -203,16 +201,13 @@ class RemoteServer:
     ) -> AsyncIterator[Any]:
         """GET ``path`` as newline-delimited JSON objects (a continuous feed), one by one.
 
-        Asks for an uncompressed body: a compressing server (pouchdb-server, a gzip proxy)
-        buffers a compressed feed, so its lines would arrive late or never. A line that
-        is not a JSON object raises InvalidResponseError (``status`` 0: not known here).
+        Every request asks for an uncompressed body, which matters most here: a
+        compressing server (pouchdb-server, a gzip proxy) buffers a compressed feed, so
+        its lines would arrive late or never. A line that is not a JSON object raises
+        InvalidResponseError (``status`` 0: not known here).
         """
-        async with self._http.stream(
-            "GET", path, params=params, headers=_IDENTITY_ENCODING, subject=subject
-        ) as pieces:
-            invalid = functools.partial(
-                self._invalid_stream, "GET", path, params, _IDENTITY_ENCODING, subject
-            )
+        async with self._http.stream("GET", path, params=params, subject=subject) as pieces:
+            invalid = functools.partial(self._invalid_stream, "GET", path, params, None, subject)
             async for values in parsed_pieces(pieces, LineParser(), invalid):
                 for value in values:
                     yield value

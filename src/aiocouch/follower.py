@@ -72,7 +72,6 @@ _TRANSIENT_ERRORS = (
 )
 # Statuses of a server (or a proxy) that is restarting or overloaded.
 _TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
-_IDENTITY_ENCODING = {"Accept-Encoding": "identity"}
 _READ_AHEAD = 2
 # How many recently read changes a resume compares the new ones with, to count repeats.
 _REPEAT_WINDOW = 10_000
@@ -254,7 +253,6 @@ class _FeedReader:
             self._path,
             params=params,
             json=request.body,
-            headers=_IDENTITY_ENCODING,
             subject=self._subject,
             timeout=self._timeout,
             retry=NO_RETRY,  # the follower's own loop waits out failures, without end
@@ -264,7 +262,7 @@ class _FeedReader:
                 request.method,
                 self._path,
                 params,
-                _IDENTITY_ENCODING,
+                None,
                 self._subject,
             )
             if self._feed == "continuous":
