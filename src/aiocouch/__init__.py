@@ -7,35 +7,49 @@ from .document import Document, SecurityDocument
 from .exception import (
     BadRequestError,
     ConflictError,
+    ConnectTimeoutError,
     ExpectationFailedError,
     ForbiddenError,
+    IncompleteResponseError,
+    InvalidResponseError,
     NotFoundError,
     PreconditionFailedError,
+    ReadTimeoutError,
     RemoteResponseError,
+    TimeLimitError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
 )
+from .follower import ChangesFollower
 from .remote import HTTPResponse
+from .retry import RetryPolicy
 from .view import View
 
 __version__ = "4.1.0"
 
 __all__ = [
     "BadRequestError",
+    "ChangesFollower",
     "ConflictError",
+    "ConnectTimeoutError",
     "CouchDB",
     "Database",
     "Document",
     "ExpectationFailedError",
     "ForbiddenError",
     "HTTPResponse",
+    "IncompleteResponseError",
+    "InvalidResponseError",
     "JWTAuth",
     "NotFoundError",
     "PreconditionFailedError",
     "ProxyAuth",
+    "ReadTimeoutError",
     "RemoteResponseError",
+    "RetryPolicy",
     "SecurityDocument",
     "SessionAuth",
+    "TimeLimitError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
     "View",

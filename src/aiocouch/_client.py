@@ -9,8 +9,9 @@ credentials from every exception that leaves (:mod:`._redaction`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Mapping
-from contextlib import AbstractAsyncContextManager
+import contextvars
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any
 
 import aiohttp
@@ -35,6 +36,12 @@ DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=300, connect=60, sock_connect=30, 
 aiocouch 4.0.1); a streamed answer (``docs()``, views, ``find()``, changes) has no total
 limit unless the caller gave one, but may never be silent longer than ``sock_read``.
 """
+
+
+_SCOPED_TIMEOUTS: contextvars.ContextVar[Mapping[int, aiohttp.ClientTimeout]] = (
+    contextvars.ContextVar("aiocouch_scoped_timeouts", default={})
+)
+"""The limits that :meth:`HTTPClient.timeouts_within` set, by ``id`` of the client."""
 
 
 def make_transport(server: str, **options: Any) -> Transport:
@@ -75,6 +82,18 @@ class HTTPClient:
             if changing is None
             else AuthenticatedSender(self.transport, changing, self.timeout)
         )
+
+    @contextmanager
+    def timeouts_within(self, timeout: aiohttp.ClientTimeout) -> Iterator[None]:
+        """Within the block (in this task and the tasks it starts), calls use ``timeout``.
+
+        It holds for whole answers and streams alike, as a caller's ``timeout=`` does.
+        """
+        token = _SCOPED_TIMEOUTS.set({**_SCOPED_TIMEOUTS.get(), id(self): timeout})
+        try:
+            yield
+        finally:
+            _SCOPED_TIMEOUTS.reset(token)
 
     @property
     def base_url(self) -> str:
@@ -124,7 +143,7 @@ class HTTPClient:
                 attempt,
                 method,
                 path,
-                timeout or self.timeout,
+                timeout or _SCOPED_TIMEOUTS.get().get(id(self)) or self.timeout,
                 repetition or default_repetition(method),
                 attempt_log,
             )
@@ -174,7 +193,7 @@ class HTTPClient:
                 attempt,
                 method,
                 path,
-                timeout or self.stream_timeout,
+                timeout or _SCOPED_TIMEOUTS.get().get(id(self)) or self.stream_timeout,
                 repetition,
             )
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import Any
+from typing import Any, ContextManager
 
 import aiohttp
 
@@ -13,6 +13,7 @@ from .auth import Authentication
 from .database import Database
 from .exception import BadRequestError, NotFoundError, PreconditionFailedError
 from .remote import RemoteServer
+from .retry import RetryPolicy
 from .typing import JsonDict
 
 __all__ = ["CouchDB", "JsonDict"]
@@ -33,9 +34,16 @@ class CouchDB:
       token, or a callable returning fresh ones) or :class:`~aiocouch.auth.ProxyAuth`.
       A strategy cannot be combined with the other ways (``ValueError``).
 
-    Other keyword arguments go to :class:`aiohttp.ClientSession` (``timeout=``,
-    ``connector=``, ...). Credentials never appear in a ``repr``, a log record or an
-    exception.
+    ``timeout``, an :class:`aiohttp.ClientTimeout`, sets the time limits of every call
+    (default :data:`aiocouch._client.DEFAULT_TIMEOUT`: 30 s to connect, 60 s to get a
+    pooled connection, 120 s of silence at most, 300 s for a whole answer; a streamed
+    iteration has no total limit unless ``timeout`` gives one); :meth:`timeouts` changes
+    them for a block of calls. ``retry``, a :class:`~aiocouch.retry.RetryPolicy`, ``True``
+    (the default policy) or ``False`` (each call sent once, as 4.0.1 did), says how failed
+    calls are repeated: only where repeating cannot write twice.
+
+    Other keyword arguments go to :class:`aiohttp.ClientSession` (``connector=``, ...).
+    Credentials never appear in a ``repr``, a log record or an exception.
     """
 
     def __init__(
@@ -46,10 +54,19 @@ class CouchDB:
         *,
         cookie: str | None = None,
         auth: aiohttp.BasicAuth | Authentication | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | bool = True,
         **kwargs: Any,
     ) -> None:
         self._server = RemoteServer(
-            server, user=user, password=password, cookie=cookie, auth=auth, **kwargs
+            server,
+            user=user,
+            password=password,
+            cookie=cookie,
+            auth=auth,
+            timeout=timeout,
+            retry=retry,
+            **kwargs,
         )
 
     def __repr__(self) -> str:
@@ -65,6 +82,15 @@ class CouchDB:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def timeouts(self, timeout: aiohttp.ClientTimeout) -> ContextManager[None]:
+        """``with couchdb.timeouts(aiohttp.ClientTimeout(...)):`` limits for a block of calls.
+
+        Every call of this client made inside the block (in this task, and in tasks
+        started from it) uses ``timeout`` instead of the client's limits, streamed
+        iterations included. Sends no request.
+        """
+        return self._server._http.timeouts_within(timeout)
 
     async def close(self) -> None:
         """Closes the HTTP session (no request)."""
