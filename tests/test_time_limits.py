@@ -50,7 +50,8 @@ async def test_calls_in_a_timeouts_block_use_its_limits_and_others_the_clients()
 
 async def test_a_timeouts_block_concerns_only_its_own_client() -> None:
     async with (
-        ScriptedServer(stall_on_slow) as server, CouchDB(server.url, retry=False) as limited,
+        ScriptedServer(stall_on_slow) as server,
+        CouchDB(server.url, retry=False) as limited,
         CouchDB(server.url, retry=False) as other,
     ):
         with limited.timeouts(aiohttp.ClientTimeout(sock_read=0.3)):

@@ -38,8 +38,8 @@ limit unless the caller gave one, but may never be silent longer than ``sock_rea
 """
 
 
-_SCOPED_TIMEOUTS: contextvars.ContextVar[Mapping[int, aiohttp.ClientTimeout]] = (
-    contextvars.ContextVar("aiocouch_scoped_timeouts", default={})
+_SCOPED_TIMEOUTS: contextvars.ContextVar[Mapping[int, aiohttp.ClientTimeout] | None] = (
+    contextvars.ContextVar("aiocouch_scoped_timeouts", default=None)
 )
 """The limits that :meth:`HTTPClient.timeouts_within` set, by ``id`` of the client."""
 
@@ -89,11 +89,15 @@ class HTTPClient:
 
         It holds for whole answers and streams alike, as a caller's ``timeout=`` does.
         """
-        token = _SCOPED_TIMEOUTS.set({**_SCOPED_TIMEOUTS.get(), id(self): timeout})
+        token = _SCOPED_TIMEOUTS.set({**(_SCOPED_TIMEOUTS.get() or {}), id(self): timeout})
         try:
             yield
         finally:
             _SCOPED_TIMEOUTS.reset(token)
+
+    def _scoped_timeout(self) -> aiohttp.ClientTimeout | None:
+        scoped = _SCOPED_TIMEOUTS.get()
+        return None if scoped is None else scoped.get(id(self))
 
     @property
     def base_url(self) -> str:
@@ -143,7 +147,7 @@ class HTTPClient:
                 attempt,
                 method,
                 path,
-                timeout or _SCOPED_TIMEOUTS.get().get(id(self)) or self.timeout,
+                timeout or self._scoped_timeout() or self.timeout,
                 repetition or default_repetition(method),
                 attempt_log,
             )
@@ -193,7 +197,7 @@ class HTTPClient:
                 attempt,
                 method,
                 path,
-                timeout or _SCOPED_TIMEOUTS.get().get(id(self)) or self.stream_timeout,
+                timeout or self._scoped_timeout() or self.stream_timeout,
                 repetition,
             )
         )

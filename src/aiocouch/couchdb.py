@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, ContextManager
+from typing import Any
 
 import aiohttp
 
@@ -83,7 +84,7 @@ class CouchDB:
     ) -> None:
         await self.close()
 
-    def timeouts(self, timeout: aiohttp.ClientTimeout) -> ContextManager[None]:
+    def timeouts(self, timeout: aiohttp.ClientTimeout) -> AbstractContextManager[None]:
         """``with couchdb.timeouts(aiohttp.ClientTimeout(...)):`` limits for a block of calls.
 
         Every call of this client made inside the block (in this task, and in tasks
