@@ -36,7 +36,9 @@ from testserver.scripted_server import (
     ReceivedRequest,
     ScriptedConnection,
     ScriptedServer,
+    error_answer,
     http_response,
+    in_turn,
 )
 
 LEAN, AIOHTTP = "lean", "aiohttp"
@@ -99,22 +101,12 @@ def continuous(
     return answer
 
 
-def status(code: int) -> Answer:
-    async def answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await connection.send(http_response(code, b'{"error":"x","reason":"y"}'))
-
-    return answer
-
-
 def scripted(*answers: Answer) -> ScriptedServer:
     """A server whose n-th request gets the n-th answer (the last one repeats)."""
-    server: ScriptedServer
+    return ScriptedServer(in_turn(*answers))
 
-    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await answers[min(len(server.requests), len(answers)) - 1](request, connection)
 
-    server = ScriptedServer(handler)
-    return server
+status = error_answer
 
 
 def query(request: ReceivedRequest) -> dict[str, str]:

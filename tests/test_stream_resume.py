@@ -26,7 +26,9 @@ from testserver.scripted_server import (
     ScriptedConnection,
     ScriptedServer,
     chunked,
+    error_answer,
     http_response,
+    in_turn,
 )
 
 LEAN, AIOHTTP = "lean", "aiohttp"
@@ -91,23 +93,12 @@ def stall_after(prefix: bytes) -> Answer:
     return answer
 
 
-def status(code: int) -> Answer:
-    async def answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await connection.send(http_response(code, b'{"error":"x","reason":"y"}'))
-
-    return answer
-
-
 def scripted(*answers: Answer) -> ScriptedServer:
     """A server whose n-th request gets the n-th answer (the last one repeats)."""
-    server: ScriptedServer
+    return ScriptedServer(in_turn(*answers))
 
-    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        number = min(len(server.requests), len(answers)) - 1
-        await answers[number](request, connection)
 
-    server = ScriptedServer(handler)
-    return server
+status = error_answer
 
 
 def query(request: ReceivedRequest) -> dict[str, str]:

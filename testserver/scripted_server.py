@@ -27,8 +27,11 @@ __all__ = [
     "ReceivedRequest",
     "ScriptedConnection",
     "ScriptedServer",
+    "answering",
     "chunked",
+    "error_answer",
     "http_response",
+    "in_turn",
 ]
 
 _MAX_REQUEST_HEAD = 1 << 20
@@ -205,3 +208,29 @@ def chunked(*pieces: bytes) -> bytes:
     return (
         b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces if piece) + b"0\r\n\r\n"
     )
+
+
+def answering(response: bytes) -> Handler:
+    """A handler that sends ``response`` to every request."""
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        await connection.send(response)
+
+    return handler
+
+
+def error_answer(status: int) -> Handler:
+    """A handler that answers every request with ``status`` and a CouchDB error body."""
+    return answering(http_response(status, b'{"error":"x","reason":"y"}'))
+
+
+def in_turn(*handlers: Handler) -> Handler:
+    """A handler that gives the n-th request to the n-th handler; the last one repeats."""
+    arrived = 0
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        nonlocal arrived
+        arrived += 1
+        await handlers[min(arrived, len(handlers)) - 1](request, connection)
+
+    return handler
