@@ -14,10 +14,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from aiocouch import CouchDB, Database, Document, NotFoundError
+from aiocouch import CouchDB, Database, Document, NotFoundError, ReadTimeoutError
 from aiocouch.event import BaseChangeEvent, ChangedEvent, DeletedEvent
 from aiocouch.exception import BadRequestError, ForbiddenError, UnauthorizedError
+from testserver import scripted_server
 from testserver.request_counter import RequestCounter
+from testserver.scripted_server import ReceivedRequest, ScriptedConnection, http_response
 
 T = TypeVar("T")
 
@@ -708,3 +710,53 @@ async def test_scripted_error_statuses_are_typed(
     assert caught.value.status == status
     assert "secret" not in str(caught.value)
     assert "secret" not in repr(caught.value)
+
+
+# --- time limits of feeds that wait for changes ---
+
+CHANGE_LINE = b'{"seq":"1-a","id":"a","changes":[{"rev":"1-a"}]}\n'
+
+
+def continuous_feed(beats: int, then_silent: bool) -> Any:
+    """A continuous feed: one change, ``beats`` heartbeats 0.1 s apart, then silence or end."""
+
+    async def answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        head = http_response(200, headers=[("Transfer-Encoding", "chunked")], length=False)
+        await connection.send(head + b"%x\r\n%s\r\n" % (len(CHANGE_LINE), CHANGE_LINE))
+        for _ in range(beats):
+            await connection.send(b"1\r\n\n\r\n", pause=0.1)
+        if then_silent:
+            await asyncio.sleep(3600)
+        end = b'{"last_seq":"1-a","pending":0}\n'
+        await connection.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(end), end))
+
+    return answer
+
+
+async def test_a_continuous_feed_is_dropped_after_three_silent_heartbeats() -> None:
+    async with (
+        scripted_server.ScriptedServer(continuous_feed(0, then_silent=True)) as server,
+        CouchDB(server.url, retry=False) as client,
+    ):
+        feed = Database(client, "db").changes(feed="continuous", heartbeat=200)
+        events = []
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ReadTimeoutError):
+            async for event in feed:
+                events.append(event.id)
+        # 3 heartbeats of 0.2 s, not the client's 120 s of silence
+        assert asyncio.get_running_loop().time() - started < 10
+    assert events == ["a"]
+
+
+async def test_heartbeats_keep_a_quiet_continuous_feed_open_past_the_clients_read_limit() -> None:
+    client_limits = aiohttp.ClientTimeout(total=0.5, sock_read=0.5)
+    async with (
+        scripted_server.ScriptedServer(continuous_feed(12, then_silent=False)) as server,
+        CouchDB(server.url, retry=False, timeout=client_limits) as client,
+    ):
+        # 1.2 s of heartbeats: longer than the client's total and sock_read, which a feed
+        # waiting for changes does not take (4.0.1's continuous feeds had no limit at all)
+        feed = Database(client, "db").changes(feed="continuous", heartbeat=200)
+        assert [event.id async for event in feed] == ["a"]
+    assert feed.last_seq == "1-a"

@@ -183,6 +183,7 @@ class RemoteServer:
         json: Any = NO_BODY,
         subject: str,
         continuation: Callable[[StreamRequest], Continuation] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> RowStream:
         """The rows of ``method path``, streamed (see :class:`RowStream`)."""
         return RowStream(
@@ -194,10 +195,16 @@ class RemoteServer:
             json=json,
             subject=subject,
             continuation=continuation,
+            timeout=timeout,
         )
 
     async def _lines(
-        self, path: str, *, params: Mapping[str, Any] | None = None, subject: str
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        subject: str,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> AsyncIterator[Any]:
         """GET ``path`` as newline-delimited JSON objects (a continuous feed), one by one.
 
@@ -206,7 +213,9 @@ class RemoteServer:
         its lines would arrive late or never. A line that is not a JSON object raises
         InvalidResponseError (``status`` 0: not known here).
         """
-        async with self._http.stream("GET", path, params=params, subject=subject) as pieces:
+        async with self._http.stream(
+            "GET", path, params=params, subject=subject, timeout=timeout
+        ) as pieces:
             invalid = functools.partial(self._invalid_stream, "GET", path, params, None, subject)
             async for values in parsed_pieces(pieces, LineParser(), invalid):
                 for value in values:

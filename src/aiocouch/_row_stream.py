@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Callable
 
+import aiohttp
+
 from ._answers import (
     describe_problem,
 )
@@ -47,8 +49,10 @@ class RowStream:
         json: Any = NO_BODY,
         subject: str,
         continuation: Callable[[StreamRequest], Continuation] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> None:
         self._client = client
+        self._timeout = timeout
         self._path = path
         self._subject = subject
         self._array_key = array_key
@@ -75,6 +79,7 @@ class RowStream:
                     json=request.json,
                     subject=self._subject,
                     coalesce=True,
+                    timeout=self._timeout,
                 ) as pieces:
                     answered = True
                     async for rows in parsed_pieces(pieces, parser, self.invalid):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
+
 from ._resume import ChangesContinuation
 from .event import BaseChangeEvent, event_for_change
 
@@ -12,6 +14,9 @@ if TYPE_CHECKING:
     from .database import Database
 
 __all__ = ["ChangesFeed"]
+
+_DEFAULT_HEARTBEAT_MS = 60_000
+"""What CouchDB takes ``heartbeat=true`` for."""
 
 
 class ChangesFeed:
@@ -39,7 +44,10 @@ class ChangesFeed:
         path = f"{database.endpoint}/_changes"
         subject = f"_changes of database '{database.id}'"
         if params.get("feed") == "continuous":
-            async for line in database._remote._lines(path, params=params, subject=subject):
+            lines = database._remote._lines(
+                path, params=params, subject=subject, timeout=self._feed_timeout()
+            )
+            async for line in lines:
                 if "last_seq" in line and "id" not in line:
                     self.last_seq, self.pending = line["last_seq"], line.get("pending")
                     return
@@ -52,10 +60,37 @@ class ChangesFeed:
             params=params,
             subject=subject,
             continuation=ChangesContinuation,
+            timeout=self._feed_timeout(),
         )
         async for change in rows:
             yield event_for_change(database, change)
         self.last_seq, self.pending = rows.meta.get("last_seq"), rows.meta.get("pending")
+
+    def _feed_timeout(self) -> aiohttp.ClientTimeout | None:
+        """The limits of a feed that waits for changes: none but its silences.
+
+        Like 4.0.1, a continuous or longpoll feed has no total limit. It may be silent
+        three heartbeats long (``heartbeat=true`` means CouchDB's 60 s), or, without
+        heartbeats, a longpoll's ``timeout`` (CouchDB's default 60 s) plus a minute; with
+        neither, as long as the client's ``sock_read``. None for a normal feed: the
+        client's limits.
+        """
+        params = self._params
+        if params.get("feed") not in ("continuous", "longpoll"):
+            return None
+        client = self._database._remote._http.stream_timeout
+        heartbeat, wait = params.get("heartbeat"), params.get("timeout")
+        silence = client.sock_read
+        if heartbeat:
+            silence = 3 * (_DEFAULT_HEARTBEAT_MS if heartbeat is True else float(heartbeat)) / 1000
+        elif params.get("feed") == "longpoll" and wait is not None:
+            silence = float(wait) / 1000 + 60
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=client.connect,
+            sock_connect=client.sock_connect,
+            sock_read=silence,
+        )
 
     def __aiter__(self) -> ChangesFeed:
         return self
