@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from yarl import URL
@@ -21,6 +21,9 @@ from ._transport import RawResponse, Transport
 from .auth import Authentication
 from .exception import RemoteResponseError, UnauthorizedError
 
+if TYPE_CHECKING:
+    from ._nodes import NodeSet
+
 __all__ = ["AuthenticatedSender", "changing_authentication"]
 
 
@@ -28,7 +31,7 @@ class AuthenticatedSender:
     """Sends each attempt through ``transport`` with the current headers of ``auth``."""
 
     def __init__(
-        self, transport: Transport, auth: Authentication, timeout: aiohttp.ClientTimeout
+        self, transport: Transport | NodeSet, auth: Authentication, timeout: aiohttp.ClientTimeout
     ) -> None:
         self._transport = transport
         self._auth = auth

@@ -1,16 +1,18 @@
-"""Sends requests to the server: one transport, with time limits, authentication and retries.
+"""Sends requests to the server: one transport per node, with time limits, authentication
+and retries.
 
 The transport below (:mod:`._http_transport` or :mod:`._aiohttp_transport`, chosen here)
-makes exactly one attempt per call. Around it, from the inside out: the headers of a
-changing authentication on each attempt (:mod:`._authenticated`), the retry loop
-(:mod:`._retrying`, as the policy of :mod:`aiocouch.retry` allows), and the removal of
+makes exactly one attempt per call. Around it, from the inside out: with several nodes,
+the choice of a healthy node for each attempt (:mod:`._nodes`); the headers of a changing
+authentication on each attempt (:mod:`._authenticated`); the retry loop
+(:mod:`._retrying`, as the policy of :mod:`aiocouch.retry` allows); and the removal of
 credentials from every exception that leaves (:mod:`._redaction`).
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any
 
@@ -20,10 +22,12 @@ from ._aiohttp_transport import AiohttpTransport
 from ._answers import invalid_answer
 from ._authenticated import AuthenticatedSender, changing_authentication
 from ._http_transport import HTTPTransport
+from ._nodes import NodeSet, node_urls
 from ._redaction import redact, redacted
 from ._retrying import RetryingStream, with_retries
 from ._transport import NO_BODY, RawResponse, Transport
 from .auth import Authentication
+from .cluster import Failover, NodeStatus
 from .exception import InvalidResponseError, _TypedResponseError
 from .retry import AttemptLog, Repetition, RetryPolicy, default_repetition, policy_from
 
@@ -52,20 +56,36 @@ def make_transport(server: str, **options: Any) -> Transport:
 
 
 class HTTPClient:
-    """Sends the requests of one :class:`~aiocouch.CouchDB` client through its transport."""
+    """Sends the requests of one :class:`~aiocouch.CouchDB` client through its transport,
+    or through the transport of a healthy node when ``server`` names several."""
 
     def __init__(
         self,
-        server: str,
+        server: str | Sequence[str],
         *,
         timeout: aiohttp.ClientTimeout | None = None,
         auth: aiohttp.BasicAuth | Authentication | None = None,
         retry: RetryPolicy | bool = True,
+        failover: Failover | None = None,
         **options: Any,
     ) -> None:
         self.retry = policy_from(retry)
-        changing = changing_authentication(server, auth, options)
-        self.transport = make_transport(server, **options)
+        urls = node_urls(server)
+        if failover is not None and not isinstance(failover, Failover):
+            raise TypeError(f"failover must be a Failover, not {type(failover).__name__}")
+        for url in urls[1:]:
+            # Only the checks: the options are set once, below, for every node alike.
+            changing_authentication(url, auth, dict(options))
+        changing = changing_authentication(urls[0], auth, options)
+        transports = [
+            make_transport(url, **_node_options(options, i)) for i, url in enumerate(urls)
+        ]
+        self.transport = transports[0]
+        """The first node's transport (the only one, for a client of one server)."""
+        self.nodes = (
+            NodeSet(transports, failover or Failover(), self.retry) if len(urls) > 1 else None
+        )
+        """The nodes, for a client of several; None for one server."""
         if timeout is None:
             self.timeout = DEFAULT_TIMEOUT
             self.stream_timeout = aiohttp.ClientTimeout(
@@ -77,10 +97,9 @@ class HTTPClient:
         else:
             # A caller's own limits hold for streams too (aiocouch 4.0.1 read those whole).
             self.timeout = self.stream_timeout = timeout
-        self._sender: Transport | AuthenticatedSender = (
-            self.transport
-            if changing is None
-            else AuthenticatedSender(self.transport, changing, self.timeout)
+        base = self.nodes or self.transport
+        self._sender: Transport | NodeSet | AuthenticatedSender = (
+            base if changing is None else AuthenticatedSender(base, changing, self.timeout)
         )
 
     @contextmanager
@@ -101,8 +120,15 @@ class HTTPClient:
 
     @property
     def base_url(self) -> str:
-        """The server URL, without credentials and trailing slash."""
-        return self.transport.base_url
+        """The server URL, without credentials and trailing slash (with several nodes:
+        their URLs, comma-separated)."""
+        return (self.nodes or self.transport).base_url
+
+    def node_statuses(self) -> tuple[NodeStatus, ...]:
+        """Each node's health as this client sees it (one server: always healthy)."""
+        if self.nodes is None:
+            return (NodeStatus(self.transport.base_url, True, 0),)
+        return self.nodes.statuses()
 
     async def request(
         self,
@@ -215,7 +241,7 @@ class HTTPClient:
         response_headers: Any | None = None,
     ) -> InvalidResponseError:
         """The error for a 2xx answer to ``method path`` that is not what was asked."""
-        transport = self.transport
+        transport = self.transport if self.nodes is None else self.nodes.preferred
         return invalid_answer(
             problem,
             method=method,
@@ -228,5 +254,13 @@ class HTTPClient:
         )
 
     async def close(self) -> None:
-        """Closes the transport's connections."""
-        await self.transport.close()
+        """Closes the transports' connections (and stops the nodes' health checks)."""
+        await (self.nodes or self.transport).close()
+
+
+def _node_options(options: dict[str, Any], index: int) -> dict[str, Any]:
+    """The transport options of node ``index``: one ``connector=`` serves every node, and
+    only the first node's session closes it."""
+    if index == 0 or "connector" not in options:
+        return options
+    return {**options, "connector_owner": False}

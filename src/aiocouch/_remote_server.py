@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Callable
 
 import aiohttp
@@ -23,6 +23,7 @@ from ._row_stream import RowStream
 from ._rows import LineParser, parsed_pieces
 from ._transport import NO_BODY, Transport
 from .auth import Authentication
+from .cluster import Quorum
 from .exception import InvalidResponseError, _TypedResponseError
 from .retry import AttemptLog, Repetition
 from .typing import JsonDict
@@ -35,14 +36,19 @@ class RemoteServer:
 
     def __init__(
         self,
-        server: str,
+        server: str | Sequence[str],
         *,
         user: str | None = None,
         password: str | None = None,
         cookie: str | None = None,
         auth: aiohttp.BasicAuth | Authentication | None = None,
+        quorum: Quorum | None = None,
         **kwargs: Any,
     ) -> None:
+        if quorum is not None and not isinstance(quorum, Quorum):
+            raise TypeError(f"quorum must be a Quorum, not {type(quorum).__name__}")
+        self._quorum = quorum or Quorum()
+        """The write and read quorum of document writes and reads (see :mod:`.cluster`)."""
         self._http = HTTPClient(
             server, user=user, password=password, cookie=cookie, auth=auth, **kwargs
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
@@ -11,6 +11,7 @@ import aiohttp
 
 from . import _paths
 from .auth import Authentication
+from .cluster import Failover, NodeStatus, Quorum
 from .database import Database
 from .exception import BadRequestError, NotFoundError, PreconditionFailedError
 from .remote import RemoteServer
@@ -43,13 +44,19 @@ class CouchDB:
     (the default policy) or ``False`` (each call sent once, as 4.0.1 did), says how failed
     calls are repeated: only where repeating cannot write twice.
 
+    ``server`` is one URL, or a list of the URLs of a cluster's nodes (or of a primary and
+    its fallback) in order of preference: each attempt goes to a healthy node, and a node
+    that failed is checked again as ``failover`` (a :class:`~aiocouch.cluster.Failover`)
+    says. ``quorum``, a :class:`~aiocouch.cluster.Quorum`, sets the ``w`` and ``r`` sent
+    with every document write and read (see :mod:`aiocouch.cluster`).
+
     Other keyword arguments go to :class:`aiohttp.ClientSession` (``connector=``, ...).
     Credentials never appear in a ``repr``, a log record or an exception.
     """
 
     def __init__(
         self,
-        server: str,
+        server: str | Sequence[str],
         user: str | None = None,
         password: str | None = None,
         *,
@@ -57,6 +64,8 @@ class CouchDB:
         auth: aiohttp.BasicAuth | Authentication | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
         retry: RetryPolicy | bool = True,
+        failover: Failover | None = None,
+        quorum: Quorum | None = None,
         **kwargs: Any,
     ) -> None:
         self._server = RemoteServer(
@@ -67,6 +76,8 @@ class CouchDB:
             auth=auth,
             timeout=timeout,
             retry=retry,
+            failover=failover,
+            quorum=quorum,
             **kwargs,
         )
 
@@ -92,6 +103,11 @@ class CouchDB:
         iterations included. Sends no request.
         """
         return self._server._http.timeouts_within(timeout)
+
+    @property
+    def nodes(self) -> tuple[NodeStatus, ...]:
+        """The nodes of this client and their health, in order of preference (no request)."""
+        return self._server._http.node_statuses()
 
     async def close(self) -> None:
         """Closes the HTTP session (no request)."""
