@@ -108,17 +108,23 @@ class RemoteDatabase:
         are skipped).
         """
         body = {"docs": docs, **data}
+        params = {} if "w" in data else self._remote._quorum._write()
         if data.get("new_edits") is False:
             repetition = Repetition.SAFE
         elif all(isinstance(doc, dict) and doc.get("_id") for doc in docs):
             repetition = Repetition.CHECKED
         else:
-            return list(await self._send("POST", "/_bulk_docs", data=body, expect=ARRAY_OF_OBJECTS))
+            return list(
+                await self._send(
+                    "POST", "/_bulk_docs", params=params, data=body, expect=ARRAY_OF_OBJECTS
+                )
+            )
         attempt_log = AttemptLog()
         items = list(
             await self._send(
                 "POST",
                 "/_bulk_docs",
+                params=params,
                 data=body,
                 expect=ARRAY_OF_OBJECTS,
                 repetition=repetition,
@@ -129,8 +135,9 @@ class RemoteDatabase:
             items = await _write_confirmation.bulk_writes(self._remote, self.id, docs, items)
         return items
 
-    async def _post_document(self, id: str, body: bytes) -> RequestResult:
-        """POST /{db} with ``body``, a new document encoded as JSON whose ``_id`` is ``id``.
+    async def _post_document(self, id: str, body: bytes, w: int | None = None) -> RequestResult:
+        """POST /{db}[?w=] with ``body``, a new document encoded as JSON whose ``_id`` is
+        ``id`` (``w``: the write quorum, by default the client's).
 
         Repeated after a lost answer: a repeat of an applied POST gets 409, which becomes
         the success it was if the document is the one sent (see :mod:`._write_confirmation`).
@@ -141,6 +148,7 @@ class RemoteDatabase:
                 self._remote._request,
                 "POST",
                 self.endpoint,
+                params=self._remote._quorum._write(w),
                 data=body,
                 headers=JSON_CONTENT_TYPE,
                 subject=subject,

@@ -43,8 +43,10 @@ class RemoteDocument:
         return f"document '{self.id}' in database '{self._database.id}'"
 
     async def _head(self) -> HTTPResponse:
-        """HEAD /{db}/{docid}."""
-        response, _ = await self._remote._request("HEAD", self.endpoint, subject=self._subject)
+        """HEAD /{db}/{docid}[?r=<the client's read quorum>]."""
+        response, _ = await self._remote._request(
+            "HEAD", self.endpoint, params=self._remote._quorum._read(), subject=self._subject
+        )
         return response
 
     async def _info(self) -> HTTPResponse:
@@ -62,9 +64,13 @@ class RemoteDocument:
         return True
 
     async def _get(self, **params: Any) -> JsonDict:
-        """GET /{db}/{docid}?params."""
+        """GET /{db}/{docid}?params (``r``: the client's read quorum, unless given)."""
         _, body = await self._remote._request(
-            "GET", self.endpoint, params=params, subject=self._subject, expect=OBJECT
+            "GET",
+            self.endpoint,
+            params={**self._remote._quorum._read(), **params},
+            subject=self._subject,
+            expect=OBJECT,
         )
         document: JsonDict = body
         return document
@@ -76,8 +82,9 @@ class RemoteDocument:
             "PUT", self.endpoint, params=params, data=data, subject=self._subject
         )
 
-    async def _put_encoded(self, body: bytes) -> RequestResult:
-        """PUT /{db}/{docid} with ``body``, the document already encoded as JSON.
+    async def _put_encoded(self, body: bytes, w: int | None = None) -> RequestResult:
+        """PUT /{db}/{docid}[?w=] with ``body``, the document already encoded as JSON
+        (``w``: the write quorum, by default the client's).
 
         Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
         the success it was if the document is the one sent (see :mod:`._write_confirmation`).
@@ -87,6 +94,7 @@ class RemoteDocument:
                 self._remote._request,
                 "PUT",
                 self.endpoint,
+                params=self._remote._quorum._write(w),
                 data=body,
                 headers=JSON_CONTENT_TYPE,
                 subject=self._subject,
@@ -98,8 +106,8 @@ class RemoteDocument:
             lambda rev: confirmed_result(201, self.id, rev),
         )
 
-    async def _delete(self, rev: str, **params: Any) -> RequestResult:
-        """DELETE /{db}/{docid}?rev=rev.
+    async def _delete(self, rev: str, w: int | None = None, **params: Any) -> RequestResult:
+        """DELETE /{db}/{docid}?rev=rev[&w=] (``w``: the write quorum, by default the client's).
 
         Repeated after a lost answer: a repeat of an applied DELETE gets 409, which becomes
         the success it was if a deletion was written on ``rev``.
@@ -109,7 +117,7 @@ class RemoteDocument:
                 self._remote._request,
                 "DELETE",
                 self.endpoint,
-                params={"rev": rev, **params},
+                params={"rev": rev, **self._remote._quorum._write(w), **params},
                 subject=self._subject,
                 expect=OBJECT,
             ),
@@ -124,7 +132,7 @@ class RemoteDocument:
         return await self._remote._request(
             "COPY",
             self.endpoint,
-            params=params,
+            params={**self._remote._quorum._write(), **params},
             headers={"Destination": destination},
             subject=self._subject,
             expect=OBJECT,
@@ -181,7 +189,7 @@ class RemoteAttachment:
                 self._remote._request,
                 "PUT",
                 self.endpoint,
-                params={"rev": rev},
+                params={"rev": rev, **self._remote._quorum._write()},
                 data=data,
                 headers={"Content-Type": content_type},
                 subject=self._subject,
@@ -211,7 +219,7 @@ class RemoteAttachment:
                 self._remote._request,
                 "DELETE",
                 self.endpoint,
-                params={"rev": rev},
+                params={"rev": rev, **self._remote._quorum._write()},
                 subject=self._subject,
                 expect=OBJECT,
             ),

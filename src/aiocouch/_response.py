@@ -50,6 +50,12 @@ class HTTPResponse:
         return self._headers
 
     @property
+    def accepted(self) -> bool:
+        """True for 202 Accepted: a cluster took the write, but fewer copies than its write
+        quorum (``w``) confirmed it; it may be missing from reads for a while."""
+        return self.status == 202
+
+    @property
     def etag(self) -> str | None:
         """The ETag header without its quotes (for documents: the revision), or None."""
         value = self.headers.get("ETag")

@@ -193,7 +193,10 @@ async def _leaves(remote: RemoteServer, path: str, subject: str) -> list[JsonDic
     """Every leaf revision of the document, deleted ones included, with its ancestry."""
     try:
         _, answer = await remote._request(
-            "GET", path, params={"open_revs": "all", "revs": True}, subject=subject
+            "GET",
+            path,
+            params={"open_revs": "all", "revs": True, **remote._quorum._read()},
+            subject=subject,
         )
     except NotFoundError:
         return []

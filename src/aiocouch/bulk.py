@@ -18,6 +18,7 @@ from . import _json, _paths
 from ._answers import ARRAY_OF_OBJECTS
 from ._transport import JSON_CONTENT_TYPE
 from ._write_confirmation import bulk_writes
+from .cluster import check_quorum
 from .document import Document
 from .retry import AttemptLog, Repetition
 from .typing import JsonDict
@@ -36,9 +37,12 @@ class BulkOperation:
     """Collects documents; on a clean exit saves the changed ones with ``_bulk_docs``.
 
     ``batch_size`` and ``batch_bytes`` bound one request; ``concurrency`` bounds how many
-    requests are in flight. After the exit, ``response`` holds the server's items,
-    ``ok`` the saved documents and ``error`` the refused ones; if the block raised,
-    nothing is sent and all three stay None.
+    requests are in flight; ``w`` is the write quorum on a cluster (default: the client's
+    :class:`~aiocouch.cluster.Quorum`, else the database's). After the exit, ``response``
+    holds the server's items, ``ok`` the saved documents and ``error`` the refused ones,
+    and ``accepted`` those of ``ok`` that fewer copies than ``w`` confirmed (their items
+    carry ``"accepted": true``; the answer is 202); if the block raised, nothing is sent
+    and all four stay None.
     """
 
     batch_size: int = 10_000
@@ -52,13 +56,16 @@ class BulkOperation:
         batch_size: int | None = None,
         batch_bytes: int | None = None,
         concurrency: int | None = None,
+        w: int | None = None,
     ) -> None:
         self._database = database
+        self._w = check_quorum("w", w)
         self._docs: list[Document] = []
         self._ids: set[str] = set()
         self.response: list[JsonDict] | None = None
         self.ok: list[Document] | None = None
         self.error: list[Document] | None = None
+        self.accepted: list[Document] | None = None
         if batch_size is not None:
             self.batch_size = _positive("batch_size", batch_size)
         if batch_bytes is not None:
@@ -114,7 +121,7 @@ class BulkOperation:
         """
         if exc_type is not None:
             return
-        self.response, self.ok, self.error = [], [], []
+        self.response, self.ok, self.error, self.accepted = [], [], [], []
         batches = enumerate(self._batches())
         answered: dict[int, tuple[list[_Pending], list[JsonDict] | None]] = {}
         failures: list[BaseException] = []
@@ -167,6 +174,7 @@ class BulkOperation:
         _, items = await database._remote._request(
             "POST",
             f"{database.endpoint}/_bulk_docs",
+            params=database._remote._quorum._write(self._w),
             data=body,
             headers=JSON_CONTENT_TYPE,
             subject=f"_bulk_docs in database '{database.id}'",
@@ -182,6 +190,7 @@ class BulkOperation:
     def _record(self, pending: list[_Pending], items: list[JsonDict]) -> None:
         """Matches the server's items to the batch's documents by id."""
         assert self.response is not None and self.ok is not None and self.error is not None
+        assert self.accepted is not None
         self.response.extend(items)
         in_order = len(items) == len(pending) and all(
             item.get("id") == doc.id for (doc, _), item in zip(pending, items)
@@ -191,6 +200,8 @@ class BulkOperation:
             if result is not None and "error" not in result and "rev" in result:
                 doc._saved(state, result["rev"])
                 self.ok.append(doc)
+                if result.get("accepted") is True:
+                    self.accepted.append(doc)
             else:
                 self.error.append(doc)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .bulk import BulkCreateOperation, BulkUpdateOperation
 from .changes import ChangesFeed
+from .cluster import check_quorum
 from .design_document import DesignDocument
 from .document import Document, SecurityDocument
 from .exception import ConflictError, NotFoundError
@@ -52,8 +53,9 @@ class Database(RemoteDatabase):
             )
         return document
 
-    async def post(self, data: JsonDict) -> Document:
-        """Saves ``data`` as a new document under a new id: POST /{db}.
+    async def post(self, data: JsonDict, *, w: int | None = None) -> Document:
+        """Saves ``data`` as a new document under a new id: POST /{db}[?w=] (``w``: as for
+        :meth:`Document.save`).
 
         The id, a random UUID (32 hex digits; ``data["_id"]`` if given), is made here,
         before the request, so the request can be repeated after a lost answer without
@@ -66,12 +68,13 @@ class Database(RemoteDatabase):
             raise TypeError(f"The data of a document must be a dict, not {type(data).__name__}")
         if "_rev" in data:
             raise ValueError("post() writes new documents: data must not hold a _rev")
+        check_quorum("w", w)
         id = data["_id"] if "_id" in data else uuid.uuid4().hex
         document = Document(self, id, data=dict(data))
         change = document._encode_if_dirty()
         assert change is not None  # a document never saved is always a change
         body, state = change
-        _, result = await self._post_document(id, body)
+        _, result = await self._post_document(id, body, w)
         document._saved(state, result["rev"])
         return document
 
@@ -80,16 +83,22 @@ class Database(RemoteDatabase):
         await self._delete()
 
     async def get(
-        self, id: str, *, default: JsonDict | None = None, rev: str | None = None
+        self,
+        id: str,
+        *,
+        default: JsonDict | None = None,
+        rev: str | None = None,
+        r: int | None = None,
     ) -> Document:
-        """The document ``id``: GET /{db}/{docid}[?rev=].
+        """The document ``id``: GET /{db}/{docid}[?rev=][&r=] (``r``: as for
+        :meth:`Document.fetch`).
 
         Raises NotFoundError, unless ``default`` is given: then an unsaved document
         holding ``default`` is returned.
         """
         document = Document(self, id, data=None if default is None else dict(default))
         try:
-            await document.fetch(discard_changes=True, rev=rev)
+            await document.fetch(discard_changes=True, rev=rev, r=r)
         except NotFoundError:
             if default is None:
                 raise
@@ -157,7 +166,10 @@ class Database(RemoteDatabase):
     ) -> AsyncIterator[Document]:
         """Documents matching a Mango ``selector``: POST /{db}/_find, page by page.
 
-        Raises ValueError for ``fields=`` (documents are always whole) on iteration.
+        Other ``params`` go into the request body as given (``r=``: the copies each
+        document is read from on a cluster; default: the client's
+        :class:`~aiocouch.cluster.Quorum`). Raises ValueError for ``fields=`` (documents
+        are always whole) on iteration.
         """
         return FindRequest(self, selector, limit=limit, **params).__aiter__()
 
@@ -173,10 +185,11 @@ class Database(RemoteDatabase):
         batch_size: int | None = None,
         batch_bytes: int | None = None,
         concurrency: int | None = None,
+        w: int | None = None,
     ) -> BulkUpdateOperation:
         """A bulk update of the documents ``ids`` (loaded on enter, saved on exit).
 
-        ``batch_size``, ``batch_bytes`` and ``concurrency`` go to the operation.
+        ``batch_size``, ``batch_bytes``, ``concurrency`` and ``w`` go to the operation.
         """
         return BulkUpdateOperation(
             self,
@@ -185,6 +198,7 @@ class Database(RemoteDatabase):
             batch_size=batch_size,
             batch_bytes=batch_bytes,
             concurrency=concurrency,
+            w=w,
         )
 
     def create_docs(
@@ -194,10 +208,11 @@ class Database(RemoteDatabase):
         batch_size: int | None = None,
         batch_bytes: int | None = None,
         concurrency: int | None = None,
+        w: int | None = None,
     ) -> BulkCreateOperation:
         """A bulk creation of new documents (saved in batches on exit).
 
-        ``batch_size``, ``batch_bytes`` and ``concurrency`` go to the operation.
+        ``batch_size``, ``batch_bytes``, ``concurrency`` and ``w`` go to the operation.
         """
         return BulkCreateOperation(
             self,
@@ -205,6 +220,7 @@ class Database(RemoteDatabase):
             batch_size=batch_size,
             batch_bytes=batch_bytes,
             concurrency=concurrency,
+            w=w,
         )
 
     update_docs.__returns_acontextmanager__ = True  # type: ignore[attr-defined]

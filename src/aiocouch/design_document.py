@@ -43,14 +43,14 @@ class DesignDocument(Document):
         """``/{db}/_design/{name}``."""
         return f"{_paths.database_path(self._database.id)}/_design/{_paths.quote_segment(self.id)}"
 
-    async def _put_encoded(self, body: bytes) -> RequestResult:
+    async def _put_encoded(self, body: bytes, w: int | None = None) -> RequestResult:
         # The local ``_id`` is the bare name until the first fetch (as in aiocouch 4.0.1);
         # servers where the body's ``_id`` wins over the URL (pouchdb-server) would
         # otherwise store an ordinary document of that name.
         data = _json.loads(body)
         if data.get("_id") == self.id:
             body = _json.dumps({**data, "_id": f"_design/{self.id}"})
-        return await super()._put_encoded(body)
+        return await super()._put_encoded(body, w)
 
     def __setitem__(self, key: str, value: Any) -> None:
         if key not in _ALLOWED_KEYS:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths, _snapshot
 from .attachment import Attachment
+from .cluster import check_quorum
 from .exception import ConflictError, NotFoundError
 from .remote import HTTPResponse, RemoteDocument
 from .typing import JsonDict
@@ -123,46 +124,57 @@ class Document(RemoteDocument):
 
     # --- requests ---
 
-    async def fetch(self, discard_changes: bool = False, *, rev: str | None = None) -> None:
-        """Replaces the local data with the server's: GET /{db}/{docid}[?rev=].
+    async def fetch(
+        self, discard_changes: bool = False, *, rev: str | None = None, r: int | None = None
+    ) -> None:
+        """Replaces the local data with the server's: GET /{db}/{docid}[?rev=][&r=].
 
-        Raises ConflictError (no request) if the local data has unsaved changes and
-        ``discard_changes`` is False; NotFoundError (404); BadRequestError (bad rev).
+        ``r``: the copies to read on a cluster (default: the client's
+        :class:`~aiocouch.cluster.Quorum`, else the database's). Raises ConflictError (no
+        request) if the local data has unsaved changes and ``discard_changes`` is False;
+        NotFoundError (404); BadRequestError (bad rev).
         """
+        check_quorum("r", r)
         if not (discard_changes or self._fresh) and self._dirty_cache:
             raise ConflictError(
                 f"Cannot fetch document '{self.id}' from server, as the local cache has "
                 "unsaved changes."
             )
-        self._update_cache(await self._get(**({"rev": rev} if rev else {})))
+        params = {"rev": rev} if rev else {}
+        self._update_cache(await self._get(**params, **self._remote._quorum._read(r)))
 
-    async def save(self) -> HTTPResponse | None:
-        """Saves the local data if it changed: PUT /{db}/{docid}; otherwise sends nothing.
+    async def save(self, *, w: int | None = None) -> HTTPResponse | None:
+        """Saves the local data if it changed: PUT /{db}/{docid}[?w=]; otherwise sends nothing.
 
-        Returns the HTTPResponse (201 or 202), or None. Raises ConflictError if the
-        server's revision differs from the local one.
+        Returns the HTTPResponse, or None. On a cluster its ``accepted`` is True (202) when
+        fewer copies than the write quorum ``w`` confirmed the write (default: the
+        client's :class:`~aiocouch.cluster.Quorum`, else the database's). Raises
+        ConflictError if the server's revision differs from the local one.
         """
+        check_quorum("w", w)
         change = self._encode_if_dirty()
         if change is None:
             return None
         body, encoded = change
-        response, result = await self._put_encoded(body)
+        response, result = await self._put_encoded(body, w)
         self._saved(encoded, result["rev"])
         return response
 
-    async def delete(self, discard_changes: bool = False) -> HTTPResponse:
-        """Deletes the document: DELETE /{db}/{docid}?rev=<local rev>.
+    async def delete(self, discard_changes: bool = False, *, w: int | None = None) -> HTTPResponse:
+        """Deletes the document: DELETE /{db}/{docid}?rev=<local rev>[&w=].
 
-        Afterwards the local data holds only ``_id``; a later :meth:`save` of new data
-        recreates the document. Raises ConflictError (unsaved local changes, or a stale
-        revision) and KeyError if the document was never fetched or saved.
+        ``w`` and the answer's ``accepted``: as for :meth:`save`. Afterwards the local data
+        holds only ``_id``; a later :meth:`save` of new data recreates the document.
+        Raises ConflictError (unsaved local changes, or a stale revision) and KeyError if
+        the document was never fetched or saved.
         """
         if self._dirty_cache and not discard_changes:
             raise ConflictError(
                 f"Cannot delete document '{self.id}' from server, as the local cache has "
                 "unsaved changes."
             )
-        response, _ = await self._delete(self._data["_rev"])
+        check_quorum("w", w)
+        response, _ = await self._delete(self._data["_rev"], w)
         self._update_cache({"_id": self._data["_id"]})
         return response
 
@@ -310,7 +322,9 @@ class SecurityDocument(Document):
         """``/{db}/_security``."""
         return f"{_paths.database_path(self._database.id)}/_security"
 
-    async def save(self) -> None:
+    # The security object has no write quorum: CouchDB writes it to every copy, and
+    # answers 500 no_majority when fewer than a majority confirm it.
+    async def save(self) -> None:  # type: ignore[override]
         """Saves the security object if it changed: PUT /{db}/_security.
 
         Raises UnauthorizedError (401) and ForbiddenError (403, or 500 from a non-admin).

@@ -64,7 +64,12 @@ class FindRequest:
             raise ValueError("find() returns whole documents: fields= is not supported")
         database = self._database
         page_size = self._limit if self._limit is not None else _DEFAULT_PAGE_SIZE
-        body: JsonDict = {"selector": self._selector, "limit": page_size, **self._params}
+        body: JsonDict = {
+            "selector": self._selector,
+            "limit": page_size,
+            **database._remote._quorum._read(),
+            **self._params,
+        }
         while True:
             count = 0
             rows = database._remote._rows(
