@@ -4,17 +4,26 @@ The server is a private pouchdb-server (see ``testserver/pouchdb_server.py``) un
 environment variable ``COUCHDB_URL`` (with ``COUCHDB_USER`` and ``COUCHDB_PASSWORD``) names
 one, e.g. a real Apache CouchDB.
 
+On a CouchDB cluster each document has ``n`` copies, and a read may miss a write that has
+just answered unless it was written to all of them. The ``couchdb`` client (and so every
+``database``) therefore writes and reads with ``w`` and ``r`` equal to the number of
+copies: ``COUCHDB_COPIES`` if set, else the server's ``[cluster] n`` (at most its number
+of nodes), 1 on pouchdb-server (then nothing is sent).
+
 Mark tests that need Apache CouchDB with ``@pytest.mark.couchdb_only("why")``: they are
 skipped on pouchdb-server only.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,6 +37,7 @@ from testserver.request_counter import RequestCounter
 
 if TYPE_CHECKING:
     from aiocouch import CouchDB, Database
+    from aiocouch.cluster import Quorum
 
 pytest_plugins = ["pytester"]  # for tests/test_testserver.py
 
@@ -95,6 +105,41 @@ def _check_server_alive(request: pytest.FixtureRequest) -> Iterator[None]:
         )
 
 
+@pytest.fixture(scope="session")
+def copies(couch_server: CouchServer) -> int:
+    """How many copies of each document the server keeps (see the module)."""
+    given = os.environ.get("COUCHDB_COPIES", "").strip()
+    if given:
+        if not given.isdigit() or int(given) < 1:
+            raise pytest.UsageError(f"COUCHDB_COPIES must be a number of at least 1: {given!r}")
+        return int(given)
+    if couch_server.is_pouchdb:
+        return 1
+    auth = (couch_server.user, couch_server.password)
+    n = _get_json(f"{couch_server.url}/_node/_local/_config/cluster/n", auth)
+    nodes = _get_json(f"{couch_server.url}/_membership", auth)["cluster_nodes"]
+    return max(1, min(int(n), len(nodes)))
+
+
+def _get_json(url: str, auth: tuple[str, str]) -> Any:
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+    request = urllib.request.Request(
+        url, headers={"Accept": "application/json", "Authorization": f"Basic {token}"}
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+@pytest.fixture(scope="session")
+def quorum(copies: int) -> Quorum | None:
+    """``Quorum(w=copies, r=copies)`` on a cluster, None where there is one copy: give it
+    to a client a test builds itself when the test reads its own writes."""
+    from aiocouch.cluster import Quorum
+
+    return Quorum(w=copies, r=copies) if copies > 1 else None
+
+
 @pytest.fixture
 def server_url(couch_server: CouchServer) -> str:
     """Base URL of the server, without a trailing slash."""
@@ -125,9 +170,14 @@ def request_counter() -> RequestCounter:
 
 @pytest.fixture
 async def couchdb(
-    server_url: str, admin_user: str, admin_password: str, request_counter: RequestCounter
+    server_url: str,
+    admin_user: str,
+    admin_password: str,
+    request_counter: RequestCounter,
+    quorum: Quorum | None,
 ) -> AsyncIterator[CouchDB]:
-    """A client logged in as the admin, whose requests ``request_counter`` records."""
+    """A client logged in as the admin, whose requests ``request_counter`` records; on a
+    cluster it writes and reads every copy (``quorum``)."""
     from aiocouch import CouchDB
 
     async with CouchDB(
@@ -135,6 +185,7 @@ async def couchdb(
         user=admin_user,
         password=admin_password,
         trace_configs=request_counter.trace_configs,
+        quorum=quorum,
     ) as client:
         yield client
 

@@ -42,6 +42,7 @@ from aiocouch import (
     UnauthorizedError,
 )
 from aiocouch.auth import Authentication
+from aiocouch.cluster import Quorum
 from aiocouch.exception import InvalidResponseError
 from testserver.request_counter import RequestCounter
 from testserver.scripted_server import (
@@ -397,11 +398,13 @@ async def test_session_that_expires_mid_run_is_renewed_without_the_caller_notici
     admin_password: str,
     guarded_database: Database,
     session_timeout: Callable[[int], Awaitable[None]],
+    quorum: Quorum | None,
 ) -> None:
     await session_timeout(3)
     counter = RequestCounter()
     auth = SessionAuth(admin_user, admin_password)
-    async with CouchDB(server_url, auth=auth, trace_configs=counter.trace_configs) as client:
+    options = {"trace_configs": counter.trace_configs, "quorum": quorum}
+    async with CouchDB(server_url, auth=auth, **options) as client:
         db = Database(client, guarded_database.id)
         for number in range(3):
             await (await db.create(f"before-{number}", data={"n": number})).save()

@@ -20,6 +20,7 @@ from aiocouch import (
     PreconditionFailedError,
     UnauthorizedError,
 )
+from aiocouch.cluster import Quorum
 from testserver.pouchdb_server import CouchServer
 from testserver.request_counter import RequestCounter
 
@@ -178,7 +179,7 @@ async def test_empty_password_sends_no_authorization(server_url: str, admin_user
 
 
 async def test_every_request_accepts_json(
-    server_url: str, admin_user: str, admin_password: str
+    server_url: str, admin_user: str, admin_password: str, quorum: Quorum | None
 ) -> None:
     recorder = RequestCounter()
     name = unique_name()
@@ -187,6 +188,7 @@ async def test_every_request_accepts_json(
         user=admin_user,
         password=admin_password,
         trace_configs=recorder.trace_configs,
+        quorum=quorum,  # the test reads its write through _all_docs
     ) as client:
         await client.info()
         await client.check_credentials()

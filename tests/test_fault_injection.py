@@ -41,6 +41,7 @@ import aiohttp
 import pytest
 
 from aiocouch import CouchDB, Database, Document
+from aiocouch.cluster import Quorum
 from aiocouch.event import BaseChangeEvent, DeletedEvent
 from aiocouch.follower import ChangesFollower
 from testserver.fault_proxy import Fault, FaultKind, FaultProxy
@@ -275,9 +276,13 @@ class FollowerRun:
 
 
 @contextlib.asynccontextmanager
-async def scratch_database(server: FollowedServer) -> AsyncIterator[Database]:
-    """A new database with one shard (``q=1``), on a client straight to the server."""
-    async with CouchDB(server.url, user=server.user, password=server.password) as client:
+async def scratch_database(
+    server: FollowedServer, quorum: Quorum | None
+) -> AsyncIterator[Database]:
+    """A new database with one shard (``q=1``), on a client straight to the server that
+    writes every copy (``quorum``): the final count reads ``_changes``."""
+    user, password = server.user, server.password
+    async with CouchDB(server.url, user, password, quorum=quorum) as client:
         database = await client.create(f"aiocouch_e2e_{uuid.uuid4().hex}", q=1)
         try:
             yield database
@@ -320,6 +325,7 @@ def repeats_in_order(ledger: Ledger) -> int:
 @pytest.mark.parametrize("transport", [LEAN, AIOHTTP])
 async def test_a_follower_delivers_every_change_through_disconnects_a_stall_and_a_restart(
     followed_server: FollowedServer,
+    quorum: Quorum | None,
     transport: str,
     record_property: Callable[[str, object], None],
 ) -> None:
@@ -327,7 +333,7 @@ async def test_a_follower_delivers_every_change_through_disconnects_a_stall_and_
     loop = asyncio.get_running_loop()
     started = loop.time()
     options: dict[str, Any] = {"connector": aiohttp.TCPConnector()} if transport == AIOHTTP else {}
-    async with scratch_database(server) as database:
+    async with scratch_database(server, quorum) as database:
         path = f"/{database.id}/_changes"
         async with FaultProxy(server.url) as proxy:
             for fault in (*DISCONNECTS, STALL):

@@ -31,6 +31,7 @@ import aiohttp
 import pytest
 
 from aiocouch import CouchDB, Database, Document
+from aiocouch.cluster import Quorum
 from aiocouch.retry import RetryPolicy
 from testserver.fault_proxy import FaultKind, FaultProxy, ProxiedRequest, ProxyStats, RandomFaults
 
@@ -326,6 +327,7 @@ async def test_writes_through_faults_are_applied_exactly_once(
     database: Database,
     direct: aiohttp.ClientSession,
     record_property: Callable[[str, object], None],
+    quorum: Quorum | None,
 ) -> None:
     schedule = RandomFaults(SEED, FAULT_RATES, stall_seconds=STALL_SECONDS, where=is_write)
     async with FaultProxy(server_url, schedule=schedule) as proxy:
@@ -335,6 +337,7 @@ async def test_writes_through_faults_are_applied_exactly_once(
             password=admin_password,
             timeout=TIME_LIMITS,
             retry=RETRY,
+            quorum=quorum,  # the outcome is read through _all_docs and _changes
             **TRANSPORTS[transport](),
         ) as client:
             workload = Workload(await client[database.id])

@@ -17,6 +17,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from aiocouch import CouchDB, Database, Document, HTTPResponse, NotFoundError
+from aiocouch.cluster import Quorum
 from aiocouch.remote import RemoteServer, _quote_id, _stringify_params
 from testserver.request_counter import RequestCounter
 
@@ -339,7 +340,7 @@ async def test_string_parameter_is_sent_verbatim(
     couchdb: CouchDB, database: Database, request_counter: RequestCounter
 ) -> None:
     for doc_id in ("a", "baz", "c"):
-        await couchdb._server._put(f"/{database.id}/{doc_id}", data={})
+        await Document(database, doc_id).save()  # with the client's w: _all_docs sees it
     request_counter.reset()
     _, result = await couchdb._server._get(f"/{database.id}/_all_docs", params={"key": '"baz"'})
     assert [row["id"] for row in result["rows"]] == ["baz"]
@@ -350,7 +351,7 @@ async def test_booleans_none_and_ints_in_the_query(
     couchdb: CouchDB, database: Database, request_counter: RequestCounter
 ) -> None:
     for doc_id in ("a", "b", "c"):
-        await couchdb._server._put(f"/{database.id}/{doc_id}", data={"n": doc_id})
+        await Document(database, doc_id, data={"n": doc_id}).save()
     request_counter.reset()
     _, result = await couchdb._server._get(
         f"/{database.id}/_all_docs",
@@ -365,7 +366,7 @@ async def test_lists_and_dicts_are_sent_as_json(
     couchdb: CouchDB, database: Database, request_counter: RequestCounter
 ) -> None:
     for doc_id in ("a", "b", "c"):
-        await couchdb._server._put(f"/{database.id}/{doc_id}", data={})
+        await Document(database, doc_id).save()
     request_counter.reset()
     _, result = await couchdb._server._get(f"/{database.id}/_all_docs", params={"keys": ["c", "a"]})
     assert [row["id"] for row in result["rows"]] == ["c", "a"]
@@ -419,9 +420,14 @@ def test_quote_id_helper(segment: str, quoted: str) -> None:
 
 
 async def test_server_url_with_a_path_prefix(
-    prefix_proxy: PrefixProxy, admin_user: str, admin_password: str, database: Database
+    prefix_proxy: PrefixProxy,
+    admin_user: str,
+    admin_password: str,
+    database: Database,
+    quorum: Quorum | None,
 ) -> None:
-    async with CouchDB(prefix_proxy.url, user=admin_user, password=admin_password) as client:
+    user, password = admin_user, admin_password
+    async with CouchDB(prefix_proxy.url, user, password, quorum=quorum) as client:
         await client.check_credentials()
         assert database.id in await client.keys()
         db = await client[database.id]

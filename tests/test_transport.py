@@ -24,6 +24,7 @@ from aiohttp import web
 from aiocouch import CouchDB, Database, Document, NotFoundError
 from aiocouch import _http as http_module
 from aiocouch._http_transport import HTTPTransport
+from aiocouch.cluster import Quorum
 
 T = TypeVar("T")
 
@@ -46,14 +47,20 @@ def transport_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def open_client(
-    transport_name: str, server_url: str, admin_user: str, admin_password: str
+    transport_name: str,
+    server_url: str,
+    admin_user: str,
+    admin_password: str,
+    quorum: Quorum | None,
 ) -> AsyncIterator[OpenClient]:
-    """Opens admin clients on the chosen transport (``connector=`` selects aiohttp)."""
+    """Opens admin clients on the chosen transport (``connector=`` selects aiohttp); on a
+    cluster they write and read every copy, as tests read their own writes."""
     clients: list[CouchDB] = []
 
     def open_client(**options: Any) -> CouchDB:
         if transport_name == AIOHTTP:
             options["connector"] = aiohttp.TCPConnector()
+        options.setdefault("quorum", quorum)
         client = CouchDB(server_url, user=admin_user, password=admin_password, **options)
         assert transport_of(client) == transport_name
         clients.append(client)

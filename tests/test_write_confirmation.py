@@ -18,6 +18,7 @@ import pytest
 from yarl import URL
 
 from aiocouch import ConflictError, CouchDB, Database, Document
+from aiocouch.cluster import Quorum
 from aiocouch.retry import RetryPolicy
 from aiocouch.typing import JsonDict
 from testserver.scripted_server import (
@@ -119,7 +120,11 @@ async def relay(server_url: str) -> AsyncIterator[LosingRelay]:
 
 @pytest.fixture
 async def relayed(
-    relay: LosingRelay, admin_user: str, admin_password: str, database: Database
+    relay: LosingRelay,
+    admin_user: str,
+    admin_password: str,
+    database: Database,
+    quorum: Quorum | None,
 ) -> AsyncIterator[Database]:
     """The test's database, reached through the relay (with quick repeats)."""
     async with CouchDB(
@@ -127,6 +132,7 @@ async def relayed(
         user=admin_user,
         password=admin_password,
         retry=RetryPolicy(backoff=0.01, backoff_max=0.05),
+        quorum=quorum,
     ) as client:
         yield Database(client, database.id)
 
