@@ -163,9 +163,15 @@ def is_pouchdb(couch_server: CouchServer) -> bool:
 
 
 @pytest.fixture
-def request_counter() -> RequestCounter:
-    """Counts the requests of clients built with ``trace_configs=request_counter.trace_configs``."""
-    return RequestCounter()
+def request_counter(quorum: Quorum | None) -> RequestCounter:
+    """Counts the requests of clients built with ``trace_configs=request_counter.trace_configs``.
+
+    The ``w`` and ``r`` of a cluster run are left out of the recorded paths: they go with
+    every document request of the ``couchdb`` client.
+    """
+    if quorum is None:
+        return RequestCounter()
+    return RequestCounter(unrecorded=(f"w={quorum.w}", f"r={quorum.r}"))
 
 
 @pytest.fixture

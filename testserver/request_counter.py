@@ -9,11 +9,14 @@
 
 Each request is recorded when aiohttp starts it (``on_request_start``), as the method and
 the path with query string exactly as sent on the wire (``yarl.URL.raw_path_qs``, so a
-``/`` inside a document id shows as ``%2F`` and JSON query values stay percent-encoded).
+``/`` inside a document id shows as ``%2F`` and JSON query values stay percent-encoded),
+less the query parameters given as ``unrecorded`` (such as the ``w=3`` and ``r=3`` that a
+cluster run adds to the requests of the suite's client).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import SimpleNamespace
 
 import aiohttp
@@ -24,7 +27,9 @@ __all__ = ["RequestCounter"]
 class RequestCounter:
     """Records ``(method, raw path + query)`` of every request made with :attr:`trace_configs`."""
 
-    def __init__(self) -> None:
+    def __init__(self, unrecorded: Iterable[str] = ()) -> None:
+        """``unrecorded``: query parameters (``"w=3"``, as sent) left out of the paths."""
+        self._unrecorded = frozenset(unrecorded)
         #: The recorded requests, oldest first.
         self.requests: list[tuple[str, str]] = []
         #: The headers each of them carried (session defaults included), same order.
@@ -41,6 +46,10 @@ class RequestCounter:
         params: aiohttp.TraceRequestStartParams,
     ) -> None:
         method, path = params.method.upper(), params.url.raw_path_qs
+        if self._unrecorded and "?" in path:
+            path, _, query = path.partition("?")
+            kept = [part for part in query.split("&") if part not in self._unrecorded]
+            path += "?" + "&".join(kept) if kept else ""
         self.requests.append((method, path))
         self.headers.append((method, path, dict(params.headers)))
 

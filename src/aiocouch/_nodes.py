@@ -133,7 +133,6 @@ class NodeSet:
         tried: list[_Node] = []
         while True:
             node = self._choose(tried)
-            chosen_unhealthy = not node.healthy
             try:
                 response = await node.transport.request(
                     method, path, timeout=_left(timeout, started, tried), **options
@@ -142,8 +141,7 @@ class NodeSet:
                 if not self._failed(node, error, tried):
                     raise
                 continue
-            if chosen_unhealthy:
-                self._found_healthy(node)
+            self._found_healthy(node)
             return response
 
     @asynccontextmanager
@@ -157,7 +155,6 @@ class NodeSet:
         async with AsyncExitStack() as stack:
             while True:
                 node = self._choose(tried)
-                chosen_unhealthy = not node.healthy
                 try:
                     pieces = await stack.enter_async_context(
                         node.transport.stream(
@@ -169,8 +166,7 @@ class NodeSet:
                         raise
                     continue
                 break
-            if chosen_unhealthy:
-                self._found_healthy(node)
+            self._found_healthy(node)
             try:
                 yield pieces
             except Exception as error:
@@ -207,10 +203,12 @@ class NodeSet:
         """Notes what ``error`` says about ``node``; True if the attempt goes to another node.
 
         Only an attempt that never reached its node (``tried`` lists the nodes it tried)
-        moves on, while some node is left to try.
+        moves on, while some node is left to try. Any other answer (a 404, a 409...)
+        shows the node healthy.
         """
         failure = _node_failure(error, self._policy)
         if failure is None:
+            self._found_healthy(node)
             return False
         self._mark_unhealthy(node, error)
         if failure is not _Failure.NOT_SENT or tried is None:
@@ -228,8 +226,10 @@ class NodeSet:
         node.due = now + self._failover.recheck
 
     def _found_healthy(self, node: _Node) -> None:
-        if not node.healthy:
-            _log.info("%s is healthy again", node.url)
+        """Marks ``node`` healthy: it answered (a call, or a health check)."""
+        if node.healthy:
+            return
+        _log.info("%s is healthy again", node.url)
         node.healthy = True
         node.failures = 0
 
