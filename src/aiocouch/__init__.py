@@ -1,6 +1,7 @@
 """aiocouch: an asyncio client library for Apache CouchDB."""
 
 from .auth import JWTAuth, ProxyAuth, SessionAuth
+from .cluster import Failover, NodeStatus, Quorum
 from .couchdb import CouchDB
 from .database import Database
 from .document import Document, SecurityDocument
@@ -36,14 +37,17 @@ __all__ = [
     "Database",
     "Document",
     "ExpectationFailedError",
+    "Failover",
     "ForbiddenError",
     "HTTPResponse",
     "IncompleteResponseError",
     "InvalidResponseError",
     "JWTAuth",
+    "NodeStatus",
     "NotFoundError",
     "PreconditionFailedError",
     "ProxyAuth",
+    "Quorum",
     "ReadTimeoutError",
     "RemoteResponseError",
     "RetryPolicy",
