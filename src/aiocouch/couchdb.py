@@ -13,6 +13,7 @@ from . import _paths
 from .auth import Authentication
 from .database import Database
 from .exception import BadRequestError, NotFoundError, PreconditionFailedError
+from .node import LOCAL_NODE, Node
 from .remote import RemoteServer
 from .retry import RetryPolicy
 from .server import DBS_INFO_PAGE_SIZE, DatabaseInfoRow, Membership, UpStatus, dbs_info
@@ -202,6 +203,11 @@ class CouchDB:
         """
         params = None if ensure_dbs_exist is None else {"ensure_dbs_exist": list(ensure_dbs_exist)}
         return (await self._server._cluster_setup(params or {}))["state"]
+
+    def node(self, name: str = LOCAL_NODE) -> Node:
+        """The node ``name`` (``"_local"``: the one that answers), to read its statistics
+        and configuration (see :mod:`aiocouch.node`); sends no request."""
+        return Node(self, name)
 
     async def session(self) -> SessionInfo:
         """Who the client's requests authenticate as: GET /_session."""
