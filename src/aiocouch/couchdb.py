@@ -15,6 +15,7 @@ from .database import Database
 from .exception import BadRequestError, NotFoundError, PreconditionFailedError
 from .node import LOCAL_NODE, Node
 from .remote import RemoteServer
+from .resharding import Resharding
 from .retry import RetryPolicy
 from .server import DBS_INFO_PAGE_SIZE, DatabaseInfoRow, Membership, UpStatus, dbs_info
 from .session import Login, SessionInfo
@@ -208,6 +209,11 @@ class CouchDB:
         """The node ``name`` (``"_local"``: the one that answers), to read its statistics
         and configuration (see :mod:`aiocouch.node`); sends no request."""
         return Node(self, name)
+
+    def resharding(self) -> Resharding:
+        """The cluster's resharder: its state and shard splitting jobs (see
+        :mod:`aiocouch.resharding`); sends no request."""
+        return Resharding(self)
 
     async def session(self) -> SessionInfo:
         """Who the client's requests authenticate as: GET /_session."""
