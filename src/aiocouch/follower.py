@@ -1,6 +1,9 @@
 """A changes follower: every change of a database, through dropped connections, stalls and restarts.
 
-``database.follow(...)`` returns a :class:`ChangesFollower`. Beside
+``database.follow(...)`` returns a :class:`ChangesFollower`. The machinery (a reader that
+asks again after every break, and the :class:`FeedFollower` that hands out what it read) is
+the same for every feed of this kind: ``couchdb.follow_db_updates()``
+(:mod:`aiocouch.db_updates`) reads ``/_db_updates`` with it. Beside
 ``database.changes(...)`` (one feed, as in aiocouch 4.0.1), it keeps following: when the
 connection drops, the server stops sending (no heartbeat for a few heartbeats), or the
 server restarts, it asks again ``since`` the last change it read, after a short, growing,
@@ -11,16 +14,17 @@ again and counted in :attr:`ChangesFollower.duplicates`.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import functools
 import logging
 import math
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, Union
 
 import aiohttp
 
@@ -32,9 +36,10 @@ from .retry import NO_RETRY
 from .typing import JsonDict
 
 if TYPE_CHECKING:
+    from ._remote_server import RemoteServer
     from .database import Database
 
-__all__ = ["FEEDS", "SILENT_HEARTBEATS", "ChangesFollower"]
+__all__ = ["FEEDS", "SILENT_HEARTBEATS", "ChangesFollower", "FeedFollower", "FeedSource"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,20 +82,69 @@ _READ_AHEAD = 2
 _REPEAT_WINDOW = 10_000
 
 
+class FeedEvent(Protocol):
+    """What a follower hands out: an event made from one row of the feed."""
+
+    json: JsonDict
+
+
+_E = TypeVar("_E", bound=FeedEvent)
+_F = TypeVar("_F", bound="FeedFollower[Any]")
+
+
 @dataclass(frozen=True)
 class _Failure:
     error: BaseException
 
 
-_Item = Union[tuple[list[BaseChangeEvent], Any], _Failure, None]
+_Item = Union[tuple[list[_E], Any], _Failure, None]
 """What the reader hands the consumer: events and the seq after them, an error, or the end."""
 
 
-class _FeedRequest:
-    """The request of the feed, but for ``since``: method, parameters and body."""
+class FeedSource(abc.ABC, Generic[_E]):
+    """A feed a follower reads: its request (but for ``since``) and what its rows are.
+
+    Each row of the feed is a JSON object with ``marker`` (``"id"`` for a change) and a
+    ``seq``; a continuous answer may end with a ``{"last_seq": ...}`` line, a longpoll
+    answer holds the rows in ``results`` beside ``last_seq``.
+    """
+
+    marker: str
+    """The field every row of the feed has."""
 
     def __init__(
         self,
+        remote: RemoteServer,
+        path: str,
+        subject: str,
+        *,
+        params: Mapping[str, Any],
+        body: Any = NO_BODY,
+    ) -> None:
+        self.remote = remote
+        self.path = path
+        self.subject = subject
+        self.params = dict(params)
+        self.body = body
+        self.method = "GET" if body is NO_BODY else "POST"
+
+    @abc.abstractmethod
+    def event(self, row: JsonDict) -> _E:
+        """The event that ``row`` of the feed stands for."""
+
+    @abc.abstractmethod
+    def key(self, row: JsonDict) -> Hashable:
+        """What tells a row from the others, to count the rows sent again after a resume."""
+
+
+class _ChangesSource(FeedSource[BaseChangeEvent]):
+    """The changes feed of a database, with the follower's filter."""
+
+    marker = "id"
+
+    def __init__(
+        self,
+        database: Database,
         *,
         feed: str,
         doc_ids: Sequence[str] | None,
@@ -101,47 +155,58 @@ class _FeedRequest:
         heartbeat: float,
         params: Mapping[str, Any],
     ) -> None:
-        self.params: dict[str, Any] = {"feed": feed, "heartbeat": math.ceil(heartbeat * 1000)}
-        self.body: Any = NO_BODY
+        own: dict[str, Any] = {"feed": feed, "heartbeat": math.ceil(heartbeat * 1000)}
+        body: Any = NO_BODY
         if doc_ids is not None:
-            self.params["filter"] = "_doc_ids"
-            self.body = {"doc_ids": list(doc_ids)}
+            own["filter"] = "_doc_ids"
+            body = {"doc_ids": list(doc_ids)}
         elif selector is not None:
-            self.params["filter"] = "_selector"
-            self.body = {"selector": selector}
+            own["filter"] = "_selector"
+            body = {"selector": selector}
         elif view is not None:
-            self.params["filter"] = "_view"
-            self.params["view"] = view
+            own["filter"] = "_view"
+            own["view"] = view
         elif filter is not None:
-            self.params["filter"] = filter
+            own["filter"] = filter
         if include_docs:
-            self.params["include_docs"] = True
-        self.params.update(params)
-        self.method = "GET" if self.body is NO_BODY else "POST"
+            own["include_docs"] = True
+        super().__init__(
+            database._remote,
+            f"{database.endpoint}/_changes",
+            f"_changes of database '{database.id}'",
+            params={**own, **params},
+            body=body,
+        )
+        self._database = database
+
+    def event(self, row: JsonDict) -> BaseChangeEvent:
+        return event_for_change(self._database, row)
+
+    def key(self, row: JsonDict) -> Hashable:
+        changes = row.get("changes") or [{}]
+        return row.get("id"), changes[0].get("rev")
 
 
-class _FeedReader:
+class _FeedReader(Generic[_E]):
     """Reads the feed into a queue until cancelled, asking again after transient errors."""
 
     def __init__(
         self,
-        database: Database,
-        request: _FeedRequest,
+        source: FeedSource[_E],
         *,
         since: Any,
         heartbeat: float,
         max_retry_delay: float,
         error_tolerance: float | None,
     ) -> None:
-        self._database = database
-        self._request = request
-        self._feed = request.params["feed"]
-        self._path = f"{database.endpoint}/_changes"
-        self._subject = f"_changes of database '{database.id}'"
+        self._source = source
+        self._feed = source.params["feed"]
+        self._path = source.path
+        self._subject = source.subject
         self._heartbeat = heartbeat
         self._max_retry_delay = max_retry_delay
         self._error_tolerance = error_tolerance
-        http = database._remote._http
+        http = source.remote._http
         self._http = http
         silence = SILENT_HEARTBEATS * heartbeat
         self._timeout = aiohttp.ClientTimeout(
@@ -156,7 +221,7 @@ class _FeedReader:
             sock_connect=http.timeout.sock_connect,
             sock_read=silence,
         )
-        self.queue: asyncio.Queue[_Item] = asyncio.Queue(_READ_AHEAD)
+        self.queue: asyncio.Queue[_Item[_E]] = asyncio.Queue(_READ_AHEAD)
         self.since = since
         self.start_seq: Any = since
         self.ready = asyncio.Event()
@@ -165,9 +230,9 @@ class _FeedReader:
         self.duplicates = 0
         self.last_error: BaseException | None = None
         self._progress = False
-        self._recent: deque[list[tuple[Any, Any]]] = deque()
+        self._recent: deque[list[Hashable]] = deque()
         self._recent_count = 0
-        self._earlier: set[tuple[Any, Any]] = set()
+        self._earlier: set[Hashable] = set()
         self._watch_left = 0
 
     async def run(self) -> None:
@@ -229,7 +294,7 @@ class _FeedReader:
             await asyncio.sleep(delay)
 
     async def _current_seq(self) -> Any:
-        """The database's current sequence: GET /{db}/_changes?since=now (no results)."""
+        """The feed's current sequence: GET {path}?since=now (no results)."""
         answer = await self._http.request(
             "GET",
             self._path,
@@ -244,7 +309,7 @@ class _FeedReader:
 
     async def _read_answer(self) -> None:
         """One answer of the feed, ``since`` where the last one ended; returns at its end."""
-        request = self._request
+        request = self._source
         params = request.params
         if self.since is not None:
             params = {**params, "since": self.since}
@@ -258,7 +323,7 @@ class _FeedReader:
             retry=NO_RETRY,  # the follower's own loop waits out failures, without end
         ) as pieces:
             invalid = functools.partial(
-                self._database._remote._invalid_stream,
+                request.remote._invalid_stream,
                 request.method,
                 self._path,
                 params,
@@ -280,15 +345,15 @@ class _FeedReader:
 
     async def _hand_over(self, changes: list[Any], last_seq: Any = None) -> None:
         """Queues the events of ``changes``; the feed continues after them (or ``last_seq``)."""
-        database = self._database
-        events: list[BaseChangeEvent] = []
+        source = self._source
+        events: list[_E] = []
         for change in changes:
-            if not isinstance(change, dict) or "id" not in change:
+            if not isinstance(change, dict) or source.marker not in change:
                 if isinstance(change, dict) and "last_seq" in change:
                     last_seq = change["last_seq"]  # the line that ends a continuous answer
                     continue
-                raise ValueError(f"The changes feed sent neither a change nor its end: {change!r}")
-            events.append(event_for_change(database, change))
+                raise ValueError(f"The feed sent neither an event nor its end: {change!r}")
+            events.append(source.event(change))
             seq = change.get("seq")
             if seq is not None:
                 self.since = seq
@@ -301,9 +366,9 @@ class _FeedReader:
             self._note(events)
         await self.queue.put((events, self.since))
 
-    def _note(self, events: list[BaseChangeEvent]) -> None:
+    def _note(self, events: list[_E]) -> None:
         """Remembers recent changes; after a resume, counts the ones that come again."""
-        keys = [_change_key(event.json) for event in events]
+        keys = [self._source.key(event.json) for event in events]
         if self._watch_left > 0:
             for key in keys:
                 if key in self._earlier:
@@ -323,23 +388,17 @@ class _FeedReader:
         self._watch_left = _REPEAT_WINDOW
 
 
-def _change_key(change: JsonDict) -> tuple[Any, Any]:
-    changes = change.get("changes") or [{}]
-    return change.get("id"), changes[0].get("rev")
+class FeedFollower(Generic[_E]):
+    """Follows a feed until stopped: ``async for event in follower``.
 
-
-class ChangesFollower:
-    """Follows the changes of a database until stopped: ``async for event in follower``.
-
-    Made by :meth:`aiocouch.Database.follow`; see there for the options. It sends
-    GET (or, with ``doc_ids``/``selector``, POST) /{db}/_changes?feed=...&since=...&heartbeat=...
-    again and again: after a dropped connection, a silence longer than
-    :data:`SILENT_HEARTBEATS` heartbeats, a 429/502/503/504 answer or a server restart,
-    after a pause that doubles with each failure in a row (from :data:`FIRST_RETRY_DELAY`
-    up to ``max_retry_delay`` seconds, jittered). It raises the server's error for any
-    other status (404 when the database is gone, 400 for a bad filter...), and the last
-    transient error once errors lasted ``error_tolerance`` seconds without a working
-    answer in between (never, by default).
+    The base of :class:`ChangesFollower` and of :class:`aiocouch.db_updates.DbUpdatesFollower`.
+    It reads the feed of its :class:`FeedSource` again and again: after a dropped
+    connection, a silence longer than :data:`SILENT_HEARTBEATS` heartbeats, a
+    429/502/503/504 answer or a server restart, ``since`` the last event read, after a
+    pause that doubles with each failure in a row (from :data:`FIRST_RETRY_DELAY` up to
+    ``max_retry_delay`` seconds, jittered). It raises the server's error for any other
+    status, and the last transient error once errors lasted ``error_tolerance`` seconds
+    without a working answer in between (never, by default).
 
     Iterate it for one event at a time, or :meth:`batches` for a list of the events that
     arrived together. Stop it with :meth:`aclose`, by leaving ``async with``, or by
@@ -350,49 +409,17 @@ class ChangesFollower:
 
     def __init__(
         self,
-        database: Database,
+        source: FeedSource[_E],
         *,
-        since: Any = None,
-        feed: str = "continuous",
-        doc_ids: Sequence[str] | None = None,
-        selector: JsonDict | None = None,
-        filter: str | None = None,
-        view: str | None = None,
-        include_docs: bool = False,
-        heartbeat: float = 10.0,
-        max_retry_delay: float = 10.0,
-        error_tolerance: float | None = None,
-        params: Mapping[str, Any] | None = None,
+        since: Any,
+        heartbeat: float,
+        max_retry_delay: float,
+        error_tolerance: float | None,
     ) -> None:
-        params = dict(params or {})
-        _check(
-            since=since,
-            feed=feed,
-            doc_ids=doc_ids,
-            selector=selector,
-            filter=filter,
-            view=view,
-            heartbeat=heartbeat,
-            max_retry_delay=max_retry_delay,
-            error_tolerance=error_tolerance,
-            params=params,
-        )
-        self._database = database
-        self._request = _FeedRequest(
-            feed=feed,
-            doc_ids=doc_ids,
-            selector=selector,
-            filter=filter,
-            view=view,
-            include_docs=include_docs,
-            heartbeat=heartbeat,
-            params=params,
-        )
         # Made on start: its queue and events belong to the running event loop.
-        self._new_reader = functools.partial(
+        self._new_reader: Callable[[], _FeedReader[_E]] = functools.partial(
             _FeedReader,
-            database,
-            self._request,
+            source,
             since=since,
             heartbeat=heartbeat,
             max_retry_delay=max_retry_delay,
@@ -403,14 +430,11 @@ class ChangesFollower:
 
         ``"now"`` is replaced by the server's sequence once the follower started.
         """
-        self._reader: _FeedReader | None = None
+        self._reader: _FeedReader[_E] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._events: deque[BaseChangeEvent] = deque()
+        self._events: deque[_E] = deque()
         self._seq_after: Any = None
         self._closed = False
-
-    def __repr__(self) -> str:
-        return f"<ChangesFollower of {self._database.id!r} last_seq={self.last_seq!r}>"
 
     @property
     def resumes(self) -> int:
@@ -469,7 +493,7 @@ class ChangesFollower:
         if self._task is not None:
             self._task.cancel()
 
-    async def __aenter__(self) -> ChangesFollower:
+    async def __aenter__(self: _F) -> _F:
         await self.start()
         return self
 
@@ -481,10 +505,10 @@ class ChangesFollower:
     ) -> None:
         await self.aclose()
 
-    def __aiter__(self) -> ChangesFollower:
+    def __aiter__(self: _F) -> _F:
         return self
 
-    async def __anext__(self) -> BaseChangeEvent:
+    async def __anext__(self) -> _E:
         """The next change event."""
         if not self._events:
             await self._wait_for_events()
@@ -497,11 +521,11 @@ class ChangesFollower:
             self.last_seq = self._seq_after
         return event
 
-    def batches(self) -> AsyncIterator[list[BaseChangeEvent]]:
+    def batches(self) -> AsyncIterator[list[_E]]:
         """The events in lists, each holding what arrived together (for high rates)."""
         return _Batches(self)
 
-    async def _next_batch(self) -> list[BaseChangeEvent]:
+    async def _next_batch(self) -> list[_E]:
         if not self._events:
             await self._wait_for_events()
         batch = list(self._events)
@@ -542,17 +566,79 @@ class ChangesFollower:
             task.cancel()
 
 
-class _Batches:
-    """The async iterator of :meth:`ChangesFollower.batches`."""
+class _Batches(Generic[_E]):
+    """The async iterator of :meth:`FeedFollower.batches`."""
 
-    def __init__(self, follower: ChangesFollower) -> None:
+    def __init__(self, follower: FeedFollower[_E]) -> None:
         self._follower = follower
 
-    def __aiter__(self) -> _Batches:
+    def __aiter__(self) -> _Batches[_E]:
         return self
 
-    async def __anext__(self) -> list[BaseChangeEvent]:
+    async def __anext__(self) -> list[_E]:
         return await self._follower._next_batch()
+
+
+class ChangesFollower(FeedFollower[BaseChangeEvent]):
+    """Follows the changes of a database until stopped: ``async for event in follower``.
+
+    Made by :meth:`aiocouch.Database.follow`; see there for the options. It sends
+    GET (or, with ``doc_ids``/``selector``, POST) /{db}/_changes?feed=...&since=...&heartbeat=...
+    again and again, as :class:`FeedFollower` says: it raises the server's error for a
+    status that does not pass (404 when the database is gone, 400 for a bad filter...).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        since: Any = None,
+        feed: str = "continuous",
+        doc_ids: Sequence[str] | None = None,
+        selector: JsonDict | None = None,
+        filter: str | None = None,
+        view: str | None = None,
+        include_docs: bool = False,
+        heartbeat: float = 10.0,
+        max_retry_delay: float = 10.0,
+        error_tolerance: float | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        params = dict(params or {})
+        _check(
+            since=since,
+            feed=feed,
+            doc_ids=doc_ids,
+            selector=selector,
+            filter=filter,
+            view=view,
+            heartbeat=heartbeat,
+            max_retry_delay=max_retry_delay,
+            error_tolerance=error_tolerance,
+            params=params,
+        )
+        self._database = database
+        source = _ChangesSource(
+            database,
+            feed=feed,
+            doc_ids=doc_ids,
+            selector=selector,
+            filter=filter,
+            view=view,
+            include_docs=include_docs,
+            heartbeat=heartbeat,
+            params=params,
+        )
+        super().__init__(
+            source,
+            since=since,
+            heartbeat=heartbeat,
+            max_retry_delay=max_retry_delay,
+            error_tolerance=error_tolerance,
+        )
+
+    def __repr__(self) -> str:
+        return f"<ChangesFollower of {self._database.id!r} last_seq={self.last_seq!r}>"
 
 
 def _check(
