@@ -3,6 +3,7 @@
 from .auth import JWTAuth, ProxyAuth, SessionAuth
 from .couchdb import CouchDB
 from .database import Database
+from .db_updates import DatabaseUpdate, DbUpdatesFeed, DbUpdatesFollower
 from .document import Document, SecurityDocument
 from .exception import (
     BadRequestError,
@@ -21,8 +22,11 @@ from .exception import (
     UnsupportedMediaTypeError,
 )
 from .follower import ChangesFollower
+from .node import Node, NodeConfig
 from .remote import HTTPResponse
+from .resharding import Resharding, ReshardJob, SplitFailedError
 from .retry import RetryPolicy
+from .session import Login, SessionInfo
 from .view import View
 
 __version__ = "4.1.0"
@@ -34,6 +38,9 @@ __all__ = [
     "ConnectTimeoutError",
     "CouchDB",
     "Database",
+    "DatabaseUpdate",
+    "DbUpdatesFeed",
+    "DbUpdatesFollower",
     "Document",
     "ExpectationFailedError",
     "ForbiddenError",
@@ -41,14 +48,21 @@ __all__ = [
     "IncompleteResponseError",
     "InvalidResponseError",
     "JWTAuth",
+    "Login",
+    "Node",
+    "NodeConfig",
     "NotFoundError",
     "PreconditionFailedError",
     "ProxyAuth",
     "ReadTimeoutError",
     "RemoteResponseError",
+    "ReshardJob",
+    "Resharding",
     "RetryPolicy",
     "SecurityDocument",
     "SessionAuth",
+    "SessionInfo",
+    "SplitFailedError",
     "TimeLimitError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",

@@ -12,6 +12,7 @@ import aiohttp
 from . import _paths
 from .auth import Authentication
 from .database import Database
+from .db_updates import DbUpdatesFeed, DbUpdatesFollower
 from .exception import BadRequestError, NotFoundError, PreconditionFailedError
 from .node import LOCAL_NODE, Node
 from .remote import RemoteServer
@@ -204,6 +205,57 @@ class CouchDB:
         """
         params = None if ensure_dbs_exist is None else {"ensure_dbs_exist": list(ensure_dbs_exist)}
         return (await self._server._cluster_setup(params or {}))["state"]
+
+    def db_updates(
+        self,
+        *,
+        feed: str = "normal",
+        since: Any = None,
+        limit: int | None = None,
+        descending: bool = False,
+        timeout: float | None = None,
+    ) -> DbUpdatesFeed:
+        """``async for update in couchdb.db_updates()``: the databases created, updated
+        or deleted ``since`` a sequence (all, by default), read once: GET
+        /_db_updates?feed=...&since=...
+
+        ``feed="longpoll"`` waits up to ``timeout`` seconds (CouchDB's default 60) for
+        the next event; ``since="now"`` only sees later events. The feed's
+        :attr:`~aiocouch.db_updates.DbUpdatesFeed.last_seq` is where to read on. Raises
+        ValueError or TypeError for other values (before any request), NotFoundError
+        where the server keeps no ``_global_changes`` database (see
+        :mod:`aiocouch.db_updates`).
+        """
+        return DbUpdatesFeed(
+            self, feed=feed, since=since, limit=limit, descending=descending, timeout=timeout
+        )
+
+    def follow_db_updates(
+        self,
+        *,
+        since: Any = None,
+        feed: str = "continuous",
+        heartbeat: float = 10.0,
+        max_retry_delay: float = 10.0,
+        error_tolerance: float | None = None,
+    ) -> DbUpdatesFollower:
+        """A follower of ``/_db_updates``, through dropped connections, stalls and restarts.
+
+        Sends GET /_db_updates?feed=continuous&heartbeat=...&since=... (``feed=
+        "longpoll"``: one such request per batch), again after every break, ``since``
+        the last event read; ``since="now"`` is fixed on start (GET
+        /_db_updates?since=now). The options mean what they mean for
+        :meth:`aiocouch.Database.follow`. Raises ValueError or TypeError for options
+        that cannot make a follower, before any request.
+        """
+        return DbUpdatesFollower(
+            self,
+            since=since,
+            feed=feed,
+            heartbeat=heartbeat,
+            max_retry_delay=max_retry_delay,
+            error_tolerance=error_tolerance,
+        )
 
     def node(self, name: str = LOCAL_NODE) -> Node:
         """The node ``name`` (``"_local"``: the one that answers), to read its statistics
