@@ -145,6 +145,15 @@ async def test_cluster_setup_checks_the_system_databases_named(
     ]
 
 
+async def test_cluster_setup_refuses_a_str_for_the_list_of_databases(
+    couchdb: CouchDB, request_counter: RequestCounter
+) -> None:
+    request_counter.reset()
+    with pytest.raises(TypeError, match="list of database names"):
+        await couchdb.cluster_setup(ensure_dbs_exist="_users")
+    assert request_counter.count == 0
+
+
 # --- database infos ---
 
 

@@ -201,10 +201,15 @@ class CouchDB:
         """The cluster's set-up state, e.g. ``"single_node_enabled"``: GET /_cluster_setup.
 
         ``ensure_dbs_exist``: the system databases to check (CouchDB's default: _users
-        and _replicator); the state says ``..._disabled`` while one is missing.
+        and _replicator); the state says ``..._disabled`` while one is missing. Raises
+        TypeError for a str in its place (before any request).
         """
-        params = None if ensure_dbs_exist is None else {"ensure_dbs_exist": list(ensure_dbs_exist)}
-        return (await self._server._cluster_setup(params or {}))["state"]
+        params: dict[str, Any] = {}
+        if ensure_dbs_exist is not None:
+            if isinstance(ensure_dbs_exist, str):
+                raise TypeError("ensure_dbs_exist takes a list of database names, not a str")
+            params["ensure_dbs_exist"] = list(ensure_dbs_exist)
+        return (await self._server._cluster_setup(params))["state"]
 
     def db_updates(
         self,
