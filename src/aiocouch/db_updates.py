@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from ._feed_following import check_options
 from ._resume import ChangesContinuation
-from .follower import FeedFollower, FeedSource, _check
+from .follower import FeedFollower, FeedSource
 from .typing import JsonDict
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class DbUpdatesFollower(FeedFollower[DatabaseUpdate]):
         max_retry_delay: float = 10.0,
         error_tolerance: float | None = None,
     ) -> None:
-        _check(
+        check_options(
             since=since,
             feed=feed,
             doc_ids=None,
