@@ -4,6 +4,7 @@ from .auth import JWTAuth, ProxyAuth, SessionAuth
 from .cluster import Failover, NodeStatus, Quorum
 from .couchdb import CouchDB
 from .database import Database
+from .db_updates import DatabaseUpdate, DbUpdatesFeed, DbUpdatesFollower
 from .document import Document, SecurityDocument
 from .exception import (
     BadRequestError,
@@ -22,8 +23,11 @@ from .exception import (
     UnsupportedMediaTypeError,
 )
 from .follower import ChangesFollower
+from .node import Node, NodeConfig
 from .remote import HTTPResponse
+from .resharding import Resharding, ReshardJob, SplitFailedError
 from .retry import RetryPolicy
+from .session import Login, SessionInfo
 from .view import View
 
 __version__ = "4.1.0"
@@ -35,6 +39,9 @@ __all__ = [
     "ConnectTimeoutError",
     "CouchDB",
     "Database",
+    "DatabaseUpdate",
+    "DbUpdatesFeed",
+    "DbUpdatesFollower",
     "Document",
     "ExpectationFailedError",
     "Failover",
@@ -43,6 +50,9 @@ __all__ = [
     "IncompleteResponseError",
     "InvalidResponseError",
     "JWTAuth",
+    "Login",
+    "Node",
+    "NodeConfig",
     "NodeStatus",
     "NotFoundError",
     "PreconditionFailedError",
@@ -50,9 +60,13 @@ __all__ = [
     "Quorum",
     "ReadTimeoutError",
     "RemoteResponseError",
+    "ReshardJob",
+    "Resharding",
     "RetryPolicy",
     "SecurityDocument",
     "SessionAuth",
+    "SessionInfo",
+    "SplitFailedError",
     "TimeLimitError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",

@@ -144,15 +144,18 @@ class HTTPClient:
         timeout: aiohttp.ClientTimeout | None = None,
         repetition: Repetition | None = None,
         attempt_log: AttemptLog | None = None,
+        authenticated: bool = True,
     ) -> RawResponse:
         """Sends a request and reads the whole answer; non-2xx raises (see exception.py).
 
         A failed attempt is repeated as the retry policy and ``repetition`` allow (by
         default: GET and HEAD after any failure that may pass, other methods only when
         not applied); ``attempt_log``, if given, learns whether an attempt may have been
-        applied although it failed.
+        applied although it failed. ``authenticated=False`` leaves out a changing
+        authentication (a cookie session, a token provider), which then neither adds its
+        headers nor sees the answer's; fixed credentials are still sent.
         """
-        sender = self._sender
+        sender = self._sender if authenticated else self.transport
 
         def attempt(limits: aiohttp.ClientTimeout) -> Awaitable[RawResponse]:
             return sender.request(

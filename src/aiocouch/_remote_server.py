@@ -10,6 +10,7 @@ import aiohttp
 
 from ._answers import (
     ARRAY,
+    ARRAY_OF_OBJECTS,
     OBJECT,
     AnswerShape,
     UnexpectedAnswer,
@@ -26,6 +27,18 @@ from .auth import Authentication
 from .cluster import Quorum
 from .exception import InvalidResponseError, _TypedResponseError
 from .retry import AttemptLog, Repetition
+from .server import (
+    DBS_INFO_ANSWER,
+    MEMBERSHIP_ANSWER,
+    STATE_ANSWER,
+    UP_ANSWER,
+    UUIDS_ANSWER,
+    ClusterSetupState,
+    DatabaseInfoRow,
+    Membership,
+    UpStatus,
+)
+from .session import Login, SessionInfo
 from .typing import JsonDict
 
 __all__ = ["RemoteServer"]
@@ -178,6 +191,125 @@ class RemoteServer:
         """GET /_session."""
         _, session = await self._request("GET", "/_session", subject="the session", expect=OBJECT)
         return dict(session)
+
+    async def _session_info(self) -> SessionInfo:
+        """GET /_session, as a :class:`SessionInfo`."""
+        answer = await self._check_session()
+        try:
+            return SessionInfo.from_answer(answer)
+        except ValueError as exc:
+            raise self._http.invalid_answer(
+                str(exc), "GET", "/_session", None, None, "the session", status=200
+            ) from None
+
+    async def _login(self, name: str, password: str) -> Login:
+        """POST /_session {name, password}, without the client's changing authentication.
+
+        A cookie session (:class:`~aiocouch.auth.SessionAuth`) would otherwise take the
+        new cookie from the answer and go on as that user.
+        """
+        subject = f"the login as '{name}'"
+        raw = await self._http.request(
+            "POST",
+            "/_session",
+            json={"name": name, "password": password},
+            subject=subject,
+            authenticated=False,
+        )
+        try:
+            answer = decode_json(raw.body, headers=raw.headers, allow_empty=False, expect=OBJECT)
+            return Login.from_answer(
+                answer, raw.headers.getall("Set-Cookie", []), raw.headers.get("Date")
+            )
+        except ValueError as exc:
+            raise self._http.invalid_answer(
+                str(exc),
+                "POST",
+                "/_session",
+                None,
+                None,
+                subject,
+                status=raw.status,
+                response_headers=raw.headers,
+            ) from None
+
+    async def _logout(self) -> None:
+        """DELETE /_session."""
+        await self._request(
+            "DELETE",
+            "/_session",
+            subject="the session",
+            expect=OBJECT,
+            repetition=Repetition.SAFE,
+        )
+
+    async def _answer(
+        self,
+        method: str,
+        path: str,
+        expect: AnswerShape,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Any = NO_BODY,
+        repetition: Repetition | None = None,
+    ) -> Any:
+        """The decoded answer to ``method path``, of the ``expect``-ed shape."""
+        _, value = await self._request(
+            method,
+            path,
+            params=params,
+            data=data,
+            subject=path,
+            expect=expect,
+            repetition=repetition,
+        )
+        return value
+
+    async def _up(self) -> UpStatus:
+        """GET /_up."""
+        status: UpStatus = await self._answer("GET", "/_up", UP_ANSWER)
+        return status
+
+    async def _uuids(self, count: int) -> list[str]:
+        """GET /_uuids?count=..."""
+        answer = await self._answer("GET", "/_uuids", UUIDS_ANSWER, params={"count": count})
+        uuids: list[str] = answer["uuids"]
+        return uuids
+
+    async def _membership(self) -> Membership:
+        """GET /_membership."""
+        membership: Membership = await self._answer("GET", "/_membership", MEMBERSHIP_ANSWER)
+        return membership
+
+    async def _active_tasks(self) -> list[JsonDict]:
+        """GET /_active_tasks."""
+        tasks: list[JsonDict] = await self._answer("GET", "/_active_tasks", ARRAY_OF_OBJECTS)
+        return tasks
+
+    async def _dbs_info_page(self, params: Mapping[str, Any]) -> list[DatabaseInfoRow]:
+        """GET /_dbs_info?params."""
+        rows: list[DatabaseInfoRow] = await self._answer(
+            "GET", "/_dbs_info", DBS_INFO_ANSWER, params=params
+        )
+        return rows
+
+    async def _dbs_info_of(self, names: list[str]) -> list[DatabaseInfoRow]:
+        """POST /_dbs_info {"keys": names} (a read)."""
+        rows: list[DatabaseInfoRow] = await self._answer(
+            "POST",
+            "/_dbs_info",
+            DBS_INFO_ANSWER,
+            data={"keys": names},
+            repetition=Repetition.SAFE,
+        )
+        return rows
+
+    async def _cluster_setup(self, params: Mapping[str, Any]) -> ClusterSetupState:
+        """GET /_cluster_setup?params."""
+        state: ClusterSetupState = await self._answer(
+            "GET", "/_cluster_setup", STATE_ANSWER, params=params
+        )
+        return state
 
     def _rows(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any
@@ -13,9 +13,14 @@ from . import _paths
 from .auth import Authentication
 from .cluster import Failover, NodeStatus, Quorum
 from .database import Database
+from .db_updates import DbUpdatesFeed, DbUpdatesFollower
 from .exception import BadRequestError, NotFoundError, PreconditionFailedError
+from .node import LOCAL_NODE, Node
 from .remote import RemoteServer
+from .resharding import Resharding
 from .retry import RetryPolicy
+from .server import DBS_INFO_PAGE_SIZE, DatabaseInfoRow, Membership, UpStatus, dbs_info
+from .session import Login, SessionInfo
 from .typing import JsonDict
 
 __all__ = ["CouchDB", "JsonDict"]
@@ -160,6 +165,153 @@ class CouchDB:
     async def info(self) -> JsonDict:
         """The server's welcome object: GET /."""
         return await self._server._info()
+
+    async def up(self) -> UpStatus:
+        """The node's health, ``{"status": "ok", ...}``: GET /_up (needs no login).
+
+        Raises NotFoundError (404) when the node is in maintenance mode or, on CouchDB's
+        ``nolb`` setting, asks load balancers to leave it out.
+        """
+        return await self._server._up()
+
+    async def uuids(self, count: int = 1) -> list[str]:
+        """``count`` new UUIDs from the server: GET /_uuids?count=...
+
+        Raises ValueError for a count that is not a positive int (before any request),
+        BadRequestError for more than the server gives at once (``[uuids] max_count``).
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive int, not {count!r}")
+        return await self._server._uuids(count)
+
+    async def membership(self) -> Membership:
+        """The nodes of the cluster: GET /_membership."""
+        return await self._server._membership()
+
+    async def active_tasks(self) -> list[JsonDict]:
+        """The tasks running on the cluster (compactions, indexing, replications,
+        resharding), one object each: GET /_active_tasks (server admins only)."""
+        return await self._server._active_tasks()
+
+    def dbs_info(
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        start_key: str | None = None,
+        end_key: str | None = None,
+        page_size: int = DBS_INFO_PAGE_SIZE,
+    ) -> AsyncIterator[DatabaseInfoRow]:
+        """``async for row in couchdb.dbs_info()``: the info of each database, paged.
+
+        With ``names``: POST /_dbs_info ``{"keys": [...]}``, ``page_size`` names per
+        request; a missing database gives a row with ``"error": "not_found"``. Without:
+        every database (between ``start_key`` and ``end_key``), in name order, by GET
+        /_dbs_info?limit=...&start_key=... Raises ValueError, TypeError or
+        BadRequestError (an invalid name) before any request.
+        """
+        return dbs_info(
+            self._server, names, start_key=start_key, end_key=end_key, page_size=page_size
+        )
+
+    async def cluster_setup(self, ensure_dbs_exist: Sequence[str] | None = None) -> str:
+        """The cluster's set-up state, e.g. ``"single_node_enabled"``: GET /_cluster_setup.
+
+        ``ensure_dbs_exist``: the system databases to check (CouchDB's default: _users
+        and _replicator); the state says ``..._disabled`` while one is missing. Raises
+        TypeError for a str in its place (before any request).
+        """
+        params: dict[str, Any] = {}
+        if ensure_dbs_exist is not None:
+            if isinstance(ensure_dbs_exist, str):
+                raise TypeError("ensure_dbs_exist takes a list of database names, not a str")
+            params["ensure_dbs_exist"] = list(ensure_dbs_exist)
+        return (await self._server._cluster_setup(params))["state"]
+
+    def db_updates(
+        self,
+        *,
+        feed: str = "normal",
+        since: Any = None,
+        limit: int | None = None,
+        descending: bool = False,
+        timeout: float | None = None,
+    ) -> DbUpdatesFeed:
+        """``async for update in couchdb.db_updates()``: the databases created, updated
+        or deleted ``since`` a sequence (all, by default), read once: GET
+        /_db_updates?feed=...&since=...
+
+        ``feed="longpoll"`` waits up to ``timeout`` seconds (CouchDB's default 60) for
+        the next event; ``since="now"`` only sees later events. The feed's
+        :attr:`~aiocouch.db_updates.DbUpdatesFeed.last_seq` is where to read on. Raises
+        ValueError or TypeError for other values (before any request), NotFoundError
+        where the server keeps no ``_global_changes`` database (see
+        :mod:`aiocouch.db_updates`).
+        """
+        return DbUpdatesFeed(
+            self, feed=feed, since=since, limit=limit, descending=descending, timeout=timeout
+        )
+
+    def follow_db_updates(
+        self,
+        *,
+        since: Any = None,
+        feed: str = "continuous",
+        heartbeat: float = 10.0,
+        max_retry_delay: float = 10.0,
+        error_tolerance: float | None = None,
+    ) -> DbUpdatesFollower:
+        """A follower of ``/_db_updates``, through dropped connections, stalls and restarts.
+
+        Sends GET /_db_updates?feed=continuous&heartbeat=...&since=... (``feed=
+        "longpoll"``: one such request per batch), again after every break, ``since``
+        the last event read; ``since="now"`` is fixed on start (GET
+        /_db_updates?since=now). The options mean what they mean for
+        :meth:`aiocouch.Database.follow`. Raises ValueError or TypeError for options
+        that cannot make a follower, before any request.
+        """
+        return DbUpdatesFollower(
+            self,
+            since=since,
+            feed=feed,
+            heartbeat=heartbeat,
+            max_retry_delay=max_retry_delay,
+            error_tolerance=error_tolerance,
+        )
+
+    def node(self, name: str = LOCAL_NODE) -> Node:
+        """The node ``name`` (``"_local"``: the one that answers), to read its statistics
+        and configuration (see :mod:`aiocouch.node`); sends no request."""
+        return Node(self, name)
+
+    def resharding(self) -> Resharding:
+        """The cluster's resharder: its state and shard splitting jobs (see
+        :mod:`aiocouch.resharding`); sends no request."""
+        return Resharding(self)
+
+    async def session(self) -> SessionInfo:
+        """Who the client's requests authenticate as: GET /_session."""
+        return await self._server._session_info()
+
+    async def login(self, name: str, password: str) -> Login:
+        """Logs ``name`` in and returns the session with its cookie: POST /_session.
+
+        The client itself goes on authenticating as before (see :mod:`aiocouch.session`).
+        Raises UnauthorizedError for a wrong name or password (CouchDB locks an account
+        for a while after 5 failed logins), ValueError for an empty name or password.
+        """
+        for what, value in (("name", name), ("password", password)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"login() needs a non-empty {what} (a str)")
+        return await self._server._login(name, password)
+
+    async def logout(self) -> None:
+        """Ends the client's cookie session: DELETE /_session.
+
+        CouchDB keeps no sessions: a cookie stays valid until it expires, and the answer
+        only tells the client to drop it. A client with :class:`~aiocouch.auth.SessionAuth`
+        does, and logs in again on its next request.
+        """
+        await self._server._logout()
 
 
 def _check_database_name(name: str) -> None:

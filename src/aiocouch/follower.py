@@ -6,91 +6,51 @@ connection drops, the server stops sending (no heartbeat for a few heartbeats), 
 server restarts, it asks again ``since`` the last change it read, after a short, growing,
 jittered pause. Changes come in the server's order, at least once; a change the server
 sends again after a resume (a CouchDB cluster may replay a shard's changes) is handed out
-again and counted in :attr:`ChangesFollower.duplicates`.
+again and counted in :attr:`ChangesFollower.duplicates`. The machinery
+(:class:`FeedFollower`, :mod:`aiocouch._feed_following`) is the same for every feed of
+this kind: ``couchdb.follow_db_updates()`` (:mod:`aiocouch.db_updates`) reads
+``/_db_updates`` with it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import logging
 import math
-import random
-from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Union
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
-from ._rows import LineParser, RowParser, parsed_pieces
+from ._feed_following import (
+    FEEDS,
+    FIRST_RETRY_DELAY,
+    SILENT_HEARTBEATS,
+    FeedFollower,
+    FeedSource,
+    check_options,
+)
 from ._transport import NO_BODY
 from .event import BaseChangeEvent, event_for_change
-from .exception import _TypedResponseError
-from .retry import NO_RETRY
 from .typing import JsonDict
 
 if TYPE_CHECKING:
     from .database import Database
 
-__all__ = ["FEEDS", "SILENT_HEARTBEATS", "ChangesFollower"]
-
-logger = logging.getLogger(__name__)
-
-FEEDS = ("continuous", "longpoll")
-"""The feeds a follower reads: one endless answer, or one answer per batch of changes."""
-SILENT_HEARTBEATS = 3
-"""A server silent for longer than this many heartbeats counts as a dropped connection."""
-FIRST_RETRY_DELAY = 0.1
-"""Seconds before the first new attempt; each failed one in a row doubles it (jittered)."""
-
-# Parameters the follower sets itself; a follower never ends, so no limit or descending.
-_OWN_PARAMETERS = frozenset(
-    {
-        "feed",
-        "since",
-        "last-event-id",
-        "heartbeat",
-        "timeout",
-        "filter",
-        "doc_ids",
-        "selector",
-        "view",
-        "include_docs",
-        "limit",
-        "descending",
-    }
-)
-# Errors after which asking again may succeed: connection refused, lost or reset, body cut
-# short (IncompleteResponseError is a ClientPayloadError), silence (ReadTimeoutError).
-_TRANSIENT_ERRORS = (
-    aiohttp.ClientConnectionError,
-    aiohttp.ClientPayloadError,
-    asyncio.TimeoutError,
-    OSError,
-)
-# Statuses of a server (or a proxy) that is restarting or overloaded.
-_TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
-_READ_AHEAD = 2
-# How many recently read changes a resume compares the new ones with, to count repeats.
-_REPEAT_WINDOW = 10_000
+__all__ = [
+    "FEEDS",
+    "FIRST_RETRY_DELAY",
+    "SILENT_HEARTBEATS",
+    "ChangesFollower",
+    "FeedFollower",
+    "FeedSource",
+]
 
 
-@dataclass(frozen=True)
-class _Failure:
-    error: BaseException
+class _ChangesSource(FeedSource[BaseChangeEvent]):
+    """The changes feed of a database, with the follower's filter."""
 
-
-_Item = Union[tuple[list[BaseChangeEvent], Any], _Failure, None]
-"""What the reader hands the consumer: events and the seq after them, an error, or the end."""
-
-
-class _FeedRequest:
-    """The request of the feed, but for ``since``: method, parameters and body."""
+    marker = "id"
 
     def __init__(
         self,
+        database: Database,
         *,
         feed: str,
         doc_ids: Sequence[str] | None,
@@ -101,251 +61,45 @@ class _FeedRequest:
         heartbeat: float,
         params: Mapping[str, Any],
     ) -> None:
-        self.params: dict[str, Any] = {"feed": feed, "heartbeat": math.ceil(heartbeat * 1000)}
-        self.body: Any = NO_BODY
+        own: dict[str, Any] = {"feed": feed, "heartbeat": math.ceil(heartbeat * 1000)}
+        body: Any = NO_BODY
         if doc_ids is not None:
-            self.params["filter"] = "_doc_ids"
-            self.body = {"doc_ids": list(doc_ids)}
+            own["filter"] = "_doc_ids"
+            body = {"doc_ids": list(doc_ids)}
         elif selector is not None:
-            self.params["filter"] = "_selector"
-            self.body = {"selector": selector}
+            own["filter"] = "_selector"
+            body = {"selector": selector}
         elif view is not None:
-            self.params["filter"] = "_view"
-            self.params["view"] = view
+            own["filter"] = "_view"
+            own["view"] = view
         elif filter is not None:
-            self.params["filter"] = filter
+            own["filter"] = filter
         if include_docs:
-            self.params["include_docs"] = True
-        self.params.update(params)
-        self.method = "GET" if self.body is NO_BODY else "POST"
-
-
-class _FeedReader:
-    """Reads the feed into a queue until cancelled, asking again after transient errors."""
-
-    def __init__(
-        self,
-        database: Database,
-        request: _FeedRequest,
-        *,
-        since: Any,
-        heartbeat: float,
-        max_retry_delay: float,
-        error_tolerance: float | None,
-    ) -> None:
+            own["include_docs"] = True
+        super().__init__(
+            database._remote,
+            f"{database.endpoint}/_changes",
+            f"_changes of database '{database.id}'",
+            params={**own, **params},
+            body=body,
+        )
         self._database = database
-        self._request = request
-        self._feed = request.params["feed"]
-        self._path = f"{database.endpoint}/_changes"
-        self._subject = f"_changes of database '{database.id}'"
-        self._heartbeat = heartbeat
-        self._max_retry_delay = max_retry_delay
-        self._error_tolerance = error_tolerance
-        http = database._remote._http
-        self._http = http
-        silence = SILENT_HEARTBEATS * heartbeat
-        self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=http.stream_timeout.connect,
-            sock_connect=http.stream_timeout.sock_connect,
-            sock_read=silence,
-        )
-        self._now_timeout = aiohttp.ClientTimeout(
-            total=http.timeout.total,
-            connect=http.timeout.connect,
-            sock_connect=http.timeout.sock_connect,
-            sock_read=silence,
-        )
-        self.queue: asyncio.Queue[_Item] = asyncio.Queue(_READ_AHEAD)
-        self.since = since
-        self.start_seq: Any = since
-        self.ready = asyncio.Event()
-        self.failure: BaseException | None = None
-        self.resumes = 0
-        self.duplicates = 0
-        self.last_error: BaseException | None = None
-        self._progress = False
-        self._recent: deque[list[tuple[Any, Any]]] = deque()
-        self._recent_count = 0
-        self._earlier: set[tuple[Any, Any]] = set()
-        self._watch_left = 0
 
-    async def run(self) -> None:
-        """Follows the feed until cancelled; a fatal error goes to the queue."""
-        try:
-            await self._follow()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.failure = exc
-            self.ready.set()
-            await self.queue.put(_Failure(exc))
+    def event(self, row: JsonDict) -> BaseChangeEvent:
+        return event_for_change(self._database, row)
 
-    async def _follow(self) -> None:
-        loop = asyncio.get_running_loop()
-        failures = 0
-        failing_since: float | None = None
-        while True:
-            started = loop.time()
-            self._progress = False
-            error: BaseException | None = None
-            try:
-                if self.since == "now":
-                    self.since = self.start_seq = await self._current_seq()
-                self.ready.set()
-                await self._read_answer()
-            except _TRANSIENT_ERRORS as exc:
-                error = exc
-            except _TypedResponseError as exc:
-                if exc.status not in _TRANSIENT_STATUSES:
-                    raise
-                error = exc
-            if self._progress or loop.time() - started >= self._heartbeat:
-                failures, failing_since = 0, None
-                if error is None and self._feed == "longpoll":
-                    continue
-            failures += 1
-            if error is not None:
-                self.last_error = error
-                now = loop.time()
-                failing_since = now if failing_since is None else failing_since
-                if (
-                    self._error_tolerance is not None
-                    and now - failing_since > self._error_tolerance
-                ):
-                    raise error
-            delay = random.uniform(0.5, 1.0) * min(
-                self._max_retry_delay, FIRST_RETRY_DELAY * 2 ** (failures - 1)
-            )
-            logger.warning(
-                "%s: %s; asking again since %r in %.2f s",
-                self._subject,
-                f"{type(error).__name__}: {error}" if error else "the server ended the feed",
-                self.since,
-                delay,
-            )
-            self.resumes += 1
-            self._watch_for_repeats()
-            await asyncio.sleep(delay)
-
-    async def _current_seq(self) -> Any:
-        """The database's current sequence: GET /{db}/_changes?since=now (no results)."""
-        answer = await self._http.request(
-            "GET",
-            self._path,
-            params={"since": "now"},
-            subject=self._subject,
-            timeout=self._now_timeout,
-        )
-        decoded = answer.json()
-        if not isinstance(decoded, dict) or "last_seq" not in decoded:
-            raise ValueError(f"GET {self._path}?since=now answered without last_seq: {decoded!r}")
-        return decoded["last_seq"]
-
-    async def _read_answer(self) -> None:
-        """One answer of the feed, ``since`` where the last one ended; returns at its end."""
-        request = self._request
-        params = request.params
-        if self.since is not None:
-            params = {**params, "since": self.since}
-        async with self._http.stream(
-            request.method,
-            self._path,
-            params=params,
-            json=request.body,
-            subject=self._subject,
-            timeout=self._timeout,
-            retry=NO_RETRY,  # the follower's own loop waits out failures, without end
-        ) as pieces:
-            invalid = functools.partial(
-                self._database._remote._invalid_stream,
-                request.method,
-                self._path,
-                params,
-                None,
-                self._subject,
-            )
-            if self._feed == "continuous":
-                async for changes in parsed_pieces(pieces, LineParser(), invalid):
-                    await self._hand_over(changes)
-                return
-            rows = RowParser("results")
-            async for batch in parsed_pieces(pieces, rows, invalid):
-                await self._hand_over([change for change, _ in batch])
-            try:
-                meta = rows.meta()
-            except ValueError as exc:
-                raise invalid(exc) from exc
-            await self._hand_over([], meta.get("last_seq"))
-
-    async def _hand_over(self, changes: list[Any], last_seq: Any = None) -> None:
-        """Queues the events of ``changes``; the feed continues after them (or ``last_seq``)."""
-        database = self._database
-        events: list[BaseChangeEvent] = []
-        for change in changes:
-            if not isinstance(change, dict) or "id" not in change:
-                if isinstance(change, dict) and "last_seq" in change:
-                    last_seq = change["last_seq"]  # the line that ends a continuous answer
-                    continue
-                raise ValueError(f"The changes feed sent neither a change nor its end: {change!r}")
-            events.append(event_for_change(database, change))
-            seq = change.get("seq")
-            if seq is not None:
-                self.since = seq
-        if last_seq is not None and last_seq != self.since:
-            self.since = last_seq
-        elif not events:
-            return
-        self._progress = True
-        if events:
-            self._note(events)
-        await self.queue.put((events, self.since))
-
-    def _note(self, events: list[BaseChangeEvent]) -> None:
-        """Remembers recent changes; after a resume, counts the ones that come again."""
-        keys = [_change_key(event.json) for event in events]
-        if self._watch_left > 0:
-            for key in keys:
-                if key in self._earlier:
-                    self.duplicates += 1
-                    self._earlier.discard(key)
-            self._watch_left -= len(keys)
-            if self._watch_left <= 0:
-                self._earlier = set()
-        self._recent.append(keys)
-        self._recent_count += len(keys)
-        while self._recent_count - len(self._recent[0]) >= _REPEAT_WINDOW:
-            self._recent_count -= len(self._recent.popleft())
-
-    def _watch_for_repeats(self) -> None:
-        """Starts comparing the next changes with the ones read before this resume."""
-        self._earlier |= {key for keys in self._recent for key in keys}
-        self._watch_left = _REPEAT_WINDOW
+    def key(self, row: JsonDict) -> Hashable:
+        changes = row.get("changes") or [{}]
+        return row.get("id"), changes[0].get("rev")
 
 
-def _change_key(change: JsonDict) -> tuple[Any, Any]:
-    changes = change.get("changes") or [{}]
-    return change.get("id"), changes[0].get("rev")
-
-
-class ChangesFollower:
+class ChangesFollower(FeedFollower[BaseChangeEvent]):
     """Follows the changes of a database until stopped: ``async for event in follower``.
 
     Made by :meth:`aiocouch.Database.follow`; see there for the options. It sends
     GET (or, with ``doc_ids``/``selector``, POST) /{db}/_changes?feed=...&since=...&heartbeat=...
-    again and again: after a dropped connection, a silence longer than
-    :data:`SILENT_HEARTBEATS` heartbeats, a 429/502/503/504 answer or a server restart,
-    after a pause that doubles with each failure in a row (from :data:`FIRST_RETRY_DELAY`
-    up to ``max_retry_delay`` seconds, jittered). It raises the server's error for any
-    other status (404 when the database is gone, 400 for a bad filter...), and the last
-    transient error once errors lasted ``error_tolerance`` seconds without a working
-    answer in between (never, by default).
-
-    Iterate it for one event at a time, or :meth:`batches` for a list of the events that
-    arrived together. Stop it with :meth:`aclose`, by leaving ``async with``, or by
-    cancelling the task that iterates it (which closes it too); its connection is
-    closed then. Store :attr:`last_seq` after handling an event and pass it as ``since``
-    to follow on later without a gap.
+    again and again, as :class:`FeedFollower` says: it raises the server's error for a
+    status that does not pass (404 when the database is gone, 400 for a bad filter...).
     """
 
     def __init__(
@@ -365,7 +119,7 @@ class ChangesFollower:
         params: Mapping[str, Any] | None = None,
     ) -> None:
         params = dict(params or {})
-        _check(
+        check_options(
             since=since,
             feed=feed,
             doc_ids=doc_ids,
@@ -378,7 +132,8 @@ class ChangesFollower:
             params=params,
         )
         self._database = database
-        self._request = _FeedRequest(
+        source = _ChangesSource(
+            database,
             feed=feed,
             doc_ids=doc_ids,
             selector=selector,
@@ -388,226 +143,13 @@ class ChangesFollower:
             heartbeat=heartbeat,
             params=params,
         )
-        # Made on start: its queue and events belong to the running event loop.
-        self._new_reader = functools.partial(
-            _FeedReader,
-            database,
-            self._request,
+        super().__init__(
+            source,
             since=since,
             heartbeat=heartbeat,
             max_retry_delay=max_retry_delay,
             error_tolerance=error_tolerance,
         )
-        self.last_seq: Any = since
-        """Where the events handed out so far end: pass it as ``since`` to go on from there.
-
-        ``"now"`` is replaced by the server's sequence once the follower started.
-        """
-        self._reader: _FeedReader | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._events: deque[BaseChangeEvent] = deque()
-        self._seq_after: Any = None
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"<ChangesFollower of {self._database.id!r} last_seq={self.last_seq!r}>"
-
-    @property
-    def resumes(self) -> int:
-        """How many times the feed was asked for again after a break or an end."""
-        return self._reader.resumes if self._reader is not None else 0
-
-    @property
-    def duplicates(self) -> int:
-        """How many changes came again after a resume (handed out again, not dropped)."""
-        return self._reader.duplicates if self._reader is not None else 0
-
-    @property
-    def last_error(self) -> BaseException | None:
-        """The last transient error the follower recovered from, or None."""
-        return self._reader.last_error if self._reader is not None else None
-
-    async def start(self) -> None:
-        """Starts following; with ``since="now"``, fixes "now" first (GET ?since=now).
-
-        Iteration starts the follower too; start it earlier to see every change made
-        after this call. Raises the error that stopped it, if it could not start.
-        """
-        if self._closed:
-            return
-        if self._reader is None:
-            self._reader = self._new_reader()
-            self._task = asyncio.get_running_loop().create_task(self._reader.run())
-        reader = self._reader
-        try:
-            await reader.ready.wait()
-        except asyncio.CancelledError:
-            self._stop()
-            raise
-        if reader.failure is not None:
-            self._stop()
-            raise reader.failure
-        if self.last_seq == "now":
-            self.last_seq = reader.start_seq
-
-    async def aclose(self) -> None:
-        """Stops following and closes the connection; an iteration in progress ends."""
-        self._stop()
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            await asyncio.wait({task})
-        reader = self._reader
-        if reader is not None:
-            reader.ready.set()
-            while not reader.queue.empty():
-                reader.queue.get_nowait()
-            reader.queue.put_nowait(None)
-
-    def _stop(self) -> None:
-        self._closed = True
-        self._events.clear()
-        if self._task is not None:
-            self._task.cancel()
-
-    async def __aenter__(self) -> ChangesFollower:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __aiter__(self) -> ChangesFollower:
-        return self
-
-    async def __anext__(self) -> BaseChangeEvent:
-        """The next change event."""
-        if not self._events:
-            await self._wait_for_events()
-        event = self._events.popleft()
-        if self._events:
-            seq = event.json.get("seq")
-            if seq is not None:
-                self.last_seq = seq
-        else:
-            self.last_seq = self._seq_after
-        return event
-
-    def batches(self) -> AsyncIterator[list[BaseChangeEvent]]:
-        """The events in lists, each holding what arrived together (for high rates)."""
-        return _Batches(self)
-
-    async def _next_batch(self) -> list[BaseChangeEvent]:
-        if not self._events:
-            await self._wait_for_events()
-        batch = list(self._events)
-        self._events.clear()
-        self.last_seq = self._seq_after
-        return batch
-
-    async def _wait_for_events(self) -> None:
-        """Waits until the reader handed over events; raises StopAsyncIteration once closed."""
-        while not self._events:
-            if self._closed:
-                raise StopAsyncIteration
-            await self.start()
-            reader = self._reader
-            if self._closed or reader is None:
-                raise StopAsyncIteration
-            try:
-                item = await reader.queue.get()
-            except asyncio.CancelledError:
-                self._stop()
-                raise
-            if item is None:
-                raise StopAsyncIteration
-            if isinstance(item, _Failure):
-                self._stop()
-                raise item.error
-            events, seq_after = item
-            if events:
-                self._events.extend(events)
-                self._seq_after = seq_after
-            else:
-                self.last_seq = seq_after
-
-    def __del__(self) -> None:
-        # A follower dropped without aclose() must not keep reading in the background.
-        task = getattr(self, "_task", None)
-        if task is not None and not task.done() and not task.get_loop().is_closed():
-            task.cancel()
-
-
-class _Batches:
-    """The async iterator of :meth:`ChangesFollower.batches`."""
-
-    def __init__(self, follower: ChangesFollower) -> None:
-        self._follower = follower
-
-    def __aiter__(self) -> _Batches:
-        return self
-
-    async def __anext__(self) -> list[BaseChangeEvent]:
-        return await self._follower._next_batch()
-
-
-def _check(
-    *,
-    since: Any,
-    feed: str,
-    doc_ids: Sequence[str] | None,
-    selector: JsonDict | None,
-    filter: str | None,
-    view: str | None,
-    heartbeat: float,
-    max_retry_delay: float,
-    error_tolerance: float | None,
-    params: Mapping[str, Any],
-) -> None:
-    """Raises ValueError or TypeError for options that cannot make a follower."""
-    if feed not in FEEDS:
-        raise ValueError(f"feed must be one of {', '.join(FEEDS)}, not {feed!r}")
-    if since is not None and (isinstance(since, bool) or not isinstance(since, (str, int))):
-        raise TypeError(f"since must be a sequence (str or int) or 'now', not {since!r}")
-    for name, value in (("heartbeat", heartbeat), ("max_retry_delay", max_retry_delay)):
-        if not _positive(value):
-            raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-    if error_tolerance is not None and not (_positive(error_tolerance) or error_tolerance == 0):
-        raise ValueError(f"error_tolerance must be None or seconds, not {error_tolerance!r}")
-    filters = [
-        name
-        for name, value in (("doc_ids", doc_ids), ("selector", selector), ("view", view))
-        if value is not None
-    ]
-    if filter is not None and not (view is not None and filter == "_view"):
-        filters.append("filter")
-    if len(filters) > 1:
-        raise ValueError(f"Only one filter at a time: {', '.join(filters)}")
-    if doc_ids is not None and (
-        isinstance(doc_ids, (str, bytes)) or not all(isinstance(i, str) for i in doc_ids)
-    ):
-        raise TypeError("doc_ids must be a list of document ids (str)")
-    if selector is not None and not isinstance(selector, dict):
-        raise TypeError(f"selector must be a dict, not {type(selector).__name__}")
-    if view is not None and (not isinstance(view, str) or view.count("/") != 1):
-        raise ValueError(f"view must name a view as 'design_doc/view', not {view!r}")
-    if filter is not None and (not isinstance(filter, str) or not filter):
-        raise ValueError(f"filter must name a filter ('design_doc/filter'), not {filter!r}")
-    taken = sorted(set(params) & _OWN_PARAMETERS)
-    if taken:
-        raise ValueError(
-            f"The follower sets {', '.join(taken)} itself; use its own arguments instead"
-        )
-
-
-def _positive(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
