@@ -23,6 +23,7 @@ from .exception import (
 from .follower import ChangesFollower
 from .remote import HTTPResponse
 from .retry import RetryPolicy
+from .revisions import RevisionInfo, RevisionResult, RevsDiff
 from .view import View
 
 __version__ = "4.1.0"
@@ -47,6 +48,9 @@ __all__ = [
     "ReadTimeoutError",
     "RemoteResponseError",
     "RetryPolicy",
+    "RevisionInfo",
+    "RevisionResult",
+    "RevsDiff",
     "SecurityDocument",
     "SessionAuth",
     "TimeLimitError",

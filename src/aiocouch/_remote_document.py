@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths, _write_confirmation
-from ._answers import (
-    OBJECT,
-)
+from ._answers import OBJECT, AnswerShape
 from ._response import HTTPResponse, RequestResult, confirmed_result
 from ._transport import JSON_CONTENT_TYPE
 from ._write_confirmation import checked_write
@@ -32,6 +31,11 @@ class RemoteDocument:
     def endpoint(self) -> str:
         """The quoted path of the document, ``/{db}/{docid}``."""
         return _paths.document_path(self._database.id, self.id)
+
+    @property
+    def _server_id(self) -> str:
+        """The document's ``_id`` on the server (a design document's ``id`` lacks its prefix)."""
+        return self.id
 
     @property
     def _remote(self) -> RemoteServer:
@@ -63,11 +67,15 @@ class RemoteDocument:
 
     async def _get(self, **params: Any) -> JsonDict:
         """GET /{db}/{docid}?params."""
-        _, body = await self._remote._request(
-            "GET", self.endpoint, params=params, subject=self._subject, expect=OBJECT
-        )
-        document: JsonDict = body
+        document: JsonDict = await self._read(params, OBJECT)
         return document
+
+    async def _read(self, params: Mapping[str, Any], expect: AnswerShape) -> Any:
+        """GET /{db}/{docid}?params; an answer not of the ``expect``-ed shape raises."""
+        _, body = await self._remote._request(
+            "GET", self.endpoint, params=params, subject=self._subject, expect=expect
+        )
+        return body
 
     async def _put(self, data: JsonDict, **params: Any) -> RequestResult:
         """PUT /{db}/{docid}?params with ``data`` as body."""
