@@ -21,6 +21,7 @@ from .exception import (
     UnsupportedMediaTypeError,
 )
 from .follower import ChangesFollower
+from .queries import QueryResult, QueryResults
 from .remote import HTTPResponse
 from .retry import RetryPolicy
 from .revisions import RevisionInfo, RevisionResult, RevsDiff
@@ -45,6 +46,8 @@ __all__ = [
     "NotFoundError",
     "PreconditionFailedError",
     "ProxyAuth",
+    "QueryResult",
+    "QueryResults",
     "ReadTimeoutError",
     "RemoteResponseError",
     "RetryPolicy",

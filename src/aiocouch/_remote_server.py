@@ -24,6 +24,7 @@ from ._rows import LineParser, parsed_pieces
 from ._transport import NO_BODY, Transport
 from .auth import Authentication
 from .exception import InvalidResponseError, _TypedResponseError
+from .queries import QueryResults
 from .retry import AttemptLog, Repetition
 from .typing import JsonDict
 
@@ -197,6 +198,10 @@ class RemoteServer:
             continuation=continuation,
             timeout=timeout,
         )
+
+    def _query_results(self, path: str, queries: list[JsonDict], *, subject: str) -> QueryResults:
+        """The results of POST ``path`` with ``{"queries": queries}``, each one streamed."""
+        return QueryResults(self._http, path, queries, subject=subject)
 
     async def _lines(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +10,7 @@ from . import _json, _paths
 from ._answers import is_document
 from .document import Document
 from .exception import NotFoundError
+from .queries import QueryResults, checked_queries
 from .remote import RemoteView, RowStream
 from .typing import JsonDict
 
@@ -200,3 +201,13 @@ class AllDocsView(View):
     def prefix_sentinel(self) -> str:
         """The end-of-range character for ids (the highest code point CouchDB sorts)."""
         return chr(0x10FFFE)
+
+    def queries(self, queries: Iterable[Mapping[str, Any]]) -> QueryResults:
+        """Several queries in one request, each result streamed: POST {endpoint}/queries.
+
+        Each query is a mapping of this endpoint's parameters as JSON values (``{"keys":
+        ["a"]}``, ``{"startkey": "a", "limit": 2}``: not JSON-encoded strings, unlike the
+        query parameters of :meth:`get`). See :class:`~aiocouch.queries.QueryResults`.
+        Raises TypeError (no request) for queries that are not a list of mappings.
+        """
+        return self._queries(checked_queries(queries))
