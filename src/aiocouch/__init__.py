@@ -21,6 +21,7 @@ from .exception import (
     UnsupportedMediaTypeError,
 )
 from .follower import ChangesFollower
+from .local_document import LocalDocument
 from .queries import QueryResult, QueryResults
 from .remote import HTTPResponse
 from .retry import RetryPolicy
@@ -43,6 +44,7 @@ __all__ = [
     "IncompleteResponseError",
     "InvalidResponseError",
     "JWTAuth",
+    "LocalDocument",
     "NotFoundError",
     "PreconditionFailedError",
     "ProxyAuth",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -11,13 +12,17 @@ from ._answers import OBJECT, AnswerShape
 from ._response import HTTPResponse, RequestResult, confirmed_result
 from ._transport import JSON_CONTENT_TYPE
 from ._write_confirmation import checked_write
-from .exception import _TypedResponseError
+from .exception import ConflictError, NotFoundError, _TypedResponseError
+from .retry import AttemptLog, Repetition
 from .typing import JsonDict
 
 if TYPE_CHECKING:
     from ._remote_server import RemoteServer
 
-__all__ = ["RemoteAttachment", "RemoteDocument"]
+__all__ = ["RemoteAttachment", "RemoteDocument", "RemoteLocalDocument"]
+
+# A _local document's revisions count up from 0-1; a deletion answers 0-0.
+_LOCAL_REVISION = re.compile(r"0-(\d+)\Z")
 
 
 class RemoteDocument:
@@ -137,6 +142,77 @@ class RemoteDocument:
             subject=self._subject,
             expect=OBJECT,
         )
+
+
+class RemoteLocalDocument(RemoteDocument):
+    """A ``_local`` document: requests to ``/{db}/_local/{name}``.
+
+    It has no revision tree to confirm a write by (see :mod:`._write_confirmation`):
+    a write whose answer was lost is confirmed by the document as it is now.
+    """
+
+    async def _put_encoded(self, body: bytes) -> RequestResult:
+        """PUT /{db}/_local/{name} with ``body``, the document already encoded as JSON.
+
+        Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
+        the success it was if the document holds what was sent, under the revision that
+        write made (``0-2`` after ``0-1``; GET /{db}/_local/{name}).
+        """
+        sent = _json.loads(body)
+        return await checked_write(
+            functools.partial(
+                self._remote._request,
+                "PUT",
+                self.endpoint,
+                data=body,
+                headers=JSON_CONTENT_TYPE,
+                subject=self._subject,
+                expect=OBJECT,
+            ),
+            lambda: self._written(sent),
+            lambda rev: confirmed_result(201, self.id, rev),
+        )
+
+    async def _written(self, sent: JsonDict) -> str | None:
+        """The revision a PUT of ``sent`` made, if the document holds it now: GET."""
+        base = _LOCAL_REVISION.match(sent.get("_rev") or "0-0")
+        if base is None:
+            return None
+        try:
+            current = await self._get()
+        except NotFoundError:
+            return None
+        written = f"0-{int(base.group(1)) + 1}"
+        if current.get("_rev") != written or _content(current) != _content(sent):
+            return None
+        return written
+
+    async def _delete(self, rev: str, **params: Any) -> RequestResult:
+        """DELETE /{db}/_local/{name}?rev=rev.
+
+        Repeated after a lost answer: a repeat of an applied DELETE gets 404 (or 409),
+        which becomes the success it was if the document is gone (HEAD).
+        """
+        attempt_log = AttemptLog()
+        try:
+            return await self._remote._request(
+                "DELETE",
+                self.endpoint,
+                params={"rev": rev, **params},
+                subject=self._subject,
+                expect=OBJECT,
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except (ConflictError, NotFoundError):
+            if attempt_log.uncertain and not await self._exists():
+                return confirmed_result(200, self.id, "0-0")
+            raise
+
+
+def _content(document: JsonDict) -> JsonDict:
+    """What a write of ``document`` stores: all but its id and revision."""
+    return {key: value for key, value in document.items() if key not in ("_id", "_rev")}
 
 
 class RemoteAttachment:

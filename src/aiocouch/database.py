@@ -13,6 +13,7 @@ from .design_document import DesignDocument
 from .document import Document, SecurityDocument
 from .exception import ConflictError, NotFoundError
 from .follower import ChangesFollower
+from .local_document import LocalDocsView, LocalDocument
 from .remote import RemoteDatabase
 from .request import FindRequest
 from .revisions import RevisionResult, Revisions, RevsDiff
@@ -132,6 +133,15 @@ class Database(RemoteDatabase):
     def all_docs(self) -> AllDocsView:
         """The ``_all_docs`` view (no request)."""
         return AllDocsView(self)
+
+    @property
+    def local_docs(self) -> LocalDocsView:
+        """The ``_local_docs`` view: the local documents (no request)."""
+        return LocalDocsView(self)
+
+    def local(self, name: str, *, data: JsonDict | None = None) -> LocalDocument:
+        """The local document ``_local/{name}``, holding ``data`` until fetched (no request)."""
+        return LocalDocument(self, name, data=data)
 
     def bulk_get(
         self, docs: Iterable[str | Mapping[str, Any]], *, revs: bool = False, **params: Any
