@@ -26,6 +26,7 @@ from .queries import QueryResult, QueryResults
 from .remote import HTTPResponse
 from .retry import RetryPolicy
 from .revisions import RevisionInfo, RevisionResult, RevsDiff
+from .update_function import UpdateFunction, UpdateResult
 from .view import View
 
 __version__ = "4.1.0"
@@ -61,6 +62,8 @@ __all__ = [
     "TimeLimitError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
+    "UpdateFunction",
+    "UpdateResult",
     "View",
     "__version__",
 ]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from . import _json, _paths, _write_confirmation
 from ._answers import OBJECT, AnswerShape
 from ._response import HTTPResponse, RequestResult, confirmed_result
-from ._transport import JSON_CONTENT_TYPE
+from ._transport import JSON_CONTENT_TYPE, NO_BODY
 from ._write_confirmation import checked_write
 from .exception import ConflictError, NotFoundError, _TypedResponseError
 from .retry import AttemptLog, Repetition
@@ -19,7 +19,7 @@ from .typing import JsonDict
 if TYPE_CHECKING:
     from ._remote_server import RemoteServer
 
-__all__ = ["RemoteAttachment", "RemoteDocument", "RemoteLocalDocument"]
+__all__ = ["RemoteAttachment", "RemoteDocument", "RemoteLocalDocument", "RemoteUpdateFunction"]
 
 # A _local document's revisions count up from 0-1; a deletion answers 0-0.
 _LOCAL_REVISION = re.compile(r"0-(\d+)\Z")
@@ -215,6 +215,52 @@ def _content(document: JsonDict) -> JsonDict:
     return {key: value for key, value in document.items() if key not in ("_id", "_rev")}
 
 
+class RemoteUpdateFunction:
+    """An update function: requests to ``/{db}/_design/{ddoc}/_update/{name}[/{docid}]``."""
+
+    def __init__(self, design_document: Any, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"An update function needs a non-empty str name, not {name!r}")
+        self._design_document = design_document
+        self.name = name
+
+    @property
+    def endpoint(self) -> str:
+        """The quoted path of the function, ``/{db}/_design/{ddoc}/_update/{name}``."""
+        return f"{self._design_document.endpoint}/_update/{_paths.quote_segment(self.name)}"
+
+    @property
+    def _subject(self) -> str:
+        return f"update function '{self.name}' of design document '{self._design_document.id}'"
+
+    async def _call(
+        self,
+        doc_id: str | None,
+        body: bytes | None,
+        content_type: str | None,
+        params: Mapping[str, Any] | None,
+    ) -> RequestResult:
+        """POST the function (no ``doc_id``) or PUT it for ``doc_id``; the answer as bytes.
+
+        Sent again only when it provably was not applied: the function may write
+        anything, each time it runs.
+        """
+        path = self.endpoint
+        if doc_id is not None:
+            path = f"{path}/{_paths.document_segments(doc_id)}"
+        remote: RemoteServer = self._design_document._remote
+        return await remote._request(
+            "POST" if doc_id is None else "PUT",
+            path,
+            params=params,
+            data=NO_BODY if body is None else body,
+            headers=None if content_type is None else {"Content-Type": content_type},
+            return_json=False,
+            subject=self._subject,
+            repetition=Repetition.IF_NOT_APPLIED,
+        )
+
+
 class RemoteAttachment:
     """An attachment: requests to ``/{db}/{docid}/{name}``."""
 
@@ -225,7 +271,8 @@ class RemoteAttachment:
     @property
     def endpoint(self) -> str:
         """The quoted path of the attachment."""
-        return _paths.attachment_path(self._document._database.id, self._document.id, self.id)
+        document = self._document
+        return _paths.attachment_path(document._database.id, document._server_id, self.id)
 
     @property
     def _remote(self) -> RemoteServer:

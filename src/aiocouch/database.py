@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .bulk import BulkCreateOperation, BulkUpdateOperation
 from .changes import ChangesFeed
-from .design_document import DesignDocument
+from .design_document import DesignDocsView, DesignDocument
 from .document import Document, SecurityDocument
 from .exception import ConflictError, NotFoundError
 from .follower import ChangesFollower
@@ -133,6 +133,11 @@ class Database(RemoteDatabase):
     def all_docs(self) -> AllDocsView:
         """The ``_all_docs`` view (no request)."""
         return AllDocsView(self)
+
+    @property
+    def design_docs(self) -> DesignDocsView:
+        """The ``_design_docs`` view: the design documents (no request)."""
+        return DesignDocsView(self)
 
     @property
     def local_docs(self) -> LocalDocsView:
