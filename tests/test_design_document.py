@@ -386,8 +386,12 @@ async def test_update_function_refuses_a_body_it_cannot_send_before_any_request(
         await function.post("x", content_type="text/plain\r\nX-Evil: 1")
     with pytest.raises(BadRequestError):
         await function.put("_bad", "x")
+    with pytest.raises(TypeError):
+        await function.put(7, "x")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         DesignDocument(database, "upd").update_function("")
+    with pytest.raises(TypeError):
+        DesignDocument(database, "upd").update_function(None)  # type: ignore[arg-type]
     assert request_counter.count == 0
 
 

@@ -61,6 +61,8 @@ async def test_open_revs_all_gives_the_current_leaf_with_its_body(
     request_counter.reset()
     results = await document.open_revs()
     assert request_counter.requests == [("GET", f"/{database.id}/doc?open_revs=all")]
+    # Without it CouchDB answers multipart/mixed (transcript 4.15, 4.16).
+    assert request_counter.headers[0][2]["Accept"] == "application/json"
     assert results == [RevisionResult("doc", document.rev, doc=dict(document))]
     assert results[0].ok and not results[0].deleted
 

@@ -219,8 +219,10 @@ class RemoteUpdateFunction:
     """An update function: requests to ``/{db}/_design/{ddoc}/_update/{name}[/{docid}]``."""
 
     def __init__(self, design_document: Any, name: str) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"An update function needs a non-empty str name, not {name!r}")
+        if not isinstance(name, str):
+            raise TypeError(f"An update function's name must be a str, not {type(name).__name__}")
+        if not name:
+            raise ValueError("An update function's name must not be empty")
         self._design_document = design_document
         self.name = name
 
@@ -247,7 +249,7 @@ class RemoteUpdateFunction:
         """
         path = self.endpoint
         if doc_id is not None:
-            path = f"{path}/{_paths.document_segments(doc_id)}"
+            path = f"{path}/{_paths.document_segments(_paths.validate_document_id(doc_id))}"
         remote: RemoteServer = self._design_document._remote
         return await remote._request(
             "POST" if doc_id is None else "PUT",

@@ -138,11 +138,11 @@ class QueryResult:
 class QueryResults:
     """The results of ``queries`` sent in one request (POST ``path`` ``{"queries": [...]}``).
 
-    Iterated once: one :class:`QueryResult` per query, in their order. No queries: no
-    request. An answer with another number of results, or that is not the JSON of such an
-    answer, raises InvalidResponseError once the rows before the fault are handed out. A
-    failure while the answer opens is retried as the client's policy allows; a break
-    after that raises (the rows already handed out are not asked for again).
+    Each iteration sends the request and gives one :class:`QueryResult` per query, in
+    their order. No queries: no request. An answer with another number of results, or
+    that is not the JSON of such an answer, raises InvalidResponseError once the rows
+    before the fault are handed out. A failure while the answer opens is retried as the
+    client's policy allows; a break after that raises (the answer is not resumed).
     """
 
     def __init__(
