@@ -23,11 +23,15 @@ from .exception import (
     UnsupportedMediaTypeError,
 )
 from .follower import ChangesFollower
+from .local_document import LocalDocument
 from .node import Node, NodeConfig
+from .queries import QueryResult, QueryResults
 from .remote import HTTPResponse
 from .resharding import Resharding, ReshardJob, SplitFailedError
 from .retry import RetryPolicy
+from .revisions import RevisionInfo, RevisionResult, RevsDiff
 from .session import Login, SessionInfo
+from .update_function import UpdateFunction, UpdateResult
 from .view import View
 
 __version__ = "4.1.0"
@@ -50,6 +54,7 @@ __all__ = [
     "IncompleteResponseError",
     "InvalidResponseError",
     "JWTAuth",
+    "LocalDocument",
     "Login",
     "Node",
     "NodeConfig",
@@ -57,12 +62,17 @@ __all__ = [
     "NotFoundError",
     "PreconditionFailedError",
     "ProxyAuth",
+    "QueryResult",
+    "QueryResults",
     "Quorum",
     "ReadTimeoutError",
     "RemoteResponseError",
     "ReshardJob",
     "Resharding",
     "RetryPolicy",
+    "RevisionInfo",
+    "RevisionResult",
+    "RevsDiff",
     "SecurityDocument",
     "SessionAuth",
     "SessionInfo",
@@ -70,6 +80,8 @@ __all__ = [
     "TimeLimitError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
+    "UpdateFunction",
+    "UpdateResult",
     "View",
     "__version__",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "copy_destination",
     "database_path",
     "document_path",
+    "document_segments",
     "quote_segment",
     "validate_database_name",
     "validate_document_id",
@@ -135,11 +136,20 @@ def document_path(database: str, doc_id: str) -> str:
 
     Raises BadRequestError for an id CouchDB refuses (see :func:`check_document_id`).
     """
+    segments = document_segments(doc_id)
+    return f"{database_path(database)}/{segments}"
+
+
+def document_segments(doc_id: str) -> str:
+    """The id as it stands in a path: quoted, a ``_design/`` or ``_local/`` prefix kept.
+
+    Raises BadRequestError for an id CouchDB refuses (see :func:`check_document_id`).
+    """
     check_document_id(doc_id)
     prefix = _reserved_prefix(doc_id)
     if prefix is not None:
-        return f"{database_path(database)}/{prefix}{quote_segment(doc_id[len(prefix) :])}"
-    return f"{database_path(database)}/{quote_segment(doc_id)}"
+        return prefix + quote_segment(doc_id[len(prefix) :])
+    return quote_segment(doc_id)
 
 
 def attachment_path(database: str, doc_id: str, name: str) -> str:

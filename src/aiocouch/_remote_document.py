@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths, _write_confirmation
-from ._answers import (
-    OBJECT,
-)
+from ._answers import OBJECT, AnswerShape
 from ._response import HTTPResponse, RequestResult, confirmed_result
-from ._transport import JSON_CONTENT_TYPE
+from ._transport import JSON_CONTENT_TYPE, NO_BODY
 from ._write_confirmation import checked_write
-from .exception import _TypedResponseError
+from .exception import ConflictError, NotFoundError, _TypedResponseError
+from .retry import AttemptLog, Repetition
 from .typing import JsonDict
 
 if TYPE_CHECKING:
     from ._remote_server import RemoteServer
 
-__all__ = ["RemoteAttachment", "RemoteDocument"]
+__all__ = ["RemoteAttachment", "RemoteDocument", "RemoteLocalDocument", "RemoteUpdateFunction"]
+
+# A _local document's revisions count up from 0-1; a deletion answers 0-0.
+_LOCAL_REVISION = re.compile(r"0-(\d+)\Z")
 
 
 class RemoteDocument:
@@ -32,6 +36,11 @@ class RemoteDocument:
     def endpoint(self) -> str:
         """The quoted path of the document, ``/{db}/{docid}``."""
         return _paths.document_path(self._database.id, self.id)
+
+    @property
+    def _server_id(self) -> str:
+        """The document's ``_id`` on the server (a design document's ``id`` lacks its prefix)."""
+        return self.id
 
     @property
     def _remote(self) -> RemoteServer:
@@ -65,15 +74,22 @@ class RemoteDocument:
 
     async def _get(self, **params: Any) -> JsonDict:
         """GET /{db}/{docid}?params (``r``: the client's read quorum, unless given)."""
+        document: JsonDict = await self._read(params, OBJECT)
+        return document
+
+    async def _read(self, params: Mapping[str, Any], expect: AnswerShape) -> Any:
+        """GET /{db}/{docid}?params; an answer not of the ``expect``-ed shape raises.
+
+        ``r`` is the client's read quorum unless ``params`` give one.
+        """
         _, body = await self._remote._request(
             "GET",
             self.endpoint,
             params={**self._remote._quorum._read(), **params},
             subject=self._subject,
-            expect=OBJECT,
+            expect=expect,
         )
-        document: JsonDict = body
-        return document
+        return body
 
     async def _put(self, data: JsonDict, **params: Any) -> RequestResult:
         """PUT /{db}/{docid}?params with ``data`` as body."""
@@ -139,6 +155,126 @@ class RemoteDocument:
         )
 
 
+class RemoteLocalDocument(RemoteDocument):
+    """A ``_local`` document: requests to ``/{db}/_local/{name}``.
+
+    It has no revision tree to confirm a write by (see :mod:`._write_confirmation`):
+    a write whose answer was lost is confirmed by the document as it is now.
+    """
+
+    async def _put_encoded(self, body: bytes, w: int | None = None) -> RequestResult:
+        """PUT /{db}/_local/{name}[?w=] with ``body``, the document already encoded as JSON.
+
+        Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
+        the success it was if the document holds what was sent, under the revision that
+        write made (``0-2`` after ``0-1``; GET /{db}/_local/{name}).
+        """
+        sent = _json.loads(body)
+        return await checked_write(
+            functools.partial(
+                self._remote._request,
+                "PUT",
+                self.endpoint,
+                params=self._remote._quorum._write(w),
+                data=body,
+                headers=JSON_CONTENT_TYPE,
+                subject=self._subject,
+                expect=OBJECT,
+            ),
+            lambda: self._written(sent),
+            lambda rev: confirmed_result(201, self.id, rev),
+        )
+
+    async def _written(self, sent: JsonDict) -> str | None:
+        """The revision a PUT of ``sent`` made, if the document holds it now: GET."""
+        base = _LOCAL_REVISION.match(sent.get("_rev") or "0-0")
+        if base is None:
+            return None
+        try:
+            current = await self._get()
+        except NotFoundError:
+            return None
+        written = f"0-{int(base.group(1)) + 1}"
+        if current.get("_rev") != written or _content(current) != _content(sent):
+            return None
+        return written
+
+    async def _delete(self, rev: str, w: int | None = None, **params: Any) -> RequestResult:
+        """DELETE /{db}/_local/{name}?rev=rev[&w=].
+
+        Repeated after a lost answer: a repeat of an applied DELETE gets 404 (or 409),
+        which becomes the success it was if the document is gone (HEAD).
+        """
+        attempt_log = AttemptLog()
+        try:
+            return await self._remote._request(
+                "DELETE",
+                self.endpoint,
+                params={"rev": rev, **self._remote._quorum._write(w), **params},
+                subject=self._subject,
+                expect=OBJECT,
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except (ConflictError, NotFoundError):
+            if attempt_log.uncertain and not await self._exists():
+                return confirmed_result(200, self.id, "0-0")
+            raise
+
+
+def _content(document: JsonDict) -> JsonDict:
+    """What a write of ``document`` stores: all but its id and revision."""
+    return {key: value for key, value in document.items() if key not in ("_id", "_rev")}
+
+
+class RemoteUpdateFunction:
+    """An update function: requests to ``/{db}/_design/{ddoc}/_update/{name}[/{docid}]``."""
+
+    def __init__(self, design_document: Any, name: str) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"An update function's name must be a str, not {type(name).__name__}")
+        if not name:
+            raise ValueError("An update function's name must not be empty")
+        self._design_document = design_document
+        self.name = name
+
+    @property
+    def endpoint(self) -> str:
+        """The quoted path of the function, ``/{db}/_design/{ddoc}/_update/{name}``."""
+        return f"{self._design_document.endpoint}/_update/{_paths.quote_segment(self.name)}"
+
+    @property
+    def _subject(self) -> str:
+        return f"update function '{self.name}' of design document '{self._design_document.id}'"
+
+    async def _call(
+        self,
+        doc_id: str | None,
+        body: bytes | None,
+        content_type: str | None,
+        params: Mapping[str, Any] | None,
+    ) -> RequestResult:
+        """POST the function (no ``doc_id``) or PUT it for ``doc_id``; the answer as bytes.
+
+        Sent again only when it provably was not applied: the function may write
+        anything, each time it runs.
+        """
+        path = self.endpoint
+        if doc_id is not None:
+            path = f"{path}/{_paths.document_segments(_paths.validate_document_id(doc_id))}"
+        remote: RemoteServer = self._design_document._remote
+        return await remote._request(
+            "POST" if doc_id is None else "PUT",
+            path,
+            params=params,
+            data=NO_BODY if body is None else body,
+            headers=None if content_type is None else {"Content-Type": content_type},
+            return_json=False,
+            subject=self._subject,
+            repetition=Repetition.IF_NOT_APPLIED,
+        )
+
+
 class RemoteAttachment:
     """An attachment: requests to ``/{db}/{docid}/{name}``."""
 
@@ -149,7 +285,8 @@ class RemoteAttachment:
     @property
     def endpoint(self) -> str:
         """The quoted path of the attachment."""
-        return _paths.attachment_path(self._document._database.id, self._document.id, self.id)
+        document = self._document
+        return _paths.attachment_path(document._database.id, document._server_id, self.id)
 
     @property
     def _remote(self) -> RemoteServer:

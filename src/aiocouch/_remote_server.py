@@ -26,6 +26,7 @@ from ._transport import NO_BODY, Transport
 from .auth import Authentication
 from .cluster import Quorum
 from .exception import InvalidResponseError, _TypedResponseError
+from .queries import QueryResults
 from .retry import AttemptLog, Repetition
 from .server import (
     DBS_INFO_ANSWER,
@@ -335,6 +336,10 @@ class RemoteServer:
             continuation=continuation,
             timeout=timeout,
         )
+
+    def _query_results(self, path: str, queries: list[JsonDict], *, subject: str) -> QueryResults:
+        """The results of POST ``path`` with ``{"queries": queries}``, each one streamed."""
+        return QueryResults(self._http, path, queries, subject=subject)
 
     async def _lines(
         self,

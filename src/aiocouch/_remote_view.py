@@ -11,6 +11,7 @@ from ._answers import (
 )
 from ._resume import ViewContinuation
 from ._row_stream import RowStream
+from .queries import QueryResults
 from .retry import Repetition
 from .typing import JsonDict
 
@@ -91,4 +92,10 @@ class RemoteView:
             json={"keys": keys},
             subject=self._subject,
             continuation=continuation,
+        )
+
+    def _queries(self, queries: list[JsonDict]) -> QueryResults:
+        """POST {endpoint}/queries with ``{"queries": queries}``; each result streamed."""
+        return self._remote._query_results(
+            f"{self.endpoint}/queries", queries, subject=self._subject
         )

@@ -20,12 +20,12 @@ import codecs
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 from . import _json
 from ._answers import kind_of
 
-__all__ = ["LineParser", "RowParser", "Utf8Decoder", "parsed_pieces"]
+__all__ = ["LineParser", "PieceParser", "RowParser", "Utf8Decoder", "parsed_pieces"]
 
 _WHITESPACE_AND_COMMAS = " \t\r\n,"
 _MIN_RETRY_CHARS = 1 << 16
@@ -302,9 +302,17 @@ def _line_object(line: str) -> dict[str, Any]:
     return value
 
 
+class PieceParser(Protocol):
+    """What :func:`parsed_pieces` feeds: a body's text in, the values it completes out."""
+
+    def feed(self, text: str) -> list[Any]: ...
+
+    def close(self) -> list[Any]: ...
+
+
 async def parsed_pieces(
     pieces: AsyncIterator[bytes],
-    parser: RowParser | LineParser,
+    parser: PieceParser,
     invalid: Callable[[ValueError], BaseException],
 ) -> AsyncIterator[list[Any]]:
     """What ``parser`` completes from each piece of a body, then at the body's end.

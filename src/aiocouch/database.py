@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .bulk import BulkCreateOperation, BulkUpdateOperation
 from .changes import ChangesFeed
 from .cluster import check_quorum
-from .design_document import DesignDocument
+from .design_document import DesignDocsView, DesignDocument
 from .document import Document, SecurityDocument
 from .exception import ConflictError, NotFoundError
 from .follower import ChangesFollower
+from .local_document import LocalDocsView, LocalDocument
 from .remote import RemoteDatabase
 from .request import FindRequest
+from .revisions import RevisionResult, Revisions, RevsDiff
 from .typing import JsonDict
 from .view import AllDocsView, View
 
@@ -140,6 +142,47 @@ class Database(RemoteDatabase):
     def all_docs(self) -> AllDocsView:
         """The ``_all_docs`` view (no request)."""
         return AllDocsView(self)
+
+    @property
+    def design_docs(self) -> DesignDocsView:
+        """The ``_design_docs`` view: the design documents (no request)."""
+        return DesignDocsView(self)
+
+    @property
+    def local_docs(self) -> LocalDocsView:
+        """The ``_local_docs`` view: the local documents (no request)."""
+        return LocalDocsView(self)
+
+    def local(self, name: str, *, data: JsonDict | None = None) -> LocalDocument:
+        """The local document ``_local/{name}``, holding ``data`` until fetched (no request)."""
+        return LocalDocument(self, name, data=data)
+
+    def bulk_get(
+        self, docs: Iterable[str | Mapping[str, Any]], *, revs: bool = False, **params: Any
+    ) -> AsyncIterator[RevisionResult]:
+        """Documents or revisions, streamed: POST /{db}/_bulk_get (see
+        :meth:`Revisions.bulk_get <aiocouch.revisions.Revisions.bulk_get>`)."""
+        return Revisions(self).bulk_get(docs, revs=revs, **params)
+
+    async def revs_diff(self, revs: Mapping[str, Iterable[str]]) -> dict[str, RevsDiff]:
+        """The revisions this database lacks: POST /{db}/_revs_diff (see
+        :meth:`Revisions.revs_diff <aiocouch.revisions.Revisions.revs_diff>`)."""
+        return await Revisions(self).revs_diff(revs)
+
+    async def missing_revs(self, revs: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+        """The revisions this database lacks: POST /{db}/_missing_revs (see
+        :meth:`Revisions.missing_revs <aiocouch.revisions.Revisions.missing_revs>`)."""
+        return await Revisions(self).missing_revs(revs)
+
+    async def save_revision(self, doc: Mapping[str, Any]) -> JsonDict:
+        """Stores a revision as it is: PUT /{db}/{docid}?new_edits=false (see
+        :meth:`Revisions.save_revision <aiocouch.revisions.Revisions.save_revision>`)."""
+        return await Revisions(self).save_revision(doc)
+
+    async def save_revisions(self, docs: Iterable[Mapping[str, Any]]) -> list[JsonDict]:
+        """Stores revisions as they are: POST /{db}/_bulk_docs with new_edits false (see
+        :meth:`Revisions.save_revisions <aiocouch.revisions.Revisions.save_revisions>`)."""
+        return await Revisions(self).save_revisions(docs)
 
     def view(self, design_doc: str, view: str) -> View:
         """The view ``view`` of ``_design/{design_doc}`` (no request)."""

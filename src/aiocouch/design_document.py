@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths
@@ -9,12 +10,13 @@ from .document import Document
 from .exception import ConflictError
 from .remote import RequestResult
 from .typing import JsonDict
-from .view import View
+from .update_function import UpdateFunction
+from .view import AllDocsView, View
 
 if TYPE_CHECKING:
     from .database import Database
 
-__all__ = ["DesignDocument"]
+__all__ = ["DesignDocsView", "DesignDocument"]
 
 _ALLOWED_KEYS = frozenset(
     {
@@ -33,7 +35,12 @@ _ALLOWED_KEYS = frozenset(
 
 
 class DesignDocument(Document):
-    """The design document ``_design/{id}``; ``id`` is the bare name."""
+    """The design document ``_design/{id}``; ``id`` is the bare name.
+
+    Its requests go to ``/{db}/_design/{name}``: ``info()`` (HEAD), ``fetch()``,
+    ``save()``, ``delete()``, ``attachment(name)`` (its attachments); ``copy(new_id)``
+    takes a full id (``"_design/other"``; a bare name makes an ordinary document).
+    """
 
     def __init__(self, database: Database | None, id: str, data: JsonDict | None = None) -> None:
         super().__init__(database, id, data=data)
@@ -42,6 +49,10 @@ class DesignDocument(Document):
     def endpoint(self) -> str:
         """``/{db}/_design/{name}``."""
         return f"{_paths.database_path(self._database.id)}/_design/{_paths.quote_segment(self.id)}"
+
+    @property
+    def _server_id(self) -> str:
+        return f"_design/{self.id}"
 
     async def _put_encoded(self, body: bytes, w: int | None = None) -> RequestResult:
         # The local ``_id`` is the bare name until the first fetch (as in aiocouch 4.0.1);
@@ -60,6 +71,10 @@ class DesignDocument(Document):
     def view(self, view: str) -> View:
         """The view ``view`` of this design document (no request)."""
         return View(self._database, self.id, view)
+
+    def update_function(self, name: str) -> UpdateFunction:
+        """The update function ``name`` of this design document (no request)."""
+        return UpdateFunction(self, name)
 
     async def create_view(
         self,
@@ -83,3 +98,35 @@ class DesignDocument(Document):
         self["language"] = "javascript"
         await self.save()
         return self.view(view)
+
+
+class DesignDocsView(AllDocsView):
+    """``/{db}/_design_docs``: the design documents, keyed by id (``_design/{name}``).
+
+    Queried like ``_all_docs`` (``get``, ``post``, ``ids``, ``docs``, ``queries``...);
+    ``docs()`` yields them as :class:`~aiocouch.document.Document` objects.
+    """
+
+    @property
+    def endpoint(self) -> str:
+        """``/{db}/_design_docs``."""
+        return f"{_paths.database_path(self._database.id)}/_design_docs"
+
+    @property
+    def _subject(self) -> str:
+        return f"_design_docs of database '{self._database.id}'"
+
+    def docs(
+        self,
+        ids: list[str] | None = None,
+        *,
+        create: bool = False,
+        prefix: str | None = None,
+        include_ddocs: bool = True,
+        **params: Any,
+    ) -> AsyncIterator[Document]:
+        """The design documents, streamed: GET /{db}/_design_docs?include_docs=true, or POST
+        ``ids`` (full ids); see :meth:`View.docs <aiocouch.view.View.docs>`."""
+        return super().docs(
+            ids, create=create, prefix=prefix, include_ddocs=include_ddocs, **params
+        )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
-from collections.abc import ItemsView, KeysView, ValuesView
+from collections.abc import ItemsView, KeysView, Sequence, ValuesView
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _json, _paths, _snapshot
+from . import _json, _paths, _snapshot, revisions
 from .attachment import Attachment
 from .cluster import check_quorum
 from .exception import ConflictError, NotFoundError
@@ -214,6 +214,30 @@ class Document(RemoteDocument):
     async def revs(self) -> list[str]:
         """Every known revision, newest first: GET /{db}/{docid}?revs_info=true."""
         return [info["rev"] for info in (await self._get(revs_info=True))["_revs_info"]]
+
+    async def open_revs(
+        self, open_revs: Sequence[str] | str = "all", **params: Any
+    ) -> list[revisions.RevisionResult]:
+        """The leaf revisions (``"all"``), deleted ones included, or the revisions named:
+        GET /{db}/{docid}?open_revs=...&params.
+
+        A named revision the server lacks comes back with ``error`` "not_found".
+        ``params`` go as given: ``revs=True`` adds each body's ``_revisions``,
+        ``latest=True`` answers a revision with the leaves that followed it. Raises
+        TypeError or ValueError (no request) for ``open_revs`` that is neither "all"
+        nor revisions, NotFoundError if the document never existed.
+        """
+        return await revisions.open_revs(self, open_revs, params)
+
+    async def revs_info(self, rev: str | None = None) -> list[revisions.RevisionInfo]:
+        """The revision ``rev`` (default: the current one) and its ancestors, newest first,
+        each with whether its body is kept: GET /{db}/{docid}?revs_info=true[&rev=]."""
+        return await revisions.revs_info(self, rev)
+
+    async def revision_history(self, rev: str | None = None) -> list[str]:
+        """The revision ``rev`` (default: the current one) and its ancestors, newest first
+        (``["3-c", "2-b", "1-a"]``): GET /{db}/{docid}?revs=true[&rev=]."""
+        return await revisions.revision_history(self, rev)
 
     def attachment(self, id: str) -> Attachment:
         """The attachment ``id`` of this document (no request)."""

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import _json, _paths
 from ._answers import is_document
 from .document import Document
 from .exception import NotFoundError
+from .queries import QueryResults, checked_queries
 from .remote import RemoteView, RowStream
 from .typing import JsonDict
 
@@ -20,7 +21,13 @@ __all__ = ["AllDocsView", "View", "ViewResponse"]
 
 
 def _row_document(
-    database: Database, row: JsonDict, source: str | None, *, create: bool, include_ddocs: bool
+    database: Database,
+    row: JsonDict,
+    source: str | None,
+    *,
+    create: bool,
+    include_ddocs: bool,
+    document_class: type[Document] = Document,
 ) -> Document | None:
     """The document of a row fetched with ``include_docs``; None for a skipped design doc.
 
@@ -36,9 +43,9 @@ def _row_document(
             raise NotFoundError(
                 f"The document '{key}' does not exist in the database {database.id}."
             )
-        return Document(database, key)
+        return document_class(database, key)
     if include_ddocs or not doc["_id"].startswith("_design/"):
-        return Document._from_server(database, doc, source)
+        return document_class._from_server(database, doc, source)
     return None
 
 
@@ -89,6 +96,9 @@ class ViewResponse:
 
 class View(RemoteView):
     """The view ``id`` of design document ``design_doc`` (name without ``_design/``)."""
+
+    _document_class: ClassVar[type[Document]] = Document
+    """What :meth:`docs` makes of the rows' documents."""
 
     def __init__(self, database: Database, design_doc: str, id: str) -> None:
         super().__init__(database, design_doc, id)
@@ -171,7 +181,12 @@ class View(RemoteView):
             for row, source in batch:
                 try:
                     document = _row_document(
-                        database, row, source, create=create, include_ddocs=include_ddocs
+                        database,
+                        row,
+                        source,
+                        create=create,
+                        include_ddocs=include_ddocs,
+                        document_class=self._document_class,
                     )
                 except ValueError as exc:
                     raise stream.invalid(exc) from exc
@@ -200,3 +215,13 @@ class AllDocsView(View):
     def prefix_sentinel(self) -> str:
         """The end-of-range character for ids (the highest code point CouchDB sorts)."""
         return chr(0x10FFFE)
+
+    def queries(self, queries: Iterable[Mapping[str, Any]]) -> QueryResults:
+        """Several queries in one request, each result streamed: POST {endpoint}/queries.
+
+        Each query is a mapping of this endpoint's parameters as JSON values (``{"keys":
+        ["a"]}``, ``{"startkey": "a", "limit": 2}``: not JSON-encoded strings, unlike the
+        query parameters of :meth:`get`). See :class:`~aiocouch.queries.QueryResults`.
+        Raises TypeError (no request) for queries that are not a list of mappings.
+        """
+        return self._queries(checked_queries(queries))
