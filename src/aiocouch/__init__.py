@@ -22,7 +22,19 @@ from .exception import (
 )
 from .follower import ChangesFollower
 from .remote import HTTPResponse
+from .replication import (
+    Replication,
+    ReplicationDocument,
+    ReplicationEndpoint,
+    ReplicationError,
+    ReplicationProgress,
+    ReplicationResult,
+    Replications,
+    SchedulerDocument,
+    SchedulerJob,
+)
 from .retry import RetryPolicy
+from .users import User, Users
 from .view import View
 
 __version__ = "4.1.0"
@@ -46,12 +58,23 @@ __all__ = [
     "ProxyAuth",
     "ReadTimeoutError",
     "RemoteResponseError",
+    "Replication",
+    "ReplicationDocument",
+    "ReplicationEndpoint",
+    "ReplicationError",
+    "ReplicationProgress",
+    "ReplicationResult",
+    "Replications",
     "RetryPolicy",
+    "SchedulerDocument",
+    "SchedulerJob",
     "SecurityDocument",
     "SessionAuth",
     "TimeLimitError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
+    "User",
+    "Users",
     "View",
     "__version__",
 ]

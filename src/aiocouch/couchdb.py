@@ -14,8 +14,10 @@ from .auth import Authentication
 from .database import Database
 from .exception import BadRequestError, NotFoundError, PreconditionFailedError
 from .remote import RemoteServer
+from .replication import Endpoint, Replication, Replications
 from .retry import RetryPolicy
 from .typing import JsonDict
+from .users import Users
 
 __all__ = ["CouchDB", "JsonDict"]
 
@@ -144,6 +146,25 @@ class CouchDB:
     async def info(self) -> JsonDict:
         """The server's welcome object: GET /."""
         return await self._server._info()
+
+    async def replicate(
+        self, source: Endpoint, target: Endpoint, *, continuous: bool = False, **options: Any
+    ) -> Replication:
+        """Replicates ``source`` to ``target``: POST /_replicate.
+
+        See :meth:`Replications.replicate <aiocouch.replication.Replications.replicate>`.
+        """
+        return await self.replications.replicate(source, target, continuous=continuous, **options)
+
+    @property
+    def replications(self) -> Replications:
+        """The server's replications and scheduler (no request): :mod:`aiocouch.replication`."""
+        return Replications(self)
+
+    @property
+    def users(self) -> Users:
+        """The server's user accounts (no request): :mod:`aiocouch.users`."""
+        return Users(self)
 
 
 def _check_database_name(name: str) -> None:
