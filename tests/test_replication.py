@@ -30,13 +30,14 @@ from aiocouch import (
     Database,
     JWTAuth,
     NotFoundError,
+    ProxyAuth,
     RemoteResponseError,
-    ReplicationDocument,
     ReplicationEndpoint,
     ReplicationError,
     ReplicationProgress,
     SchedulerDocument,
     SchedulerJob,
+    SessionAuth,
 )
 from aiocouch.exception import InvalidResponseError
 from testserver.request_counter import RequestCounter
@@ -541,6 +542,41 @@ async def test_credentials_that_need_encoding_go_in_a_header_not_the_url() -> No
         assert base64.b64decode(token).decode() == f"admin:{ODD_SECRET}"
 
 
+async def test_each_kind_of_client_credentials_reaches_the_replicator() -> None:
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        if request.target == "/_session":  # a SessionAuth login (transcript 2.3)
+            cookie = ("Set-Cookie", "AuthSession=c00k1e; Version=1; Max-Age=600; Path=/")
+            await connection.send(http_response(200, b'{"ok":true}', headers=[cookie]))
+        else:
+            await ok_one_shot(request, connection)
+
+    async with ScriptedServer(handler) as server:
+        clients = {
+            "session": CouchDB(server.url, auth=SessionAuth(USER, SECRET)),
+            "cookie": CouchDB(server.url, cookie="c00k1e"),
+            "proxy": CouchDB(server.url, auth=ProxyAuth(USER, ["r"], token="t0k3n")),
+            "other server": CouchDB(server.url.replace("127.0.0.1", "localhost"), USER, SECRET),
+        }
+        sent = {}
+        for kind, client in clients.items():
+            async with client:
+                source = Database(clients["other server"], "source")
+                await client.replicate(source, "target")
+                sent[kind] = body_of(server.requests[-1])
+
+    here, other = server.url[7:], server.url[7:].replace("127.0.0.1", "localhost")
+    assert sent["session"]["target"] == f"http://{USER}:{SECRET}@{here}/target"
+    assert sent["cookie"]["target"] == {
+        "url": f"http://{here}/target",
+        "headers": {"Cookie": "AuthSession=c00k1e"},
+    }
+    assert sent["proxy"]["target"]["headers"]["X-Auth-CouchDB-Token"] == "t0k3n"
+    assert sent["proxy"]["target"]["headers"]["X-Auth-CouchDB-UserName"] == USER
+    # A Database brings its own client's server and credentials.
+    for kind in clients:
+        assert sent[kind]["source"] == f"http://{USER}:{SECRET}@{other}/source"
+
+
 async def test_a_server_echoing_credentials_in_its_error_never_shows_them() -> None:
     async def echo(request: ReceivedRequest, connection: ScriptedConnection) -> None:
         reason = f"could not open {body_of(request)['source']}"
@@ -817,7 +853,3 @@ async def test_a_missing_source_raises_db_not_found_without_the_credentials(
     assert raised.value.status == 500
     assert raised.value.error == "db_not_found"
     assert_hidden(admin_password, exposed_text(raised.value))
-
-
-def test_replication_document_is_exported() -> None:
-    assert ReplicationDocument.__module__ == "aiocouch.replication"
