@@ -765,10 +765,7 @@ async def test_continuous_replication_runs_until_cancelled(
 ) -> None:
     written = await fill(database, 5)
     target = scratch_names()
-    # Frequent checkpoints: the scheduler's counts are updated at each (default: 30 s).
-    replication = await couchdb.replicate(
-        database.id, target, continuous=True, create_target=True, checkpoint_interval=1000
-    )
+    replication = await couchdb.replicate(database.id, target, continuous=True, create_target=True)
     try:
         assert replication.status == 202
         assert replication.id is not None
@@ -803,7 +800,7 @@ async def test_continuous_replication_document_status_and_cancel(
 ) -> None:
     await fill(database, 3)
     job = await couchdb.replications.create(
-        database.id, scratch_names(), continuous=True, create_target=True, checkpoint_interval=1000
+        database.id, scratch_names(), continuous=True, create_target=True
     )
     cancelled = False
     try:
