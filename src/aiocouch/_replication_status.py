@@ -54,8 +54,10 @@ class ReplicationProgress:
     """Where a replication stands: its state and how many documents it has copied.
 
     ``state`` is the scheduler's (``initializing``, ``pending``, ``running``,
-    ``crashing``, ``error``, ``failed``, ``completed``), or None while the server has not
-    taken the replication up yet. The counts are None where the server did not say.
+    ``crashing``, ``error``, ``failed``, ``completed``), or, where there is no scheduler,
+    the state the replicator wrote into the replication document (pouchdb-server:
+    ``triggered``, ``completed``, ``error``); None while the server has not taken the
+    replication up yet. The counts are None where the server did not say.
     ``error`` is the server's reason for ``crashing``, ``error`` or ``failed``.
     """
 
