@@ -314,10 +314,12 @@ class Replication:
         return None
 
     async def _job(self) -> SchedulerJob | None:
+        found = None
+        # Read to the end: leaving the stream early would leave its response open.
         async for row in self._replicator._scheduler_jobs():
             if row.get("id") == self.id:
-                return SchedulerJob.from_row(row)
-        return None
+                found = SchedulerJob.from_row(row)
+        return found
 
 
 class ReplicationDocument:
