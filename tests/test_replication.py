@@ -828,12 +828,28 @@ async def test_scheduler_status_of_a_missing_document_is_not_found(couchdb: Couc
         await couchdb.replications.status(f"missing_{uuid.uuid4().hex}")
 
 
-@pytest.mark.couchdb_only("pouchdb-server has no _scheduler (transcript 1.8, 1.9)")
-async def test_scheduler_listings_stream(couchdb: CouchDB) -> None:
-    jobs = [job async for job in couchdb.replications.jobs()]
-    docs = [doc async for doc in couchdb.replications.docs()]
-    assert all(isinstance(job, SchedulerJob) for job in jobs)
-    assert all(isinstance(doc, SchedulerDocument) for doc in docs)
+@pytest.mark.couchdb_only("pouchdb-server has no _scheduler (transcript 1.8, 1.9, 11.6)")
+async def test_the_scheduler_lists_a_completed_replication_document(
+    couchdb: CouchDB, database: Database, scratch_names: Callable[[], str]
+) -> None:
+    await fill(database, 4)
+    job = await couchdb.replications.create(database.id, scratch_names(), create_target=True)
+    try:
+        await asyncio.wait_for(job.wait(max_interval=0.5), WAIT_LIMIT)
+        status = await job.status()
+        listed = {doc.doc_id: doc async for doc in couchdb.replications.docs("_replicator")}
+        everywhere = [doc.doc_id async for doc in couchdb.replications.docs()]
+        jobs = [job async for job in couchdb.replications.jobs()]
+    finally:
+        await job.cancel()
+    assert (status.state, status.database, status.progress.docs_written) == (
+        "completed",
+        "_replicator",
+        4,
+    )
+    assert listed[job.id].state == "completed"
+    assert job.id in everywhere
+    assert all(isinstance(scheduled, SchedulerJob) for scheduled in jobs)
 
 
 @pytest.mark.couchdb_only(
