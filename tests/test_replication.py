@@ -839,7 +839,7 @@ async def test_the_scheduler_lists_a_completed_replication_document(
         status = await job.status()
         listed = {doc.doc_id: doc async for doc in couchdb.replications.docs("_replicator")}
         everywhere = [doc.doc_id async for doc in couchdb.replications.docs()]
-        jobs = [job async for job in couchdb.replications.jobs()]
+        jobs = [scheduled async for scheduled in couchdb.replications.jobs()]
     finally:
         await job.cancel()
     assert (status.state, status.database, status.progress.docs_written) == (
