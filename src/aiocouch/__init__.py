@@ -27,11 +27,23 @@ from .local_document import LocalDocument
 from .node import Node, NodeConfig
 from .queries import QueryResult, QueryResults
 from .remote import HTTPResponse
+from .replication import (
+    Replication,
+    ReplicationDocument,
+    ReplicationEndpoint,
+    ReplicationError,
+    ReplicationProgress,
+    ReplicationResult,
+    Replications,
+    SchedulerDocument,
+    SchedulerJob,
+)
 from .resharding import Resharding, ReshardJob, SplitFailedError
 from .retry import RetryPolicy
 from .revisions import RevisionInfo, RevisionResult, RevsDiff
 from .session import Login, SessionInfo
 from .update_function import UpdateFunction, UpdateResult
+from .users import User, Users
 from .view import View
 
 __version__ = "4.1.0"
@@ -67,12 +79,21 @@ __all__ = [
     "Quorum",
     "ReadTimeoutError",
     "RemoteResponseError",
+    "Replication",
+    "ReplicationDocument",
+    "ReplicationEndpoint",
+    "ReplicationError",
+    "ReplicationProgress",
+    "ReplicationResult",
+    "Replications",
     "ReshardJob",
     "Resharding",
     "RetryPolicy",
     "RevisionInfo",
     "RevisionResult",
     "RevsDiff",
+    "SchedulerDocument",
+    "SchedulerJob",
     "SecurityDocument",
     "SessionAuth",
     "SessionInfo",
@@ -82,6 +103,8 @@ __all__ = [
     "UnsupportedMediaTypeError",
     "UpdateFunction",
     "UpdateResult",
+    "User",
+    "Users",
     "View",
     "__version__",
 ]

@@ -17,11 +17,13 @@ from .db_updates import DbUpdatesFeed, DbUpdatesFollower
 from .exception import BadRequestError, NotFoundError, PreconditionFailedError
 from .node import LOCAL_NODE, Node
 from .remote import RemoteServer
+from .replication import Endpoint, Replication, Replications
 from .resharding import Resharding
 from .retry import RetryPolicy
 from .server import DBS_INFO_PAGE_SIZE, DatabaseInfoRow, Membership, UpStatus, dbs_info
 from .session import Login, SessionInfo
 from .typing import JsonDict
+from .users import Users
 
 __all__ = ["CouchDB", "JsonDict"]
 
@@ -312,6 +314,25 @@ class CouchDB:
         does, and logs in again on its next request.
         """
         await self._server._logout()
+
+    async def replicate(
+        self, source: Endpoint, target: Endpoint, *, continuous: bool = False, **options: Any
+    ) -> Replication:
+        """Replicates ``source`` to ``target``: POST /_replicate.
+
+        See :meth:`Replications.replicate <aiocouch.replication.Replications.replicate>`.
+        """
+        return await self.replications.replicate(source, target, continuous=continuous, **options)
+
+    @property
+    def replications(self) -> Replications:
+        """The server's replications and scheduler (no request): :mod:`aiocouch.replication`."""
+        return Replications(self)
+
+    @property
+    def users(self) -> Users:
+        """The server's user accounts (no request): :mod:`aiocouch.users`."""
+        return Users(self)
 
 
 def _check_database_name(name: str) -> None:
