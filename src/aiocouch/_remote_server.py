@@ -19,7 +19,7 @@ from ._answers import (
 from ._client import HTTPClient
 from ._response import HTTPResponse, RequestResult
 from ._resume import Continuation, StreamRequest
-from ._row_stream import RowStream
+from ._row_stream import ObjectParser, RowStream
 from ._rows import LineParser, parsed_pieces
 from ._transport import NO_BODY, Transport
 from .auth import Authentication
@@ -184,6 +184,7 @@ class RemoteServer:
         subject: str,
         continuation: Callable[[StreamRequest], Continuation] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        parser: Callable[[], ObjectParser] | None = None,
     ) -> RowStream:
         """The rows of ``method path``, streamed (see :class:`RowStream`)."""
         return RowStream(
@@ -196,6 +197,7 @@ class RemoteServer:
             subject=subject,
             continuation=continuation,
             timeout=timeout,
+            parser=parser,
         )
 
     async def _lines(
