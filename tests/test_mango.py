@@ -468,7 +468,9 @@ async def test_delete_index_takes_the_design_document_id_too(
 
 
 @pytest.mark.couchdb_only(
-    "pouchdb-server cannot delete Mango indexes (DIFF 6.21: 500); POST /{db}/_index/_bulk_delete"
+    "pouchdb-server cannot delete Mango indexes (DIFF 6.21: 500) and answers POST "
+    "/{db}/_index/_bulk_delete with 400 only_multipart_accepted; no transcript block, "
+    "CouchDB's documented answer"
 )
 async def test_delete_indexes_deletes_those_of_several_design_documents(
     produce: Database,

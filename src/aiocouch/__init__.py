@@ -21,9 +21,19 @@ from .exception import (
     UnsupportedMediaTypeError,
 )
 from .follower import ChangesFollower
+from .mango import (
+    ExecutionStats,
+    IndexDeletions,
+    Mango,
+    MangoIndex,
+    MangoQuery,
+    MangoWarning,
+    QueryPlan,
+)
 from .remote import HTTPResponse
 from .retry import RetryPolicy
 from .view import View
+from .view_query import DesignDocumentInfo, ViewQuery, ViewResults, ViewRows
 
 __version__ = "4.1.0"
 
@@ -34,16 +44,24 @@ __all__ = [
     "ConnectTimeoutError",
     "CouchDB",
     "Database",
+    "DesignDocumentInfo",
     "Document",
+    "ExecutionStats",
     "ExpectationFailedError",
     "ForbiddenError",
     "HTTPResponse",
     "IncompleteResponseError",
+    "IndexDeletions",
     "InvalidResponseError",
     "JWTAuth",
+    "Mango",
+    "MangoIndex",
+    "MangoQuery",
+    "MangoWarning",
     "NotFoundError",
     "PreconditionFailedError",
     "ProxyAuth",
+    "QueryPlan",
     "ReadTimeoutError",
     "RemoteResponseError",
     "RetryPolicy",
@@ -53,5 +71,8 @@ __all__ = [
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
     "View",
+    "ViewQuery",
+    "ViewResults",
+    "ViewRows",
     "__version__",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ from .document import Document
 from .exception import NotFoundError
 from .remote import RemoteView, RowStream
 from .typing import JsonDict
+from .view_query import ViewQuery, ViewResults, ViewRows
 
 if TYPE_CHECKING:
     from .database import Database
@@ -105,6 +106,21 @@ class View(RemoteView):
     async def post(self, keys: list[Any], **params: Any) -> ViewResponse:
         """Queries the view for ``keys``: POST {view}?params with body ``{"keys": keys}``."""
         return ViewResponse.from_json(self._database, await self._post(keys, **params))
+
+    def query(self, **options: Any) -> ViewRows:
+        """The rows for ``options`` (those of :class:`ViewQuery`, keys as Python values).
+
+        Iterating streams GET {view}?options (POST with ``{"keys": [...]}`` for ``keys``).
+        Raises TypeError or ValueError at once for options that cannot make a query.
+        """
+        return ViewRows(self, ViewQuery(**options))
+
+    def queries(self, queries: Sequence[ViewQuery | Mapping[str, Any]]) -> ViewResults:
+        """Several queries in one request: iterating sends POST {view}/queries.
+
+        Each query is a :class:`ViewQuery` or a dict of its options; see :class:`ViewResults`.
+        """
+        return ViewResults(self, queries)
 
     def _stream(self, keys: list[Any] | None, params: dict[str, Any]) -> RowStream:
         return self._rows(keys, **params)
