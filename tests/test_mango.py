@@ -7,15 +7,42 @@ queries right after them see them on a cluster too.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from aiocouch import BadRequestError, Database, NotFoundError, RemoteResponseError
-from aiocouch.mango import ExecutionStats, MangoIndex, MangoQuery, MangoWarning, QueryPlan
+import aiocouch.request
+from aiocouch import (
+    BadRequestError,
+    CouchDB,
+    Database,
+    InvalidResponseError,
+    NotFoundError,
+    RemoteResponseError,
+)
+from aiocouch.mango import (
+    ExecutionStats,
+    IndexDeletions,
+    MangoIndex,
+    MangoQuery,
+    MangoWarning,
+    QueryPlan,
+)
+from aiocouch.retry import RetryPolicy
 from testserver.request_counter import RequestCounter
+from testserver.scripted_server import (
+    ReceivedRequest,
+    ScriptedConnection,
+    ScriptedServer,
+    answering,
+    error_answer,
+    http_response,
+    in_turn,
+)
 
 # Queries without an index warn; the tests about warnings catch them themselves.
 pytestmark = pytest.mark.filterwarnings("ignore::aiocouch.mango.MangoWarning")
@@ -37,7 +64,7 @@ ALL_DOCS_INDEX = MangoIndex(
 )
 
 
-async def quorum(db: Database) -> dict[str, int]:
+async def every_copy(db: Database) -> dict[str, int]:
     """``{"w": n}`` on CouchDB (a write every copy holds), ``{}`` where there is no cluster."""
     cluster = (await db.info()).get("cluster")
     return {"w": cluster["n"]} if isinstance(cluster, dict) else {}
@@ -45,7 +72,7 @@ async def quorum(db: Database) -> dict[str, int]:
 
 @pytest.fixture
 async def produce(database: Database, request_counter: RequestCounter) -> Database:
-    result = await database._bulk_docs(PRODUCE, **await quorum(database))
+    result = await database._bulk_docs(PRODUCE, **await every_copy(database))
     assert all("rev" in item for item in result), result
     request_counter.reset()
     return database
@@ -536,3 +563,158 @@ async def test_index_names_are_quoted_in_the_path(
         "DELETE",
         f"/{produce.id}/_index/a%2Fb/json/x%3Fy",
     )
+
+
+# --- over a socket: what CouchDB sends that pouchdb-server does not (transcript 6.x) ---
+
+
+def find_page(docs: list[dict[str, Any]], **meta: Any) -> bytes:
+    """A ``_find`` answer as CouchDB 3.4 writes it: docs one per line, then the rest."""
+    lines = ",\r\n".join(json.dumps(doc, separators=(",", ":")) for doc in docs)
+    tail = "".join(f",\r\n{json.dumps(k)}:{json.dumps(v)}" for k, v in meta.items())
+    return f'{{"docs":[\r\n{lines}\r\n]{tail}}}\r\n'.encode()
+
+
+def pages(*bodies: bytes) -> Any:
+    return in_turn(*(answering(http_response(200, body)) for body in bodies))
+
+
+@pytest.fixture
+async def scripted_db() -> AsyncIterator[Callable[[ScriptedServer], Database]]:
+    clients: list[CouchDB] = []
+
+    def make(server: ScriptedServer) -> Database:
+        client = CouchDB(server.url, retry=RetryPolicy(backoff=0.01))
+        clients.append(client)
+        return Database(client, "db")
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+STATS = {
+    "total_keys_examined": 4,
+    "total_docs_examined": 4,
+    "total_quorum_docs_examined": 0,
+    "results_returned": 2,
+    "execution_time_ms": 1.5,
+}
+
+
+async def test_pages_follow_bookmarks_and_skip_only_the_first_time(
+    scripted_db: Callable[[ScriptedServer], Database],
+) -> None:
+    async with ScriptedServer(
+        pages(
+            find_page([{"_id": "a"}, {"_id": "b"}], bookmark="b1", warning=NO_INDEX),
+            find_page(
+                [{"_id": "c"}, {"_id": "d"}],
+                bookmark="b2",
+                execution_stats=STATS,
+                warning=f"index nope was not used\n{NO_INDEX}",
+            ),
+            find_page([{"_id": "e"}], bookmark="b3", execution_stats={**STATS, "x": 1}),
+        )
+    ) as server:
+        query = scripted_db(server).mango.find(
+            {"n": {"$gt": 0}}, fields=["_id"], skip=3, page_size=2, execution_stats=True
+        )
+        with pytest.warns(MangoWarning) as record:
+            assert [row["_id"] async for row in query] == list("abcde")
+    bodies = [json.loads(request.body) for request in server.requests]
+    base = {"selector": {"n": {"$gt": 0}}, "fields": ["_id"], "execution_stats": True}
+    assert bodies == [
+        {**base, "skip": 3, "limit": 2},
+        {**base, "limit": 2, "bookmark": "b1"},
+        {**base, "limit": 2, "bookmark": "b2"},
+    ]
+    assert query.bookmark == "b3"
+    assert query.warnings == [NO_INDEX, "index nope was not used"]
+    assert [str(warning.message) for warning in record] == query.warnings
+    assert query.execution_stats == ExecutionStats(8, 8, 0, 4, 3.0)
+
+
+async def test_database_find_keeps_sending_skip_with_bookmarks_as_4_0_1(
+    scripted_db: Callable[[ScriptedServer], Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aiocouch.request, "_DEFAULT_PAGE_SIZE", 2)
+    async with ScriptedServer(
+        pages(
+            find_page([{"_id": "a"}, {"_id": "b"}], bookmark="b1"),
+            find_page([{"_id": "c"}], bookmark="b2"),
+        )
+    ) as server:
+        docs = [doc.id async for doc in scripted_db(server).find({"n": 1}, skip=1)]
+    assert docs == ["a", "b", "c"]
+    assert [json.loads(request.body) for request in server.requests] == [
+        {"selector": {"n": 1}, "skip": 1, "limit": 2},
+        {"selector": {"n": 1}, "skip": 1, "limit": 2, "bookmark": "b1"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("meta", "problem"),
+    [
+        ({"warning": 5}, "'warning' is not a string"),
+        ({"bookmark": ["b"]}, "'bookmark' is not a string"),
+        ({"execution_stats": [1]}, "'execution_stats' is not a JSON object"),
+        ({"execution_stats": {"results_returned": "3"}}, "'results_returned' is not a number"),
+    ],
+)
+async def test_a_page_with_malformed_fields_is_an_invalid_answer(
+    scripted_db: Callable[[ScriptedServer], Database], meta: dict[str, Any], problem: str
+) -> None:
+    async with ScriptedServer(pages(find_page([{"_id": "a"}], **meta))) as server:
+        query = scripted_db(server).mango.find({"n": 1})
+        rows = []
+        with pytest.raises(InvalidResponseError, match=problem):
+            async for row in query:
+                rows.append(row)
+    assert rows == [{"_id": "a"}]  # the rows before the fault were handed out
+
+
+async def test_a_deletion_whose_answer_was_lost_is_confirmed_by_the_404_of_its_repeat(
+    scripted_db: Callable[[ScriptedServer], Database],
+) -> None:
+    async def lose_answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        connection.close()
+
+    async with ScriptedServer(in_turn(lose_answer, error_answer(404))) as server:
+        await scripted_db(server).mango.delete_index("idx", "by-value")
+    assert [(r.method, r.target) for r in server.requests] == [
+        ("DELETE", "/db/_index/idx/json/by-value")
+    ] * 2
+
+
+async def test_a_first_404_of_a_deletion_raises_not_found(
+    scripted_db: Callable[[ScriptedServer], Database],
+) -> None:
+    async with ScriptedServer(error_answer(404)) as server:
+        with pytest.raises(NotFoundError):
+            await scripted_db(server).mango.delete_index("idx", "by-value")
+    assert len(server.requests) == 1
+
+
+async def test_bulk_deletion_reads_couchdbs_answer(
+    scripted_db: Callable[[ScriptedServer], Database],
+) -> None:
+    # The documented answer of POST /{db}/_index/_bulk_delete
+    answer = {
+        "success": [{"id": "_design/a", "ok": True}],
+        "fail": [{"id": "_design/missing", "error": "not_found"}],
+    }
+    async with ScriptedServer(answering(http_response(200, json.dumps(answer).encode()))) as server:
+        result = await scripted_db(server).mango.delete_indexes(["a", "missing"], w=3)
+    assert result == IndexDeletions(deleted=["_design/a"], failed={"_design/missing": "not_found"})
+    [request] = server.requests
+    assert (request.method, request.target) == ("POST", "/db/_index/_bulk_delete")
+    assert json.loads(request.body) == {"docids": ["a", "missing"], "w": 3}
+
+
+async def test_an_explanation_without_an_index_is_an_invalid_answer(
+    scripted_db: Callable[[ScriptedServer], Database],
+) -> None:
+    async with ScriptedServer(answering(http_response(200, b'{"selector": {}}'))) as server:
+        with pytest.raises(InvalidResponseError, match="'index'"):
+            await scripted_db(server).mango.explain({"n": 1})

@@ -165,10 +165,6 @@ class FindPages:
         self.execution_stats = total
 
 
-def _log_warning(warning: str) -> None:
-    logger.warning("CouchDB: %s", warning)
-
-
 class FindRequest:
     """The documents matching ``selector``; iterate with ``async for``.
 
@@ -197,7 +193,9 @@ class FindRequest:
             page_size=self._limit if self._limit is not None else _DEFAULT_PAGE_SIZE,
             limit=self._limit,
             skip_every_page=True,
-            on_warning=_log_warning,
+            on_warning=lambda warning: logger.warning(
+                "_find in database %r: %s", database.id, warning
+            ),
         )
         async for batch in pages.batches():
             for doc, source in batch:
