@@ -1,4 +1,5 @@
-"""Views: View, ViewResponse, map and reduce queries, and the row iterators (section 9)."""
+"""Views: View, ViewResponse, map and reduce queries, and the row iterators (section 9);
+View.query()/queries() and DesignDocument.design_info() (transcript section 7)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 
 from aiocouch import CouchDB, Database, Document, NotFoundError, View
+from aiocouch.design_document import DesignDocument
 from aiocouch.view import ViewResponse
+from aiocouch.view_query import ViewQuery
 from testserver.request_counter import RequestCounter
 
 BY_TYPE = "function(doc) { if (doc.type) { emit(doc.type, doc.value); } }"
@@ -456,3 +459,335 @@ async def test_views_work_in_a_database_with_reserved_characters(
     finally:
         with contextlib.suppress(Exception):
             await db.delete()
+
+
+# --- View.query(): options as Python values, keys JSON-encoded (transcript section 7) ---
+
+# The design document of transcript 7.1 over the documents of transcript 6.2.
+QUERY_DESIGN = {
+    "_id": "_design/d",
+    "language": "javascript",
+    "views": {
+        "by_id": {"map": "function(doc) { emit(doc._id, null); }"},
+        "by_value": {"map": "function(doc) { if (doc.value !== undefined) emit(doc.value, doc); }"},
+        "count": {
+            "map": "function(doc) { emit([doc.type, doc.color], doc.value); }",
+            "reduce": "_count",
+        },
+        "sum": {
+            "map": "function(doc) { emit([doc.type, doc.color], doc.value); }",
+            "reduce": "_sum",
+        },
+        "js_reduce": {
+            "map": "function(doc) { emit(doc.type, doc.value); }",
+            "reduce": "function(keys, values, rereduce) { return sum(values); }",
+        },
+    },
+}
+QUERY_DOCS: list[dict[str, Any]] = [
+    {"_id": "apple", "type": "fruit", "value": 3, "color": "red"},
+    {"_id": "banana", "type": "fruit", "value": 1, "color": "yellow"},
+    {"_id": "cherry", "type": "fruit", "value": 5, "color": "red"},
+    {"_id": "leek", "type": "veg", "value": 2, "color": "green"},
+    {"_id": "pear", "type": "fruit", "value": 4, "color": "green"},
+    {"_id": "tomato", "type": "veg", "value": 6, "color": "red"},
+]
+BY_VALUE = ["banana", "leek", "apple", "pear", "cherry", "tomato"]
+
+
+async def every_copy(db: Database) -> dict[str, int]:
+    """``{"w": n}`` on CouchDB, so that a query right after a write sees it on a cluster."""
+    cluster = (await db.info()).get("cluster")
+    return {"w": cluster["n"]} if isinstance(cluster, dict) else {}
+
+
+@pytest.fixture
+async def transcript_db(database: Database, request_counter: RequestCounter) -> Database:
+    result = await database._bulk_docs([QUERY_DESIGN, *QUERY_DOCS], **await every_copy(database))
+    assert all("rev" in item for item in result), result
+    request_counter.reset()
+    return database
+
+
+async def ids(rows: AsyncIterator[Any]) -> list[str]:
+    return [row["id"] async for row in rows]
+
+
+async def test_query_encodes_a_number_key_and_streams_rows(
+    transcript_db: Database, request_counter: RequestCounter
+) -> None:
+    # transcript 7.4
+    rows = transcript_db.view("d", "by_value").query(key=3)
+    assert request_counter.count == 0
+    found = await collect(rows)
+    assert [(row["id"], row["key"], row["value"]["color"]) for row in found] == [
+        ("apple", 3, "red")
+    ]
+    assert rows.total_rows == 6
+    [(method, path)] = request_counter.requests
+    assert (method, urlsplit(path).path) == ("GET", view_path(transcript_db, "by_value"))
+    assert query(path) == {"key": ["3"]}
+
+
+async def test_query_encodes_string_keys_and_a_range(
+    transcript_db: Database, request_counter: RequestCounter
+) -> None:
+    by_id = transcript_db.view("d", "by_id")
+    assert await ids(by_id.query(startkey="b", endkey="c")) == ["banana"]
+    assert query(request_counter.requests[0][1]) == {"startkey": ['"b"'], "endkey": ['"c"']}
+    # transcript 7.7, in the other spelling of the same options
+    by_value = transcript_db.view("d", "by_value")
+    assert await ids(by_value.query(start_key=2, end_key=4)) == ["leek", "apple", "pear"]
+    assert query(request_counter.requests[1][1]) == {"start_key": ["2"], "end_key": ["4"]}
+
+
+async def test_query_with_keys_posts_them_and_keeps_their_order(
+    transcript_db: Database, request_counter: RequestCounter
+) -> None:
+    # transcripts 7.5 and 7.6: a key nothing emits gives no row
+    rows = transcript_db.view("d", "by_value").query(keys=[3, 99, 1], include_docs=True)
+    found = await collect(rows)
+    assert [row["id"] for row in found] == ["apple", "banana"]
+    assert found[0]["doc"]["_id"] == "apple"
+    [(method, path)] = request_counter.requests
+    assert (method, query(path)) == ("POST", {"include_docs": ["true"]})
+
+
+async def test_query_with_compound_and_null_keys(
+    transcript_db: Database, request_counter: RequestCounter
+) -> None:
+    count = transcript_db.view("d", "count")
+    rows = count.query(reduce=False, startkey=["fruit", "red"], endkey=["fruit", "red", {}])
+    assert sorted(await ids(rows)) == ["apple", "cherry"]
+    assert query(request_counter.requests[0][1]) == {
+        "reduce": ["false"],
+        "startkey": ['["fruit","red"]'],
+        "endkey": ['["fruit","red",{}]'],
+    }
+    assert await collect(transcript_db.view("d", "by_value").query(key=None)) == []
+    assert query(request_counter.requests[1][1]) == {"key": ["null"]}
+
+
+async def test_query_limit_skip_descending_and_include_docs(transcript_db: Database) -> None:
+    by_id = transcript_db.view("d", "by_id")
+    # transcripts 7.8 and 7.9
+    assert await ids(by_id.query(limit=2, skip=1)) == ["banana", "cherry"]
+    assert await ids(by_id.query(descending=True, limit=2)) == ["tomato", "pear"]
+    # transcript 7.3
+    rows = await collect(transcript_db.view("d", "by_value").query(include_docs=True, limit=2))
+    assert [(row["key"], row["doc"]["_id"]) for row in rows] == [(1, "banana"), (2, "leek")]
+
+
+@pytest.mark.couchdb_only(
+    "pouchdb-server gives offset 0 for keyed and ranged queries (DIFF 7.4, 7.7); "
+    "transcripts 7.4, 7.7"
+)
+async def test_query_offset_is_the_position_of_the_first_row(transcript_db: Database) -> None:
+    by_value = transcript_db.view("d", "by_value")
+    rows = by_value.query(key=3)
+    await collect(rows)
+    assert (rows.total_rows, rows.offset) == (6, 2)
+    rows = by_value.query(startkey=2, endkey=4)
+    await collect(rows)
+    assert (rows.total_rows, rows.offset) == (6, 1)
+
+
+async def test_query_reduce_grouped_by_level(
+    transcript_db: Database, request_counter: RequestCounter
+) -> None:
+    # transcripts 7.10, 7.12, 7.13, 7.14, 7.15
+    count = transcript_db.view("d", "count")
+    rows = count.query()
+    assert await collect(rows) == [{"key": None, "value": 6}]
+    assert (rows.total_rows, rows.offset) == (None, None)
+    grouped = await collect(count.query(group=True))
+    assert [(row["key"], row["value"]) for row in grouped] == [
+        (["fruit", "green"], 1),
+        (["fruit", "red"], 2),
+        (["fruit", "yellow"], 1),
+        (["veg", "green"], 1),
+        (["veg", "red"], 1),
+    ]
+    assert await collect(count.query(group_level=1)) == [
+        {"key": ["fruit"], "value": 4},
+        {"key": ["veg"], "value": 2},
+    ]
+    assert query(request_counter.requests[-1][1]) == {"group_level": ["1"]}
+    assert await collect(transcript_db.view("d", "sum").query(group_level=1)) == [
+        {"key": ["fruit"], "value": 13},
+        {"key": ["veg"], "value": 8},
+    ]
+    assert await collect(transcript_db.view("d", "js_reduce").query(group=True)) == [
+        {"key": "fruit", "value": 13},
+        {"key": "veg", "value": 8},
+    ]
+
+
+async def test_group_level_with_4_0_1_get_as_well(transcript_db: Database) -> None:
+    response = await transcript_db.view("d", "sum").get(group_level=1)
+    assert list(response.items()) == [(["fruit"], 13), (["veg"], 8)]
+    assert response.total_rows is None
+
+
+async def test_query_reduce_false_gives_the_map_rows(transcript_db: Database) -> None:
+    # transcript 7.11
+    rows = transcript_db.view("d", "count").query(reduce=False, limit=2)
+    assert [(row["id"], row["key"], row["value"]) for row in await collect(rows)] == [
+        ("pear", ["fruit", "green"], 4),
+        ("apple", ["fruit", "red"], 3),
+    ]
+    assert rows.total_rows == 6
+
+
+@pytest.mark.parametrize(
+    ("options", "sent"),
+    [
+        ({"update": False}, {"update": ["false"]}),
+        ({"update": "lazy"}, {"update": ["lazy"]}),
+        ({"update": True, "stable": True}, {"update": ["true"], "stable": ["true"]}),
+    ],
+)
+async def test_query_update_options_are_sent_and_answered(
+    transcript_db: Database,
+    request_counter: RequestCounter,
+    options: dict[str, Any],
+    sent: dict[str, list[str]],
+) -> None:
+    by_id = transcript_db.view("d", "by_id")
+    # Build the index first: update=false reads it as it is (transcript 7.18).
+    assert len(await collect(by_id.query())) == 6
+    request_counter.reset()
+    assert len(await collect(by_id.query(limit=1, **options))) == 1
+    assert query(request_counter.requests[0][1]) == {"limit": ["1"], **sent}
+
+
+@pytest.mark.couchdb_only(
+    "pouchdb-server ignores update=false and update=lazy; CouchDB reads the index as it is "
+    "(transcript 7.18)"
+)
+async def test_update_false_and_lazy_read_the_index_as_it_is(transcript_db: Database) -> None:
+    # Without autoupdate the background indexer leaves this index alone, so only the
+    # queries below update it.
+    design = {"_id": "_design/manual", "autoupdate": False, "views": QUERY_DESIGN["views"]}
+    copies = await every_copy(transcript_db)
+    await transcript_db._bulk_docs([design], **copies)
+    by_id = transcript_db.view("manual", "by_id")
+    assert len(await collect(by_id.query())) == 6
+    await transcript_db._bulk_docs([{"_id": "zucchini"}], **copies)
+    assert "zucchini" not in await ids(by_id.query(update=False))
+    assert "zucchini" not in await ids(by_id.query(update="lazy"))
+    # The default (update=true) brings the index up to date before answering.
+    assert "zucchini" in await ids(by_id.query())
+
+
+async def test_query_options_are_checked_before_any_request(
+    transcript_db: Database, request_counter: RequestCounter
+) -> None:
+    view = transcript_db.view("d", "by_value")
+    with pytest.raises(TypeError):
+        view.query(key=object())
+    with pytest.raises(TypeError):
+        view.query(bogus=1)
+    with pytest.raises(ValueError):
+        view.query(key=1, keys=[1])
+    with pytest.raises(ValueError):
+        view.query(update="sometimes")
+    assert request_counter.count == 0
+
+
+async def test_query_of_a_missing_view_raises_not_found(transcript_db: Database) -> None:
+    # transcripts 7.22 and 7.23
+    with pytest.raises(NotFoundError):
+        await collect(transcript_db.view("d", "missing_view").query())
+    with pytest.raises(NotFoundError):
+        await collect(transcript_db.view("missing", "v").query())
+
+
+async def test_query_of_all_docs_encodes_ids_as_keys(
+    transcript_db: Database, request_counter: RequestCounter
+) -> None:
+    # transcript 5.15: _all_docs ranges are JSON too
+    rows = transcript_db.all_docs.query(startkey="b", endkey="c")
+    assert await ids(rows) == ["banana"]
+    assert query(request_counter.requests[0][1]) == {"startkey": ['"b"'], "endkey": ['"c"']}
+    assert rows.total_rows == 7
+    assert await ids(transcript_db.all_docs.query(keys=["pear", "apple"])) == ["pear", "apple"]
+
+
+# --- View.queries(): several queries in one request ---
+
+
+@pytest.mark.couchdb_only(
+    "pouchdb-server has no view /queries (DIFF 7.28: 400 only_multipart_accepted); transcript 7.28"
+)
+async def test_queries_streams_each_result_in_order(
+    transcript_db: Database, request_counter: RequestCounter
+) -> None:
+    view = transcript_db.view("d", "by_value")
+    results = view.queries([ViewQuery(keys=[1, 5]), {"limit": 1, "descending": True}])
+    assert request_counter.count == 0
+    seen = []
+    async for result in results:
+        seen.append(([row["id"] async for row in result], result.total_rows, result.offset))
+    assert seen == [(["banana", "cherry"], 6, 0), (["tomato"], 6, 0)]
+    assert request_counter.requests == [("POST", view_path(transcript_db, "by_value") + "/queries")]
+
+
+@pytest.mark.couchdb_only(
+    "pouchdb-server has no view /queries (DIFF 7.28); transcripts 7.28 and 7.13"
+)
+async def test_queries_of_a_reduce_view_and_unread_results(transcript_db: Database) -> None:
+    count = transcript_db.view("d", "count")
+    results = count.queries([{"group_level": 1}, {"reduce": False}, {"key": ["veg", "red"]}])
+    collected = []
+    async for result in results:
+        if result.query.reduce is False:
+            continue  # its rows are skipped when the next result is taken
+        collected.append(await collect(result))
+    assert collected == [
+        [{"key": ["fruit"], "value": 4}, {"key": ["veg"], "value": 2}],
+        [{"key": None, "value": 1}],
+    ]
+
+
+@pytest.mark.couchdb_only(
+    "pouchdb-server has no /{db}/_all_docs/queries (DIFF 5.29); transcript 5.29"
+)
+async def test_queries_of_all_docs(transcript_db: Database) -> None:
+    results = transcript_db.all_docs.queries([{"keys": ["pear", "leek"]}, {"limit": 2}])
+    assert [await ids(result) async for result in results] == [
+        ["pear", "leek"],
+        ["_design/d", "apple"],
+    ]
+
+
+# --- DesignDocument.design_info() ---
+
+
+@pytest.mark.couchdb_only(
+    'pouchdb-server answers _info with {"view_index": "Not implemented."} (DIFF 7.29); '
+    "transcript 7.29"
+)
+async def test_design_info_tells_the_state_of_the_view_index(
+    transcript_db: Database, request_counter: RequestCounter
+) -> None:
+    design = DesignDocument(transcript_db, "d")
+    assert len(await collect(transcript_db.view("d", "by_id").query())) == 6
+    request_counter.reset()
+    info = await design.design_info()
+    assert info.name == "d"
+    index = info.view_index
+    assert index["language"] == "javascript"
+    assert isinstance(index["signature"], str) and index["signature"]
+    assert index["sizes"]["file"] > 0
+    assert index["updater_running"] in (True, False)
+    assert set(index["updates_pending"]) == {"minimum", "preferred", "total"}
+    assert request_counter.requests == [("GET", f"/{transcript_db.id}/_design/d/_info")]
+
+
+@pytest.mark.couchdb_only("pouchdb-server answers 200 for any design document's _info (DIFF 7.29)")
+async def test_design_info_of_a_missing_design_document_raises_not_found(
+    transcript_db: Database,
+) -> None:
+    with pytest.raises(NotFoundError):
+        await DesignDocument(transcript_db, "missing").design_info()

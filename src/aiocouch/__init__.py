@@ -24,8 +24,16 @@ from .exception import (
 )
 from .follower import ChangesFollower
 from .local_document import LocalDocument
+from .mango import (
+    ExecutionStats,
+    IndexDeletions,
+    Mango,
+    MangoIndex,
+    MangoQuery,
+    MangoWarning,
+    QueryPlan,
+)
 from .node import Node, NodeConfig
-from .queries import QueryResult, QueryResults
 from .remote import HTTPResponse
 from .replication import (
     Replication,
@@ -45,6 +53,7 @@ from .session import Login, SessionInfo
 from .update_function import UpdateFunction, UpdateResult
 from .users import User, Users
 from .view import View
+from .view_query import DesignDocumentInfo, ViewQuery, ViewResults, ViewRows
 
 __version__ = "4.1.0"
 
@@ -58,24 +67,30 @@ __all__ = [
     "DatabaseUpdate",
     "DbUpdatesFeed",
     "DbUpdatesFollower",
+    "DesignDocumentInfo",
     "Document",
+    "ExecutionStats",
     "ExpectationFailedError",
     "Failover",
     "ForbiddenError",
     "HTTPResponse",
     "IncompleteResponseError",
+    "IndexDeletions",
     "InvalidResponseError",
     "JWTAuth",
     "LocalDocument",
     "Login",
+    "Mango",
+    "MangoIndex",
+    "MangoQuery",
+    "MangoWarning",
     "Node",
     "NodeConfig",
     "NodeStatus",
     "NotFoundError",
     "PreconditionFailedError",
     "ProxyAuth",
-    "QueryResult",
-    "QueryResults",
+    "QueryPlan",
     "Quorum",
     "ReadTimeoutError",
     "RemoteResponseError",
@@ -106,5 +121,8 @@ __all__ = [
     "User",
     "Users",
     "View",
+    "ViewQuery",
+    "ViewResults",
+    "ViewRows",
     "__version__",
 ]

@@ -12,10 +12,11 @@ from ._answers import (
     OBJECT,
     AnswerShape,
 )
+from ._mango_answers import INDEX_DELETIONS, INDEX_LIST, QUERY_PLAN
 from ._response import RequestResult, confirmed_result
 from ._transport import JSON_CONTENT_TYPE, NO_BODY
 from ._write_confirmation import checked_write
-from .exception import ForbiddenError, _TypedResponseError
+from .exception import ForbiddenError, NotFoundError, _TypedResponseError
 from .retry import AttemptLog, Repetition
 from .typing import JsonDict
 
@@ -170,6 +171,44 @@ class RemoteDatabase:
         # The same definition again is answered "exists": repeating makes no second index.
         body = {"index": index, **data}
         return dict(await self._send("POST", "/_index", data=body, repetition=Repetition.SAFE))
+
+    async def _explain(self, body: JsonDict) -> JsonDict:
+        """POST /{db}/_explain with a ``_find`` body: the plan of the query."""
+        return dict(
+            await self._send(
+                "POST", "/_explain", data=body, expect=QUERY_PLAN, repetition=Repetition.SAFE
+            )
+        )
+
+    async def _indexes(self) -> JsonDict:
+        """GET /{db}/_index: every Mango index (and the special ``_all_docs`` one)."""
+        return dict(await self._send("GET", "/_index", expect=INDEX_LIST))
+
+    async def _delete_index(self, ddoc: str, type: str, name: str) -> None:
+        """DELETE /{db}/_index/{ddoc}/{type}/{name}, ``ddoc`` without ``_design/``.
+
+        Repeated after a lost answer: a repeat of an applied deletion gets 404, which then
+        is the success it was.
+        """
+        path = "/".join(_paths.quote_segment(part) for part in ("_index", ddoc, type, name))
+        attempt_log = AttemptLog()
+        try:
+            await self._send(
+                "DELETE",
+                "/" + path,
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except NotFoundError:
+            if not attempt_log.uncertain:
+                raise
+
+    async def _bulk_delete_indexes(self, ddocs: list[str], **data: Any) -> JsonDict:
+        """POST /{db}/_index/_bulk_delete with ``{"docids": ddocs, **data}``."""
+        body = {"docids": ddocs, **data}
+        return dict(
+            await self._send("POST", "/_index/_bulk_delete", data=body, expect=INDEX_DELETIONS)
+        )
 
     async def _get_security(self) -> JsonDict:
         """GET /{db}/_security."""

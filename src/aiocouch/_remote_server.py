@@ -20,13 +20,12 @@ from ._answers import (
 from ._client import HTTPClient
 from ._response import HTTPResponse, RequestResult
 from ._resume import Continuation, StreamRequest
-from ._row_stream import RowStream
+from ._row_stream import ObjectParser, RowStream
 from ._rows import LineParser, parsed_pieces
 from ._transport import NO_BODY, Transport
 from .auth import Authentication
 from .cluster import Quorum
 from .exception import InvalidResponseError, _TypedResponseError
-from .queries import QueryResults
 from .retry import AttemptLog, Repetition
 from .server import (
     DBS_INFO_ANSWER,
@@ -323,6 +322,7 @@ class RemoteServer:
         subject: str,
         continuation: Callable[[StreamRequest], Continuation] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        parser: Callable[[], ObjectParser] | None = None,
     ) -> RowStream:
         """The rows of ``method path``, streamed (see :class:`RowStream`)."""
         return RowStream(
@@ -335,11 +335,8 @@ class RemoteServer:
             subject=subject,
             continuation=continuation,
             timeout=timeout,
+            parser=parser,
         )
-
-    def _query_results(self, path: str, queries: list[JsonDict], *, subject: str) -> QueryResults:
-        """The results of POST ``path`` with ``{"queries": queries}``, each one streamed."""
-        return QueryResults(self._http, path, queries, subject=subject)
 
     async def _lines(
         self,

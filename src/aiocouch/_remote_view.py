@@ -1,4 +1,5 @@
-"""Requests to a view (``/{db}/_design/{ddoc}/_view/{view}``), whole or streamed."""
+"""Requests to a view (``/{db}/_design/{ddoc}/_view/{view}``), whole or streamed, and to
+the ``_info`` of its design document."""
 
 from __future__ import annotations
 
@@ -8,17 +9,27 @@ from typing import TYPE_CHECKING, Any
 from . import _paths
 from ._answers import (
     VIEW_RESULT,
+    AnswerShape,
 )
-from ._resume import ViewContinuation
+from ._results_parser import ResultsParser
+from ._resume import Continuation, ViewContinuation
 from ._row_stream import RowStream
-from .queries import QueryResults
 from .retry import Repetition
 from .typing import JsonDict
 
 if TYPE_CHECKING:
     from ._remote_server import RemoteServer
 
-__all__ = ["RemoteView"]
+__all__ = ["RemoteView", "design_info"]
+
+DESIGN_INFO = AnswerShape(
+    "a JSON object with the design document's 'name' and its 'view_index' object",
+    lambda value: (
+        isinstance(value, dict)
+        and isinstance(value.get("name"), str)
+        and isinstance(value.get("view_index"), dict)
+    ),
+)
 
 
 class RemoteView:
@@ -94,8 +105,30 @@ class RemoteView:
             continuation=continuation,
         )
 
-    def _queries(self, queries: list[JsonDict]) -> QueryResults:
-        """POST {endpoint}/queries with ``{"queries": queries}``; each result streamed."""
-        return self._remote._query_results(
-            f"{self.endpoint}/queries", queries, subject=self._subject
+    def _multi_rows(self, queries: list[JsonDict]) -> RowStream:
+        """The rows of several queries, streamed: POST {view}/queries ``{"queries": [...]}``.
+
+        Yields each result's rows, then a :class:`~aiocouch._results_parser.ResultEnd`.
+        A broken answer is sent again only if nothing was handed out.
+        """
+        return self._remote._rows(
+            "POST",
+            f"{self.endpoint}/queries",
+            "results",
+            json={"queries": queries},
+            subject=f"queries of {self._subject}",
+            continuation=Continuation,
+            parser=ResultsParser,
         )
+
+
+async def design_info(remote: RemoteServer, database: str, ddoc: str) -> JsonDict:
+    """GET /{db}/_design/{ddoc}/_info: the name and view index state of a design document."""
+    path = f"{_paths.database_path(database)}/_design/{_paths.quote_segment(ddoc)}/_info"
+    _, info = await remote._request(
+        "GET",
+        path,
+        subject=f"design document '{ddoc}' in database '{database}'",
+        expect=DESIGN_INFO,
+    )
+    return dict(info)

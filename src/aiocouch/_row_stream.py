@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import aiohttp
 
@@ -13,13 +14,19 @@ from ._answers import (
 )
 from ._client import HTTPClient
 from ._resume import Continuation, NotResumable, StreamRequest
-from ._rows import RowParser, parsed_pieces
+from ._rows import BodyParser, RowParser, parsed_pieces
 from ._transport import JSON_CONTENT_TYPE, NO_BODY
 from .exception import InvalidResponseError
 from .retry import Repetition, judge
 from .typing import JsonDict
 
-__all__ = ["RowStream"]
+__all__ = ["ObjectParser", "RowStream"]
+
+
+class ObjectParser(BodyParser, Protocol):
+    """A parser of a JSON object streamed around its rows, such as :class:`RowParser`."""
+
+    def meta(self) -> dict[str, Any]: ...
 
 
 class RowStream:
@@ -36,6 +43,9 @@ class RowStream:
     a row is handed out only once it was received whole, as often as the client's retry
     policy allows (``attempts - 1`` resumes per iteration, with its pauses); then, or where
     no exact resume exists, the error is raised.
+
+    ``parser`` makes the parser of each answer, instead of a :class:`RowParser` of the
+    ``array_key`` array (a multi-query answer has its rows one level deeper).
     """
 
     def __init__(
@@ -50,12 +60,13 @@ class RowStream:
         subject: str,
         continuation: Callable[[StreamRequest], Continuation] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        parser: Callable[[], ObjectParser] | None = None,
     ) -> None:
         self._client = client
         self._timeout = timeout
         self._path = path
         self._subject = subject
-        self._array_key = array_key
+        self._parser = parser or functools.partial(RowParser, array_key)
         self._first = StreamRequest(method, params, json)
         self._current = self._first
         self._continuation = continuation
@@ -71,7 +82,7 @@ class RowStream:
             self._current = request
             answered = False
             try:
-                parser = RowParser(self._array_key)
+                parser = self._parser()
                 async with self._client.stream(
                     request.method,
                     self._path,

@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol, TypeVar
 from . import _json
 from ._answers import kind_of
 
-__all__ = ["LineParser", "PieceParser", "RowParser", "Utf8Decoder", "parsed_pieces"]
+__all__ = ["BodyParser", "LineParser", "RowParser", "Utf8Decoder", "parsed_pieces"]
 
 _WHITESPACE_AND_COMMAS = " \t\r\n,"
 _MIN_RETRY_CHARS = 1 << 16
@@ -35,6 +35,14 @@ _MAX_HEAD_CHARS = 1 << 20
 _EXCERPT_CHARS = 60
 
 _T = TypeVar("_T")
+
+
+class BodyParser(Protocol):
+    """A parser of a streamed body: the values each piece completes, then those at its end."""
+
+    def feed(self, text: str) -> list[Any]: ...
+
+    def close(self) -> list[Any]: ...
 
 
 class _Parser:
@@ -302,17 +310,9 @@ def _line_object(line: str) -> dict[str, Any]:
     return value
 
 
-class PieceParser(Protocol):
-    """What :func:`parsed_pieces` feeds: a body's text in, the values it completes out."""
-
-    def feed(self, text: str) -> list[Any]: ...
-
-    def close(self) -> list[Any]: ...
-
-
 async def parsed_pieces(
     pieces: AsyncIterator[bytes],
-    parser: PieceParser,
+    parser: BodyParser,
     invalid: Callable[[ValueError], BaseException],
 ) -> AsyncIterator[list[Any]]:
     """What ``parser`` completes from each piece of a body, then at the body's end.

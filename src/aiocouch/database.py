@@ -15,6 +15,7 @@ from .document import Document, SecurityDocument
 from .exception import ConflictError, NotFoundError
 from .follower import ChangesFollower
 from .local_document import LocalDocsView, LocalDocument
+from .mango import Mango
 from .remote import RemoteDatabase
 from .request import FindRequest
 from .revisions import RevisionResult, Revisions, RevsDiff
@@ -219,6 +220,11 @@ class Database(RemoteDatabase):
     async def index(self, index: JsonDict, **kwargs: Any) -> JsonDict:
         """Creates a Mango index: POST /{db}/_index with ``{"index": index, **kwargs}``."""
         return await self._index(index, **kwargs)
+
+    @property
+    def mango(self) -> Mango:
+        """Mango queries as plain JSON objects, query plans, indexes (no request)."""
+        return Mango(self)
 
     def update_docs(
         self,

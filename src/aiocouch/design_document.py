@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths
+from ._remote_view import design_info
 from .document import Document
 from .exception import ConflictError
 from .remote import RequestResult
 from .typing import JsonDict
 from .update_function import UpdateFunction
 from .view import AllDocsView, View
+from .view_query import DesignDocumentInfo
 
 if TYPE_CHECKING:
     from .database import Database
@@ -98,6 +100,14 @@ class DesignDocument(Document):
         self["language"] = "javascript"
         await self.save()
         return self.view(view)
+
+    async def design_info(self) -> DesignDocumentInfo:
+        """The state of the view index: GET /{db}/_design/{name}/_info.
+
+        Raises NotFoundError if the design document does not exist.
+        """
+        info = await design_info(self._database._remote, self._database.id, self.id)
+        return DesignDocumentInfo(name=info["name"], view_index=info["view_index"])
 
 
 class DesignDocsView(AllDocsView):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -10,9 +10,9 @@ from . import _json, _paths
 from ._answers import is_document
 from .document import Document
 from .exception import NotFoundError
-from .queries import QueryResults, checked_queries
 from .remote import RemoteView, RowStream
 from .typing import JsonDict
+from .view_query import ViewQuery, ViewResults, ViewRows
 
 if TYPE_CHECKING:
     from .database import Database
@@ -116,6 +116,21 @@ class View(RemoteView):
         """Queries the view for ``keys``: POST {view}?params with body ``{"keys": keys}``."""
         return ViewResponse.from_json(self._database, await self._post(keys, **params))
 
+    def query(self, **options: Any) -> ViewRows:
+        """The rows for ``options`` (those of :class:`ViewQuery`, keys as Python values).
+
+        Iterating streams GET {view}?options (POST with ``{"keys": [...]}`` for ``keys``).
+        Raises TypeError or ValueError at once for options that cannot make a query.
+        """
+        return ViewRows(self, ViewQuery(**options))
+
+    def queries(self, queries: Sequence[ViewQuery | Mapping[str, Any]]) -> ViewResults:
+        """Several queries in one request: iterating sends POST {view}/queries.
+
+        Each query is a :class:`ViewQuery` or a dict of its options; see :class:`ViewResults`.
+        """
+        return ViewResults(self, queries)
+
     def _stream(self, keys: list[Any] | None, params: dict[str, Any]) -> RowStream:
         return self._rows(keys, **params)
 
@@ -215,13 +230,3 @@ class AllDocsView(View):
     def prefix_sentinel(self) -> str:
         """The end-of-range character for ids (the highest code point CouchDB sorts)."""
         return chr(0x10FFFE)
-
-    def queries(self, queries: Iterable[Mapping[str, Any]]) -> QueryResults:
-        """Several queries in one request, each result streamed: POST {endpoint}/queries.
-
-        Each query is a mapping of this endpoint's parameters as JSON values (``{"keys":
-        ["a"]}``, ``{"startkey": "a", "limit": 2}``: not JSON-encoded strings, unlike the
-        query parameters of :meth:`get`). See :class:`~aiocouch.queries.QueryResults`.
-        Raises TypeError (no request) for queries that are not a list of mappings.
-        """
-        return self._queries(checked_queries(queries))
