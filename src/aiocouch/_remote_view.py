@@ -35,9 +35,18 @@ class RemoteView:
     def endpoint(self) -> str:
         """The quoted path of the view."""
         return (
-            f"{_paths.database_path(self._database.id)}/_design/"
+            f"{self._scope}/_design/"
             f"{_paths.quote_segment(self.design_doc)}/_view/{_paths.quote_segment(self.id)}"
         )
+
+    @property
+    def _scope(self) -> str:
+        """The quoted path the query's path starts with: the database's (or a partition's)."""
+        return _paths.database_path(self._database.id)
+
+    @property
+    def _scope_subject(self) -> str:
+        return f"database '{self._database.id}'"
 
     @property
     def _remote(self) -> RemoteServer:
@@ -46,7 +55,7 @@ class RemoteView:
 
     @property
     def _subject(self) -> str:
-        return f"view '{self.design_doc}/{self.id}' in database '{self._database.id}'"
+        return f"view '{self.design_doc}/{self.id}' in {self._scope_subject}"
 
     async def _get(self, **params: Any) -> JsonDict:
         """GET the view with ``params`` as query."""

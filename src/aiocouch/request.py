@@ -59,6 +59,15 @@ class FindRequest:
         self._limit = limit
         self._params = params
 
+    @property
+    def _scope(self) -> str:
+        """The quoted path the query's path starts with: the database's (or a partition's)."""
+        return self._database.endpoint
+
+    @property
+    def _scope_subject(self) -> str:
+        return f"database '{self._database.id}'"
+
     async def __aiter__(self) -> AsyncIterator[Document]:
         if "fields" in self._params:
             raise ValueError("find() returns whole documents: fields= is not supported")
@@ -69,10 +78,10 @@ class FindRequest:
             count = 0
             rows = database._remote._rows(
                 "POST",
-                f"{database.endpoint}/_find",
+                f"{self._scope}/_find",
                 "docs",
                 json=body,
-                subject=f"_find in database '{database.id}'",
+                subject=f"_find in {self._scope_subject}",
                 # A page's bookmark comes at its end: a page that broke after some
                 # documents were handed out cannot continue, only one that broke before.
                 continuation=Continuation,
