@@ -21,6 +21,7 @@ from .exception import (
     UnsupportedMediaTypeError,
 )
 from .follower import ChangesFollower
+from .maintenance import DatabaseMaintenance
 from .remote import HTTPResponse
 from .retry import RetryPolicy
 from .view import View
@@ -34,6 +35,7 @@ __all__ = [
     "ConnectTimeoutError",
     "CouchDB",
     "Database",
+    "DatabaseMaintenance",
     "Document",
     "ExpectationFailedError",
     "ForbiddenError",

@@ -1,4 +1,5 @@
-"""Databases: documents, queries, bulk operations, security and the changes feed."""
+"""Databases: documents, queries, bulk operations, security, the changes feed and
+maintenance."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .design_document import DesignDocument
 from .document import Document, SecurityDocument
 from .exception import ConflictError, NotFoundError
 from .follower import ChangesFollower
+from .maintenance import DatabaseMaintenance
 from .remote import RemoteDatabase
 from .request import FindRequest
 from .typing import JsonDict
@@ -24,8 +26,12 @@ if TYPE_CHECKING:
 __all__ = ["Database"]
 
 
-class Database(RemoteDatabase):
-    """The database ``id`` on the server of ``couchdb``; constructing it sends no request."""
+class Database(DatabaseMaintenance, RemoteDatabase):
+    """The database ``id`` on the server of ``couchdb``; constructing it sends no request.
+
+    Its maintenance methods (compaction, purge, limits, shards) are those of
+    :class:`~aiocouch.maintenance.DatabaseMaintenance`.
+    """
 
     def __init__(self, couchdb: CouchDB, id: str) -> None:
         super().__init__(couchdb._server, id)
