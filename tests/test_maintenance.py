@@ -33,6 +33,7 @@ from testserver.scripted_server import (
     ScriptedConnection,
     ScriptedServer,
     http_response,
+    routed,
 )
 
 PURGE_REASON = "pouchdb-server has no _purge (transcript 10.7, 10.8, 14.86; DIFF 10.7)"
@@ -224,38 +225,18 @@ async def test_bad_input_raises_before_any_request(
 # On the wire, against a server answering as CouchDB does
 
 
-def couchdb_like(
-    answers: Answers,
-) -> Callable[[ReceivedRequest, ScriptedConnection], Awaitable[None]]:
-    """Answers ``(method, target)`` with its replies in turn (the last one repeats); a POST
-    without ``Content-Type: application/json`` gets CouchDB's 415 (transcript 10.2)."""
-
-    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        if request.method == "POST" and request.header("Content-Type") != "application/json":
-            body = b'{"error":"bad_content_type","reason":"Content-Type must be application/json"}'
-            await connection.send(http_response(415, body))
-            return
-        replies = answers.get((request.method, request.target))
-        if replies is None:
-            await connection.send(http_response(404, b'{"error":"not_found"}'))
-            return
-        await connection.send(replies.pop(0) if len(replies) > 1 else replies[0])
-
-    return handler
-
-
 Answers = dict[tuple[str, str], list[bytes]]
 Scripted = Callable[[Answers], Awaitable[tuple[ScriptedServer, Database]]]
 
 
 @pytest.fixture(params=["lean", "aiohttp"])
 async def scripted(request: pytest.FixtureRequest) -> AsyncIterator[Scripted]:
-    """``await scripted(answers)``: a CouchDB-like server (see :func:`couchdb_like`) and its
-    database ``db`` through either transport, both closed after the test."""
+    """``await scripted(answers)``: a server answering as CouchDB (see ``routed``) and its
+    database ``db``, through either transport, both closed after the test."""
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(answers: Answers) -> tuple[ScriptedServer, Database]:
-            server = await stack.enter_async_context(ScriptedServer(couchdb_like(answers)))
+            server = await stack.enter_async_context(ScriptedServer(routed(answers)))
             options = {"connector": aiohttp.TCPConnector()} if request.param == "aiohttp" else {}
             client = await stack.enter_async_context(CouchDB(server.url, **options))
             return server, Database(client, "db")
