@@ -22,6 +22,7 @@ from .exception import (
 )
 from .follower import ChangesFollower
 from .maintenance import DatabaseMaintenance
+from .partition import Partition
 from .remote import HTTPResponse
 from .retry import RetryPolicy
 from .view import View
@@ -44,6 +45,7 @@ __all__ = [
     "InvalidResponseError",
     "JWTAuth",
     "NotFoundError",
+    "Partition",
     "PreconditionFailedError",
     "ProxyAuth",
     "ReadTimeoutError",

@@ -1,5 +1,5 @@
-"""Databases: documents, queries, bulk operations, security, the changes feed and
-maintenance."""
+"""Databases: documents, queries, bulk operations, security, the changes feed,
+partitions and maintenance."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .document import Document, SecurityDocument
 from .exception import ConflictError, NotFoundError
 from .follower import ChangesFollower
 from .maintenance import DatabaseMaintenance
+from .partition import Partition
 from .remote import RemoteDatabase
 from .request import FindRequest
 from .typing import JsonDict
@@ -141,6 +142,13 @@ class Database(DatabaseMaintenance, RemoteDatabase):
     def view(self, design_doc: str, view: str) -> View:
         """The view ``view`` of ``_design/{design_doc}`` (no request)."""
         return View(self, design_doc, view)
+
+    def partition(self, name: str) -> Partition:
+        """The partition ``name`` of this partitioned database (no request).
+
+        Raises TypeError or BadRequestError for an impossible name; see :mod:`aiocouch.partition`.
+        """
+        return Partition(self, name)
 
     async def design_doc(self, id: str, *, exists_ok: bool = False) -> DesignDocument:
         """The design document ``_design/{id}``.
