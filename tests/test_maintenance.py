@@ -25,6 +25,7 @@ from aiocouch import CouchDB, Database, NotFoundError
 from aiocouch.exception import (
     BadRequestError,
     InvalidResponseError,
+    ReadTimeoutError,
     TimeLimitError,
 )
 from testserver.request_counter import RequestCounter
@@ -318,6 +319,17 @@ async def test_a_compaction_that_never_ends_raises_a_time_limit_error(
     with pytest.raises(TimeLimitError, match=r"still running after 0\.3 s") as caught:
         await db.wait_for_compaction(timeout=0.3)
     assert isinstance(caught.value, asyncio.TimeoutError)
+
+
+async def test_a_poll_that_outlasts_its_own_time_limit_raises_that_error() -> None:
+    async def silent(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        await asyncio.sleep(3600)
+
+    options: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(sock_read=0.2), "retry": False}
+    async with ScriptedServer(silent) as server, CouchDB(server.url, **options) as client:
+        with pytest.raises(ReadTimeoutError) as caught:
+            await Database(client, "db").wait_for_compaction(timeout=60)
+    assert "still running" not in str(caught.value)
 
 
 async def test_a_limit_is_sent_as_a_bare_json_integer(scripted: Scripted) -> None:

@@ -69,14 +69,15 @@ class DatabaseMaintenance(RemoteDatabase):
         """Compacts the database file: POST /{db}/_compact (answered 202 at once).
 
         With ``wait``, then polls GET /{db} until the compaction is done (see
-        :meth:`wait_for_compaction`; ``timeout`` is its time limit). Raises ValueError for
-        a ``timeout`` that is not a positive number (before any request), NotFoundError if
-        the database does not exist, TimeLimitError if the compaction outlasts ``timeout``.
+        :meth:`wait_for_compaction`; ``timeout`` is its time limit), first after 50 ms, the
+        time CouchDB needs to start it. Raises ValueError for a ``timeout`` that is not a
+        positive number (before any request), NotFoundError if the database does not
+        exist, TimeLimitError if the compaction outlasts ``timeout``.
         """
         _check_timeout(timeout)
         await self._compact()
         if wait:
-            await self.wait_for_compaction(timeout=timeout)
+            await self._wait_for_compaction(None, timeout, _FIRST_POLL_PAUSE)
 
     async def compact_views(
         self, design_doc: str, *, wait: bool = False, timeout: float = DEFAULT_COMPACTION_TIMEOUT
@@ -85,16 +86,16 @@ class DatabaseMaintenance(RemoteDatabase):
 
         ``design_doc`` is the name without ``_design/``. With ``wait``, then polls GET
         /{db}/_design/{ddoc}/_info until the compaction is done (see
-        :meth:`wait_for_compaction`). Raises ValueError or TypeError for a name that is
-        not a non-empty str or a bad ``timeout`` (before any request), NotFoundError if
-        the design document does not exist, TimeLimitError if the compaction outlasts
-        ``timeout``.
+        :meth:`wait_for_compaction`), first after 50 ms. Raises ValueError or TypeError
+        for a name that is not a non-empty str or a bad ``timeout`` (before any request),
+        NotFoundError if the design document does not exist, TimeLimitError if the
+        compaction outlasts ``timeout``.
         """
         _check_design_doc(design_doc)
         _check_timeout(timeout)
         await self._compact(design_doc)
         if wait:
-            await self.wait_for_compaction(design_doc, timeout=timeout)
+            await self._wait_for_compaction(design_doc, timeout, _FIRST_POLL_PAUSE)
 
     async def wait_for_compaction(
         self, design_doc: str | None = None, *, timeout: float = DEFAULT_COMPACTION_TIMEOUT
@@ -102,9 +103,10 @@ class DatabaseMaintenance(RemoteDatabase):
         """Waits until no compaction of the database (or of ``design_doc``'s views) runs.
 
         Polls GET /{db} (GET /{db}/_design/{ddoc}/_info for a design document) until its
-        ``compact_running`` is false, at growing intervals (50 ms to 1 s). A compaction
-        that was asked for a moment ago may not show as running yet: CouchDB starts it
-        on every shard after answering. A server that reports no ``compact_running``
+        ``compact_running`` is false, at once and then at growing intervals (50 ms to 1 s).
+        A compaction asked for a moment ago may not show as running yet (CouchDB starts it
+        on every shard after answering): :meth:`compact` with ``wait`` polls first after
+        50 ms. A server that reports no ``compact_running``
         (pouchdb-server) is taken as having none running. Raises ValueError for a
         ``timeout`` that is not a positive number (before any request), TimeLimitError
         (an ``asyncio.TimeoutError``) once ``timeout`` seconds have passed.
@@ -112,16 +114,24 @@ class DatabaseMaintenance(RemoteDatabase):
         if design_doc is not None:
             _check_design_doc(design_doc)
         _check_timeout(timeout)
+        await self._wait_for_compaction(design_doc, timeout, 0.0)
+
+    async def _wait_for_compaction(
+        self, design_doc: str | None, timeout: float, first_pause: float
+    ) -> None:
         what = "the database" if design_doc is None else f"the views of '{design_doc}'"
         try:
-            await asyncio.wait_for(self._compaction_ended(design_doc), timeout)
+            await asyncio.wait_for(self._compaction_ended(design_doc, first_pause), timeout)
+        except TimeLimitError:
+            raise  # a poll's own time limit, not the wait's
         except asyncio.TimeoutError:
             raise TimeLimitError(
                 f"The compaction of {what} in database '{self.id}' was still running after "
                 f"{timeout} s"
             ) from None
 
-    async def _compaction_ended(self, design_doc: str | None) -> None:
+    async def _compaction_ended(self, design_doc: str | None, first_pause: float) -> None:
+        await asyncio.sleep(first_pause)
         pause = _FIRST_POLL_PAUSE
         while True:
             if design_doc is None:
