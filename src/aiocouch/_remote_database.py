@@ -195,7 +195,7 @@ class RemoteDatabase:
         return dict(await self._send("POST", "/_purge", params=params, data=dict(docs)))
 
     async def _purge_revisions(self, docs: dict[str, list[str]], w: int | None) -> JsonDict:
-        """POST /{db}/_purge[?w=] with body ``{docid: [revs]}``; the answer says what was."""
+        """POST /{db}/_purge[?w=] with body ``{docid: [revs]}``; the answer lists the purged."""
         return dict(
             await self._send("POST", "/_purge", params={"w": w}, data=docs, expect=PURGE_RESULT)
         )
