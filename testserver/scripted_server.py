@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -32,6 +32,7 @@ __all__ = [
     "error_answer",
     "http_response",
     "in_turn",
+    "routed",
 ]
 
 _MAX_REQUEST_HEAD = 1 << 20
@@ -232,5 +233,31 @@ def in_turn(*handlers: Handler) -> Handler:
         nonlocal arrived
         arrived += 1
         await handlers[min(arrived, len(handlers)) - 1](request, connection)
+
+    return handler
+
+
+def routed(routes: Mapping[tuple[str, str], Sequence[bytes]]) -> Handler:
+    """A handler that answers as CouchDB would, from ``{(method, target): responses}``.
+
+    Each ``(method, target)`` gets its responses in turn, the last one repeating; any
+    other request a 404. A POST not labelled ``Content-Type: application/json`` gets the
+    415 of CouchDB's JSON endpoints (transcript 10.2).
+    """
+    answered: dict[tuple[str, str], int] = {}
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        route = (request.method, request.target)
+        if request.method == "POST" and request.header("Content-Type") != "application/json":
+            reason = b'"Content-Type must be application/json"'
+            response = http_response(415, b'{"error":"bad_content_type","reason":' + reason + b"}")
+        elif route not in routes:
+            response = http_response(404, b'{"error":"not_found","reason":"missing"}')
+        else:
+            responses = routes[route]
+            turn = answered.get(route, 0)
+            answered[route] = turn + 1
+            response = responses[min(turn, len(responses) - 1)]
+        await connection.send(response)
 
     return handler

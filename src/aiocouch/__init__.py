@@ -24,6 +24,7 @@ from .exception import (
 )
 from .follower import ChangesFollower
 from .local_document import LocalDocument
+from .maintenance import DatabaseMaintenance
 from .mango import (
     ExecutionStats,
     IndexDeletions,
@@ -34,6 +35,7 @@ from .mango import (
     QueryPlan,
 )
 from .node import Node, NodeConfig
+from .partition import Partition
 from .remote import HTTPResponse
 from .replication import (
     Replication,
@@ -64,6 +66,7 @@ __all__ = [
     "ConnectTimeoutError",
     "CouchDB",
     "Database",
+    "DatabaseMaintenance",
     "DatabaseUpdate",
     "DbUpdatesFeed",
     "DbUpdatesFollower",
@@ -88,6 +91,7 @@ __all__ = [
     "NodeConfig",
     "NodeStatus",
     "NotFoundError",
+    "Partition",
     "PreconditionFailedError",
     "ProxyAuth",
     "QueryPlan",

@@ -20,7 +20,12 @@ from .exception import InvalidResponseError
 __all__ = [
     "ARRAY",
     "ARRAY_OF_OBJECTS",
+    "COUNT",
+    "DESIGN_INFO",
+    "DOCUMENT_SHARD",
     "OBJECT",
+    "PURGE_RESULT",
+    "SHARD_MAP",
     "VIEW_RESULT",
     "AnswerShape",
     "UnexpectedAnswer",
@@ -69,6 +74,41 @@ ARRAY_OF_OBJECTS = AnswerShape("a JSON array of objects", _is_array_of_objects)
 VIEW_RESULT = AnswerShape(
     "a JSON object whose 'rows' are objects (each 'doc' a document or null)",
     _is_view_result,
+)
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(type(item) is str for item in value)
+
+
+def _maps_to_strings(value: Any) -> bool:
+    return isinstance(value, dict) and all(_is_strings(item) for item in value.values())
+
+
+COUNT = AnswerShape("a non-negative JSON integer", lambda value: type(value) is int and value >= 0)
+PURGE_RESULT = AnswerShape(
+    "a JSON object whose 'purged' maps ids to arrays of revisions",
+    lambda value: isinstance(value, dict) and _maps_to_strings(value.get("purged")),
+)
+SHARD_MAP = AnswerShape(
+    "a JSON object whose 'shards' maps ranges to arrays of node names",
+    lambda value: isinstance(value, dict) and _maps_to_strings(value.get("shards")),
+)
+DOCUMENT_SHARD = AnswerShape(
+    "a JSON object with a string 'range' and an array of node names 'nodes'",
+    lambda value: (
+        isinstance(value, dict)
+        and type(value.get("range")) is str
+        and _is_strings(value.get("nodes"))
+    ),
+)
+DESIGN_INFO = AnswerShape(
+    "a JSON object with the design document's 'name' and its 'view_index' object",
+    lambda value: (
+        isinstance(value, dict)
+        and isinstance(value.get("name"), str)
+        and isinstance(value.get("view_index"), dict)
+    ),
 )
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "database_path",
     "document_path",
     "document_segments",
+    "partition_path",
     "quote_segment",
     "validate_database_name",
     "validate_document_id",
@@ -172,6 +173,31 @@ def attachment_path(database: str, doc_id: str, name: str) -> str:
     if not name.isascii():
         _require_unicode("attachment name", name, "bad_request")
     return f"{path}/{quote_segment(name)}"
+
+
+def partition_path(database: str, partition: object) -> str:
+    """``/{db}/_partition/{partition}``; the name checked as CouchDB checks it.
+
+    A partition name is the part of a document id before its first ``:``: raises
+    TypeError if it is not a str, BadRequestError if it is empty, starts with ``_``, holds
+    a ``:`` or is not Unicode text (CouchDB's couch_partition:validate_partition).
+    """
+    if not isinstance(partition, str):
+        raise TypeError(f"A partition name must be a str, not {type(partition).__name__}")
+    problem = None
+    if not partition:
+        problem = "it must not be empty"
+    elif partition[0] == "_":
+        problem = "it must not start with '_'"
+    elif ":" in partition:
+        problem = "it is the part of a document id before the ':', so it holds no ':'"
+    if problem is not None:
+        raise BadRequestError(
+            f"Invalid partition name {partition!r}: {problem}", error="illegal_partition"
+        )
+    if not partition.isascii():
+        _require_unicode("partition name", partition, "illegal_partition")
+    return f"{database_path(database)}/_partition/{quote_segment(partition)}"
 
 
 def _reserved_prefix(doc_id: str) -> str | None:

@@ -1,4 +1,5 @@
-"""Requests below ``/{db}``: the database itself, bulk operations, Mango, security."""
+"""Requests below ``/{db}``: the database itself, bulk operations, Mango, security,
+maintenance."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ from typing import TYPE_CHECKING, Any
 from . import _json, _paths, _write_confirmation
 from ._answers import (
     ARRAY_OF_OBJECTS,
+    COUNT,
+    DESIGN_INFO,
+    DOCUMENT_SHARD,
     OBJECT,
+    PURGE_RESULT,
+    SHARD_MAP,
     AnswerShape,
 )
 from ._mango_answers import INDEX_DELETIONS, INDEX_LIST, QUERY_PLAN
 from ._response import RequestResult, confirmed_result
+from ._row_stream import RowStream
 from ._transport import JSON_CONTENT_TYPE, NO_BODY
 from ._write_confirmation import checked_write
 from .exception import ForbiddenError, NotFoundError, _TypedResponseError
@@ -49,6 +56,7 @@ class RemoteDatabase:
         *,
         params: Mapping[str, Any] | None = None,
         data: Any = NO_BODY,
+        headers: Mapping[str, str] | None = None,
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
         expect: AnswerShape = OBJECT,
         repetition: Repetition | None = None,
@@ -61,6 +69,7 @@ class RemoteDatabase:
             self.endpoint + endpoint,
             params=params,
             data=data,
+            headers=headers,
             subject=subject,
             overrides=overrides,
             expect=expect,
@@ -229,8 +238,75 @@ class RemoteDatabase:
         )
 
     async def _purge(self, docs: Mapping[str, list[str]], **params: Any) -> JsonDict:
-        """POST /{db}/_purge with body ``{docid: [revs]}``."""
+        """POST /{db}/_purge with body ``{docid: [revs]}`` (aiocouch 4.0.1's, any object)."""
         return dict(await self._send("POST", "/_purge", params=params, data=dict(docs)))
+
+    async def _purge_revisions(self, docs: dict[str, list[str]], w: int | None) -> JsonDict:
+        """POST /{db}/_purge[?w=] with body ``{docid: [revs]}``; the answer lists the purged."""
+        return dict(
+            await self._send("POST", "/_purge", params={"w": w}, data=docs, expect=PURGE_RESULT)
+        )
+
+    def _purged_infos(self) -> RowStream:
+        """GET /{db}/_purged_infos, its ``purged_infos`` streamed."""
+        return self._remote._rows(
+            "GET",
+            f"{self.endpoint}/_purged_infos",
+            "purged_infos",
+            subject=f"_purged_infos of {self._subject}",
+        )
+
+    async def _get_limit(self, name: str) -> int:
+        """GET /{db}/{name} (``_revs_limit``, ``_purged_infos_limit``): a bare integer."""
+        limit: int = await self._send("GET", f"/{name}", expect=COUNT)
+        return limit
+
+    async def _put_limit(self, name: str, limit: int) -> None:
+        """PUT /{db}/{name} (``_revs_limit``, ``_purged_infos_limit``) with body ``limit``."""
+        # The value is replaced: a repeat leaves the same state.
+        await self._send("PUT", f"/{name}", data=limit, repetition=Repetition.SAFE)
+
+    async def _command(self, endpoint: str) -> JsonDict:
+        """POST /{db}{endpoint} without a body, labelled JSON as CouchDB demands (415 else).
+
+        For requests that start work which runs once however often it is asked for
+        (compaction, view cleanup, shard sync, commit): repeated after a lost answer.
+        """
+        return dict(
+            await self._send(
+                "POST", endpoint, data=b"", headers=JSON_CONTENT_TYPE, repetition=Repetition.SAFE
+            )
+        )
+
+    async def _compact(self, design_doc: str | None = None) -> None:
+        """POST /{db}/_compact, or /{db}/_compact/{ddoc} for the views of ``_design/{ddoc}``."""
+        if design_doc is None:
+            await self._command("/_compact")
+        else:
+            await self._command(f"/_compact/{_paths.quote_segment(design_doc)}")
+
+    async def _design_info(self, design_doc: str) -> JsonDict:
+        """GET /{db}/_design/{ddoc}/_info."""
+        path = _paths.document_path(self.id, f"_design/{design_doc}")
+        _, info = await self._remote._request(
+            "GET",
+            f"{path}/_info",
+            subject=f"_info of design document '{design_doc}' in {self._subject}",
+            expect=DESIGN_INFO,
+        )
+        return dict(info)
+
+    async def _shards(self) -> JsonDict:
+        """GET /{db}/_shards."""
+        return dict(await self._send("GET", "/_shards", expect=SHARD_MAP))
+
+    async def _document_shard(self, doc_id: str) -> JsonDict:
+        """GET /{db}/_shards/{docid}, the id quoted as one segment (``/`` too)."""
+        return dict(
+            await self._send(
+                "GET", f"/_shards/{_paths.quote_segment(doc_id)}", expect=DOCUMENT_SHARD
+            )
+        )
 
     async def _changes(self, **params: Any) -> JsonDict:
         """GET /{db}/_changes (a normal or longpoll feed, decoded whole)."""

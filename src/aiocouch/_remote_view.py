@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from . import _paths
 from ._answers import (
     VIEW_RESULT,
-    AnswerShape,
 )
 from ._results_parser import ResultsParser
 from ._resume import Continuation, ViewContinuation
@@ -20,16 +19,7 @@ from .typing import JsonDict
 if TYPE_CHECKING:
     from ._remote_server import RemoteServer
 
-__all__ = ["RemoteView", "design_info"]
-
-DESIGN_INFO = AnswerShape(
-    "a JSON object with the design document's 'name' and its 'view_index' object",
-    lambda value: (
-        isinstance(value, dict)
-        and isinstance(value.get("name"), str)
-        and isinstance(value.get("view_index"), dict)
-    ),
-)
+__all__ = ["RemoteView"]
 
 
 class RemoteView:
@@ -47,9 +37,18 @@ class RemoteView:
     def endpoint(self) -> str:
         """The quoted path of the view."""
         return (
-            f"{_paths.database_path(self._database.id)}/_design/"
+            f"{self._scope}/_design/"
             f"{_paths.quote_segment(self.design_doc)}/_view/{_paths.quote_segment(self.id)}"
         )
+
+    @property
+    def _scope(self) -> str:
+        """The quoted path the query's path starts with: the database's (or a partition's)."""
+        return _paths.database_path(self._database.id)
+
+    @property
+    def _scope_subject(self) -> str:
+        return f"database '{self._database.id}'"
 
     @property
     def _remote(self) -> RemoteServer:
@@ -58,7 +57,7 @@ class RemoteView:
 
     @property
     def _subject(self) -> str:
-        return f"view '{self.design_doc}/{self.id}' in database '{self._database.id}'"
+        return f"view '{self.design_doc}/{self.id}' in {self._scope_subject}"
 
     async def _get(self, **params: Any) -> JsonDict:
         """GET the view with ``params`` as query."""
@@ -120,15 +119,3 @@ class RemoteView:
             continuation=Continuation,
             parser=ResultsParser,
         )
-
-
-async def design_info(remote: RemoteServer, database: str, ddoc: str) -> JsonDict:
-    """GET /{db}/_design/{ddoc}/_info: the name and view index state of a design document."""
-    path = f"{_paths.database_path(database)}/_design/{_paths.quote_segment(ddoc)}/_info"
-    _, info = await remote._request(
-        "GET",
-        path,
-        subject=f"design document '{ddoc}' in database '{database}'",
-        expect=DESIGN_INFO,
-    )
-    return dict(info)

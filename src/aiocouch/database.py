@@ -1,4 +1,5 @@
-"""Databases: documents, queries, bulk operations, security and the changes feed."""
+"""Databases: documents, queries, bulk operations, security, the changes feed,
+partitions and maintenance."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from .document import Document, SecurityDocument
 from .exception import ConflictError, NotFoundError
 from .follower import ChangesFollower
 from .local_document import LocalDocsView, LocalDocument
+from .maintenance import DatabaseMaintenance
 from .mango import Mango
+from .partition import Partition
 from .remote import RemoteDatabase
 from .request import FindRequest
 from .revisions import RevisionResult, Revisions, RevsDiff
@@ -28,8 +31,12 @@ if TYPE_CHECKING:
 __all__ = ["Database"]
 
 
-class Database(RemoteDatabase):
-    """The database ``id`` on the server of ``couchdb``; constructing it sends no request."""
+class Database(DatabaseMaintenance, RemoteDatabase):
+    """The database ``id`` on the server of ``couchdb``; constructing it sends no request.
+
+    Its maintenance methods (compaction, purge, limits, shards) are those of
+    :class:`~aiocouch.maintenance.DatabaseMaintenance`.
+    """
 
     def __init__(self, couchdb: CouchDB, id: str) -> None:
         super().__init__(couchdb._server, id)
@@ -188,6 +195,13 @@ class Database(RemoteDatabase):
     def view(self, design_doc: str, view: str) -> View:
         """The view ``view`` of ``_design/{design_doc}`` (no request)."""
         return View(self, design_doc, view)
+
+    def partition(self, name: str) -> Partition:
+        """The partition ``name`` of this partitioned database (no request).
+
+        Raises TypeError or BadRequestError for an impossible name; see :mod:`aiocouch.partition`.
+        """
+        return Partition(self, name)
 
     async def design_doc(self, id: str, *, exists_ok: bool = False) -> DesignDocument:
         """The design document ``_design/{id}``.

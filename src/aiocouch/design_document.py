@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths
-from ._remote_view import design_info
 from .document import Document
 from .exception import ConflictError
 from .remote import RequestResult
@@ -106,7 +105,7 @@ class DesignDocument(Document):
 
         Raises NotFoundError if the design document does not exist.
         """
-        info = await design_info(self._database._remote, self._database.id, self.id)
+        info = await self._database._design_info(self.id)
         return DesignDocumentInfo(name=info["name"], view_index=info["view_index"])
 
 

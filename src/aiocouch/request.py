@@ -65,6 +65,9 @@ class FindRequestChunk:
 class FindPages:
     """The pages of one Mango query: POST {db}/_find, each page streamed as it arrives.
 
+    ``scope`` is the quoted path the query's path starts with and how messages name it
+    (default: the database's; a partition's: ``/{db}/_partition/{p}``).
+
     Each page asks for ``page_size`` results (fewer when ``limit``, the most results in
     all, is nearer), continuing with the bookmark of the page before, until a page is
     short or ``limit`` is reached. A server that sends no bookmark (pouchdb-server) is
@@ -81,6 +84,7 @@ class FindPages:
         database: Database,
         body: JsonDict,
         *,
+        scope: tuple[str, str] | None = None,
         page_size: int = _DEFAULT_PAGE_SIZE,
         limit: int | None = None,
         skip_every_page: bool = False,
@@ -88,6 +92,7 @@ class FindPages:
     ) -> None:
         self._database = database
         self._body = body
+        self._scope = scope or (database.endpoint, f"database '{database.id}'")
         self._page_size = page_size
         self._limit = limit
         self._skip_every_page = skip_every_page
@@ -106,10 +111,10 @@ class FindPages:
             body["limit"] = size
             rows = database._remote._rows(
                 "POST",
-                f"{database.endpoint}/_find",
+                f"{self._scope[0]}/_find",
                 "docs",
                 json=dict(body),
-                subject=f"_find in database '{database.id}'",
+                subject=f"_find in {self._scope[1]}",
                 # A page's bookmark comes at its end: a page that broke after some
                 # documents were handed out cannot continue, only one that broke before.
                 continuation=Continuation,
@@ -183,13 +188,23 @@ class FindRequest:
         self._limit = limit
         self._params = params
 
+    @property
+    def _scope(self) -> str:
+        """The quoted path the query's path starts with: the database's (or a partition's)."""
+        return self._database.endpoint
+
+    @property
+    def _scope_subject(self) -> str:
+        return f"database '{self._database.id}'"
+
     async def __aiter__(self) -> AsyncIterator[Document]:
         if "fields" in self._params:
             raise ValueError("find() returns whole documents: fields= is not supported")
         database = self._database
         pages = FindPages(
             database,
-            {"selector": self._selector, **database._remote._quorum._read(), **self._params},
+            scope=(self._scope, self._scope_subject),
+            body={"selector": self._selector, **database._remote._quorum._read(), **self._params},
             page_size=self._limit if self._limit is not None else _DEFAULT_PAGE_SIZE,
             limit=self._limit,
             skip_every_page=True,

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import _json, _paths
+from . import _json
 from ._answers import is_document
 from .document import Document
 from .exception import NotFoundError
@@ -220,11 +220,11 @@ class AllDocsView(View):
     @property
     def endpoint(self) -> str:
         """``/{db}/_all_docs``."""
-        return f"{_paths.database_path(self._database.id)}/_all_docs"
+        return f"{self._scope}/_all_docs"
 
     @property
     def _subject(self) -> str:
-        return f"_all_docs of database '{self._database.id}'"
+        return f"_all_docs of {self._scope_subject}"
 
     @property
     def prefix_sentinel(self) -> str:
