@@ -463,9 +463,11 @@ async def test_refreshed_cookie_from_the_server_replaces_the_old_one(
         await db.info()  # answered with a refreshed cookie
         await db.info()
 
+    # One login, yet the last request carries another cookie than the first: the one the
+    # server sent back (which answer first carried it depends on where the seconds tick).
     assert logins(counter) == 1
-    _, first, before_refresh, after_refresh = sent_cookies(counter)
-    assert first == before_refresh
+    _, first, _, after_refresh = sent_cookies(counter)
+    assert first is not None
     assert after_refresh is not None
     assert after_refresh != first
 
