@@ -10,7 +10,7 @@ credentials from every exception that leaves (:mod:`._redaction`).
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any
 
@@ -19,10 +19,11 @@ import aiohttp
 from ._aiohttp_transport import AiohttpTransport
 from ._answers import invalid_answer
 from ._authenticated import AuthenticatedSender, changing_authentication
+from ._body import StreamedBody
 from ._http_transport import HTTPTransport
 from ._redaction import redact, redacted
 from ._retrying import RetryingStream, with_retries
-from ._transport import NO_BODY, RawResponse, Transport
+from ._transport import NO_BODY, RawResponse, StreamedResponse, Transport
 from .auth import Authentication
 from .exception import InvalidResponseError, _TypedResponseError
 from .retry import AttemptLog, Repetition, RetryPolicy, default_repetition, policy_from
@@ -111,7 +112,7 @@ class HTTPClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = NO_BODY,
-        data: bytes | None = None,
+        data: bytes | StreamedBody | None = None,
         headers: Mapping[str, str] | None = None,
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
@@ -124,9 +125,12 @@ class HTTPClient:
         A failed attempt is repeated as the retry policy and ``repetition`` allow (by
         default: GET and HEAD after any failure that may pass, other methods only when
         not applied); ``attempt_log``, if given, learns whether an attempt may have been
-        applied although it failed.
+        applied although it failed. A streamed body (see :mod:`._body`) is sent again only
+        if it can start again, and has the limits of a stream (by default no ``total``:
+        a large upload takes its time, but the server may not be silent past ``sock_read``).
         """
         sender = self._sender
+        body = data if isinstance(data, StreamedBody) else None
 
         def attempt(limits: aiohttp.ClientTimeout) -> Awaitable[RawResponse]:
             return sender.request(
@@ -147,9 +151,12 @@ class HTTPClient:
                 attempt,
                 method,
                 path,
-                timeout or self._scoped_timeout() or self.timeout,
+                timeout
+                or self._scoped_timeout()
+                or (self.timeout if body is None else self.stream_timeout),
                 repetition or default_repetition(method),
                 attempt_log,
+                may_repeat=None if body is None else body.can_restart,
             )
         except aiohttp.ClientResponseError as exc:
             redact(exc)
@@ -168,7 +175,7 @@ class HTTPClient:
         timeout: aiohttp.ClientTimeout | None = None,
         repetition: Repetition = Repetition.SAFE,
         retry: RetryPolicy | None = None,
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+    ) -> AbstractAsyncContextManager[StreamedResponse]:
         """Sends a request; yields its body piece by piece (see :meth:`Transport.stream`).
 
         Every streamed endpoint reads, so by default a failure while the stream opens
@@ -179,7 +186,7 @@ class HTTPClient:
 
         def attempt(
             limits: aiohttp.ClientTimeout,
-        ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        ) -> AbstractAsyncContextManager[StreamedResponse]:
             return sender.stream(
                 method,
                 path,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -287,9 +288,45 @@ class HTTPConnection(asyncio.Protocol):
         answer (if one came) then tells why.
         """
         self.send(head, expect_body=expect_body, sock_read=sock_read, deadline=deadline)
+        await self._write_drained(memoryview(body))
+
+    async def send_streamed(
+        self,
+        head: bytes,
+        pieces: AsyncGenerator[bytes, None],
+        *,
+        chunked: bool,
+        expect_body: bool,
+        sock_read: float | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        """Writes a request whose body comes piece by piece, each as the connection drains.
+
+        With ``chunked``, each piece is framed as a chunk and the last chunk follows the
+        body. Stops early, without an error, when the server closes the connection or
+        answers before the body ended (the request is then incomplete: the connection is
+        not used again). What ``pieces`` raises is raised as it is.
+        """
+        self.send(head, expect_body=expect_body, sock_read=sock_read, deadline=deadline)
         assert self._transport is not None
-        view = memoryview(body)
-        for start in range(0, len(view), _WRITE_PIECE):
+        try:
+            async for piece in pieces:
+                if chunked:
+                    self._transport.write(b"%x\r\n" % len(piece))
+                if not await self._write_drained(memoryview(piece)) or self._head is not None:
+                    self.reusable = False
+                    return
+                if chunked:
+                    self._transport.write(b"\r\n")
+            if chunked and not self.closed:
+                self._transport.write(b"0\r\n\r\n")
+        finally:
+            await pieces.aclose()
+
+    async def _write_drained(self, body: memoryview) -> bool:
+        """Writes ``body`` in pieces, each after the socket drained; False if it closed."""
+        assert self._transport is not None
+        for start in range(0, len(body), _WRITE_PIECE):
             while self._writing_paused and not self.closed:
                 self._drain_waiter = self._loop.create_future()
                 try:
@@ -299,8 +336,11 @@ class HTTPConnection(asyncio.Protocol):
             if self._error is not None:
                 raise self._error
             if self.closed:
-                return
-            self._transport.write(view[start : start + _WRITE_PIECE])
+                return False
+            self._transport.write(body[start : start + _WRITE_PIECE])
+            # Our own progress is no silence of the server (a slow source is not one).
+            self._last_io = self._loop.time()
+        return True
 
     async def read_head(self) -> ResponseHead:
         """Waits for the status line and headers."""
