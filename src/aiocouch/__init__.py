@@ -1,5 +1,6 @@
 """aiocouch: an asyncio client library for Apache CouchDB."""
 
+from .attachment import Attachment, AttachmentInfo, AttachmentStream
 from .auth import JWTAuth, ProxyAuth, SessionAuth
 from .couchdb import CouchDB
 from .database import Database
@@ -14,6 +15,7 @@ from .exception import (
     InvalidResponseError,
     NotFoundError,
     PreconditionFailedError,
+    RangeNotSatisfiableError,
     ReadTimeoutError,
     RemoteResponseError,
     TimeLimitError,
@@ -28,6 +30,9 @@ from .view import View
 __version__ = "4.1.0"
 
 __all__ = [
+    "Attachment",
+    "AttachmentInfo",
+    "AttachmentStream",
     "BadRequestError",
     "ChangesFollower",
     "ConflictError",
@@ -44,6 +49,7 @@ __all__ = [
     "NotFoundError",
     "PreconditionFailedError",
     "ProxyAuth",
+    "RangeNotSatisfiableError",
     "ReadTimeoutError",
     "RemoteResponseError",
     "RetryPolicy",

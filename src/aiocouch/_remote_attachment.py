@@ -11,9 +11,9 @@ from . import _paths, _write_confirmation
 from ._answers import OBJECT
 from ._body import StreamedBody
 from ._response import HTTPResponse, confirmed_result
-from ._transport import StreamedResponse
+from ._transport import StreamedResponse, public_request_info
 from ._write_confirmation import checked_write
-from .exception import _TypedResponseError
+from .exception import InvalidResponseError, _TypedResponseError, error_for_response
 from .typing import JsonDict
 
 if TYPE_CHECKING:
@@ -78,6 +78,46 @@ class RemoteAttachment:
         """GET the attachment; yields the answer and its body piece by piece."""
         return self._remote._stream(
             self.endpoint, params=params, headers=headers, subject=self._subject
+        )
+
+    def _invalid_answer(
+        self,
+        problem: str,
+        params: Mapping[str, Any],
+        headers: Mapping[str, str] | None,
+        response: StreamedResponse,
+    ) -> InvalidResponseError:
+        """The error for a GET answer of this attachment that is not what was asked."""
+        return self._remote._http.invalid_answer(
+            problem,
+            "GET",
+            self.endpoint,
+            params,
+            headers,
+            self._subject,
+            status=response.status,
+            response_headers=response.headers,
+        )
+
+    def _unsatisfiable_range(
+        self,
+        params: Mapping[str, Any],
+        headers: Mapping[str, str] | None,
+        response: StreamedResponse,
+    ) -> _TypedResponseError:
+        """RangeNotSatisfiableError for a range the whole answer showed to start past the
+        end (what CouchDB answers with 416 where it honours ranges)."""
+        transport = self._remote._transport
+        request_info = public_request_info(
+            transport.url(self.endpoint, params), "GET", {**transport._headers, **(headers or {})}
+        )
+        return error_for_response(
+            416,
+            subject=self._subject,
+            reason="Requested range not satisfiable",
+            error="requested_range_not_satisfiable",
+            request_info=request_info,
+            headers=response.headers,
         )
 
     async def _put(

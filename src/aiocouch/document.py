@@ -123,9 +123,21 @@ class Document(RemoteDocument):
 
     # --- requests ---
 
-    async def fetch(self, discard_changes: bool = False, *, rev: str | None = None) -> None:
+    async def fetch(
+        self,
+        discard_changes: bool = False,
+        *,
+        rev: str | None = None,
+        attachments: bool = False,
+        atts_since: list[str] | None = None,
+        att_encoding_info: bool = False,
+    ) -> None:
         """Replaces the local data with the server's: GET /{db}/{docid}[?rev=].
 
+        ``attachments=True`` brings every attachment's bytes inline (base64, see
+        ``attachment(name).inline_data``), ``atts_since`` only those written after the
+        given revisions (the others stay stubs); ``att_encoding_info=True`` adds the
+        ``encoding`` and ``encoded_length`` of compressed attachments to their stubs.
         Raises ConflictError (no request) if the local data has unsaved changes and
         ``discard_changes`` is False; NotFoundError (404); BadRequestError (bad rev).
         """
@@ -134,7 +146,13 @@ class Document(RemoteDocument):
                 f"Cannot fetch document '{self.id}' from server, as the local cache has "
                 "unsaved changes."
             )
-        self._update_cache(await self._get(**({"rev": rev} if rev else {})))
+        params = {
+            "rev": rev or None,
+            "attachments": attachments or None,
+            "atts_since": atts_since,
+            "att_encoding_info": att_encoding_info or None,
+        }
+        self._update_cache(await self._get(**params))
 
     async def save(self) -> HTTPResponse | None:
         """Saves the local data if it changed: PUT /{db}/{docid}; otherwise sends nothing.
