@@ -70,8 +70,16 @@ class StreamedBody(abc.ABC):
                 if not piece:
                     continue
                 sent += len(piece)
-                if self.length is not None and sent > self.length:
-                    raise ValueError(f"The body is longer than its stated length {self.length}")
+                if self.length is not None and sent >= self.length:
+                    # Past the end before its last byte goes out: with that byte, the
+                    # request would be complete, and the server would store it.
+                    async for extra in source:
+                        if extra:
+                            sent = self.length + 1
+                    if sent > self.length:
+                        raise ValueError(f"The body is longer than its stated length {self.length}")
+                    yield piece
+                    return
                 yield piece
             if self.length is not None and sent != self.length:
                 raise ValueError(

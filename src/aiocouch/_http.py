@@ -320,6 +320,11 @@ class HTTPConnection(asyncio.Protocol):
                     self._transport.write(b"\r\n")
             if chunked and not self.closed:
                 self._transport.write(b"0\r\n\r\n")
+        except BaseException:
+            # A reset, not a close: a server could take the FIN after a body cut short for
+            # the body's end (measured: pouchdb-server stores what it got).
+            self.abort()
+            raise
         finally:
             await pieces.aclose()
 
@@ -402,6 +407,12 @@ class HTTPConnection(asyncio.Protocol):
         self._stop_timer()
         if self._transport is not None:
             self._transport.close()
+
+    def abort(self) -> None:
+        """Resets the connection at once, dropping what is not sent yet."""
+        self.close()
+        if self._transport is not None:
+            self._transport.abort()
 
     # --- time limits ---
 

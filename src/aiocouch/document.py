@@ -148,7 +148,9 @@ class Document(RemoteDocument):
             )
         params = {
             "rev": rev or None,
-            "attachments": attachments or None,
+            # (with atts_since, CouchDB implies it; pouchdb-server needs it, and then
+            # sends every attachment's data)
+            "attachments": attachments or atts_since is not None or None,
             "atts_since": atts_since,
             "att_encoding_info": att_encoding_info or None,
         }
