@@ -788,5 +788,5 @@ async def test_256_mib_round_trip_keeps_memory_flat(
     assert peak < 8 * MIB, f"peak traced memory {peak / MIB:.1f} MiB for 256 MiB"
     assert written == size == (tmp_path / "large.bin").stat().st_size
     # Writing to disk is slower than loopback: the lean transport then buffers up to 4 MiB
-    # before it stops reading, and hands that out in one piece while the last one is written.
-    assert download_peak[0] < 16 * MIB, f"{download_peak[0] / MIB:.1f} MiB writing 256 MiB"
+    # before it stops reading, besides the piece being written.
+    assert download_peak[0] < 8 * MIB, f"{download_peak[0] / MIB:.1f} MiB writing 256 MiB"

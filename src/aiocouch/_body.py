@@ -65,7 +65,9 @@ class StreamedBody(abc.ABC):
         try:
             async for piece in source:
                 self.started = True
-                if not isinstance(piece, (bytes, bytearray, memoryview)):
+                if isinstance(piece, memoryview):
+                    piece = piece.cast("B")  # (its length in bytes)
+                elif not isinstance(piece, (bytes, bytearray)):
                     raise TypeError(f"A body piece must be bytes, not {type(piece).__name__}")
                 if not piece:
                     continue
@@ -76,6 +78,7 @@ class StreamedBody(abc.ABC):
                     async for extra in source:
                         if extra:
                             sent = self.length + 1
+                            break
                     if sent > self.length:
                         raise ValueError(f"The body is longer than its stated length {self.length}")
                     yield piece

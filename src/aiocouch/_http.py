@@ -353,11 +353,14 @@ class HTTPConnection(asyncio.Protocol):
             await self._wait()
         return self._head
 
-    async def read_chunk(self, *, coalesce: bool = False) -> bytes:
+    async def read_chunk(self, *, coalesce: bool = False, limit: int | None = None) -> bytes:
         """The next piece of the body, ``b""`` at its end.
 
         With ``coalesce``, a small piece is followed by a millisecond's pause so that more
-        arrives: fewer, larger pieces cost less CPU downstream.
+        arrives: fewer, larger pieces cost less CPU downstream. With ``limit``, what
+        arrived is handed out in pieces of about that many bytes at most (a piece that
+        arrived larger stays whole), so a consumer slower than the network holds little
+        more than the buffer.
         """
         while not self._body:
             if self._done:
@@ -365,9 +368,20 @@ class HTTPConnection(asyncio.Protocol):
             await self._wait()
         if coalesce and self._body_size < COALESCE_BELOW and not self._done:
             await asyncio.sleep(COALESCE_PAUSE)
-        chunk = self._body.popleft() if len(self._body) == 1 else b"".join(self._body)
-        self._body.clear()
-        self._body_size = 0
+        body = self._body
+        if len(body) == 1:
+            chunk = body.popleft()
+        elif limit is None or self._body_size <= limit:
+            chunk = b"".join(body)
+            body.clear()
+        else:
+            taken = [body.popleft()]
+            size = len(taken[0])
+            while body and size + len(body[0]) <= limit:
+                taken.append(body.popleft())
+                size += len(taken[-1])
+            chunk = taken[0] if len(taken) == 1 else b"".join(taken)
+        self._body_size -= len(chunk)
         if self._paused and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()

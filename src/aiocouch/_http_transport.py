@@ -41,6 +41,10 @@ _SAFE_TO_REPEAT = frozenset({"GET", "HEAD"})
 # Smaller bodies go out in one write with the head: one copy of a few KiB costs less than
 # a second write. Larger ones are written apart, piece by piece (no copy of the body).
 _BODY_WRITTEN_APART = 64 * 1024
+# A streamed answer goes out in pieces of at most about this size: a consumer slower than
+# the network (a disk) then holds the connection's buffer and two such pieces, not three
+# buffers (measured: 13 MiB traced writing 256 MiB to a file with whole-buffer pieces).
+_STREAMED_PIECE = 1 << 20
 
 
 class HTTPTransport(Transport):
@@ -303,7 +307,7 @@ class HTTPTransport(Transport):
 
 async def _pieces(connection: HTTPConnection, *, coalesce: bool) -> AsyncIterator[bytes]:
     while True:
-        chunk = await connection.read_chunk(coalesce=coalesce)
+        chunk = await connection.read_chunk(coalesce=coalesce, limit=_STREAMED_PIECE)
         if not chunk:
             return
         yield chunk
