@@ -5,6 +5,7 @@ against ScriptedServer, and flat memory for large attachments."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -26,6 +27,7 @@ from aiocouch import (
     Document,
     NotFoundError,
     RangeNotSatisfiableError,
+    ReadTimeoutError,
     RetryPolicy,
 )
 from aiocouch.attachment import Attachment
@@ -640,6 +642,61 @@ async def test_an_upload_from_an_iterator_is_not_sent_again_once_begun(
             await document.attachment("a.bin").save_from(pieces_of(payload(200_000)), BINARY)
 
     assert server.count("PUT") == 1
+
+
+@contextlib.asynccontextmanager
+async def server_taking_no_upload() -> AsyncIterator[str]:
+    """A server that answers the first request (the document GET: rev 1-a), then reads
+    nothing more from the connection: its URL."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(http_response(200, b'{"_id":"doc","_rev":"1-a"}'))
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_an_upload_the_server_does_not_take_ends_after_sock_read(
+    transport_name: str,
+) -> None:
+    """64 MiB fill the socket buffers; then nothing moves for longer than ``sock_read``."""
+    limits = aiohttp.ClientTimeout(sock_read=0.3, connect=10, sock_connect=10)
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield bytes(MIB)
+
+    async with server_taking_no_upload() as url:
+        options = client_options(transport_name, timeout=limits, retry=False)
+        async with CouchDB(url, **options) as client:
+            attachment = (await fetched_document(client)).attachment("a.bin")
+            with pytest.raises(ReadTimeoutError, match="sock_read"):
+                await asyncio.wait_for(attachment.save_from(endless(), BINARY, length=64 * MIB), 20)
+
+
+async def test_a_slow_source_is_no_silence_of_the_server(transport_name: str) -> None:
+    """Pieces 0.5 s apart with a ``sock_read`` of 0.3 s: the waits are the source's."""
+    limits = aiohttp.ClientTimeout(sock_read=0.3, connect=10, sock_connect=10)
+
+    async def slow() -> AsyncIterator[bytes]:
+        for piece in (b"a" * 1000, b"b" * 1000, b"c" * 1000):
+            await asyncio.sleep(0.5)
+            yield piece
+
+    async with scripted(couch_like(), transport_name, timeout=limits) as (server, client):
+        document = await fetched_document(client)
+        await document.attachment("a.bin").save_from(slow(), BINARY)
+
+    assert server.requests[1].body == b"a" * 1000 + b"b" * 1000 + b"c" * 1000
 
 
 def range_answer(status: int, body: bytes, content_range: str | None) -> bytes:

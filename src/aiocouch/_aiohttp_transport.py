@@ -8,6 +8,7 @@ PUT or DELETE on a dropped kept-alive connection is switched off (a write is sen
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -174,13 +175,33 @@ class AiohttpTransport(Transport):
         timeout: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
         """Sends a request whose body is read piece by piece (chunked if its length is
-        unknown)."""
+        unknown).
+
+        aiohttp bounds no wait while it writes a body (its ``sock_read`` starts after the
+        body): a server that takes none of it for ``sock_read`` seconds raises
+        ReadTimeoutError here, as on the lean transport.
+        """
         if body.length is not None:
             headers = {**(headers or {}), "Content-Length": str(body.length)}
+        limit = timeout.sock_read
         with aiohttp_errors_mapped():
-            return await self.session.request(
-                method, url, data=body.pieces(), headers=headers, timeout=timeout
+            sending = asyncio.ensure_future(
+                self.session.request(
+                    method, url, data=body.pieces(), headers=headers, timeout=timeout
+                )
             )
+            try:
+                while True:
+                    done, _ = await asyncio.wait({sending}, timeout=limit)
+                    if done:
+                        return sending.result()
+                    assert limit is not None
+                    if body.awaiting_transport and time.monotonic() - body.progressed >= limit:
+                        raise ReadTimeoutError(
+                            f"The server took none of the request body for {limit} s (sock_read)"
+                        )
+            finally:
+                sending.cancel()
 
     async def close(self) -> None:
         """Closes the session; waits briefly when TLS connections need a clean shutdown.

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import io
 import os
+import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import IO, Any, Union
 
@@ -36,6 +37,11 @@ class StreamedBody(abc.ABC):
         """True once a piece was taken from the source (it may be on its way)."""
         self.failure: BaseException | None = None
         """What the source raised during the last sending, if anything."""
+        self.awaiting_transport = False
+        """True while a piece handed to the transport waits for it to ask for the next
+        (while it is written: the server's time, not the source's)."""
+        self.progressed = 0.0
+        """When (``time.monotonic()``) the last piece was handed to the transport."""
 
     @property
     @abc.abstractmethod
@@ -81,9 +87,12 @@ class StreamedBody(abc.ABC):
                             break
                     if sent > self.length:
                         raise ValueError(f"The body is longer than its stated length {self.length}")
+                    self.progressed, self.awaiting_transport = time.monotonic(), True
                     yield piece
                     return
+                self.progressed, self.awaiting_transport = time.monotonic(), True
                 yield piece
+                self.awaiting_transport = False
             if self.length is not None and sent != self.length:
                 raise ValueError(
                     f"The body ended after {sent} bytes, before its stated length {self.length}"
@@ -92,6 +101,7 @@ class StreamedBody(abc.ABC):
             self.failure = exc
             raise
         finally:
+            self.awaiting_transport = False
             closing = getattr(source, "aclose", None)
             if closing is not None:
                 await closing()

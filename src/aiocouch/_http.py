@@ -96,6 +96,9 @@ class HTTPConnection(asyncio.Protocol):
         self._body_size = 0
         self._paused = False
         self._writing_paused = False
+        # While a streamed request body's source produces its next piece, the wait is
+        # the source's, not the server's: no sock_read then.
+        self._awaiting_source = False
         self._done = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -310,7 +313,18 @@ class HTTPConnection(asyncio.Protocol):
         self.send(head, expect_body=expect_body, sock_read=sock_read, deadline=deadline)
         assert self._transport is not None
         try:
-            async for piece in pieces:
+            while True:
+                self._awaiting_source = True
+                try:
+                    piece = await pieces.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    self._awaiting_source = False
+                    self._last_io = self._loop.time()
+                    if not (self.closed or self._done):
+                        self._stop_timer()
+                        self._schedule()
                 if chunked:
                     self._transport.write(b"%x\r\n" % len(piece))
                 if not await self._write_drained(memoryview(piece)) or self._head is not None:
@@ -440,7 +454,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def _schedule(self) -> None:
         at = self._deadline
-        if self._sock_read is not None and not self._paused:
+        if self._sock_read is not None and not (self._paused or self._awaiting_source):
             silent_until = self._last_io + self._sock_read
             if at is None or silent_until < at:
                 at = silent_until
@@ -456,12 +470,11 @@ class HTTPConnection(asyncio.Protocol):
             self.fail(ReadTimeoutError("The exchange took longer than its total time limit"))
         elif (
             self._sock_read is not None
-            and not self._paused
+            and not (self._paused or self._awaiting_source)
             and now >= self._last_io + self._sock_read
         ):
-            self.fail(
-                ReadTimeoutError(f"The server sent nothing for {self._sock_read} s (sock_read)")
-            )
+            silent = "took none of the request" if self._head is None else "sent nothing"
+            self.fail(ReadTimeoutError(f"The server {silent} for {self._sock_read} s (sock_read)"))
         else:
             self._schedule()
 
