@@ -534,6 +534,15 @@ async def test_att_encoding_info_shows_how_a_text_attachment_is_stored(doc: Docu
     assert stub["length"] == len(text)
 
 
+async def test_atts_since_that_is_no_list_raises_before_any_request(
+    doc: Document, request_counter: RequestCounter
+) -> None:
+    with pytest.raises(TypeError, match="atts_since takes a list of revisions"):
+        await doc.fetch(atts_since="1-abc")  # type: ignore[arg-type]
+
+    assert request_counter.count == 0
+
+
 async def test_inline_data_that_is_no_base64_raises_value_error() -> None:
     document = Document(None, "local")
     document["_attachments"] = {"bad.bin": {"content_type": BINARY, "data": "!!!"}}

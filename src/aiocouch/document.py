@@ -135,12 +135,16 @@ class Document(RemoteDocument):
         """Replaces the local data with the server's: GET /{db}/{docid}[?rev=].
 
         ``attachments=True`` brings every attachment's bytes inline (base64, see
-        ``attachment(name).inline_data``), ``atts_since`` only those written after the
-        given revisions (the others stay stubs); ``att_encoding_info=True`` adds the
-        ``encoding`` and ``encoded_length`` of compressed attachments to their stubs.
+        ``attachment(name).inline_data``), ``atts_since`` (revisions) those written after
+        them, the others staying stubs (pouchdb-server ignores it and inlines them all);
+        ``att_encoding_info=True`` adds ``encoding`` and ``encoded_length`` to the stubs of
+        attachments CouchDB stores compressed.
         Raises ConflictError (no request) if the local data has unsaved changes and
-        ``discard_changes`` is False; NotFoundError (404); BadRequestError (bad rev).
+        ``discard_changes`` is False, TypeError (no request) for ``atts_since`` that is no
+        list; NotFoundError (404); BadRequestError (bad rev).
         """
+        if atts_since is not None and not isinstance(atts_since, list):
+            raise TypeError(f"atts_since takes a list of revisions, not {atts_since!r}")
         if not (discard_changes or self._fresh) and self._dirty_cache:
             raise ConflictError(
                 f"Cannot fetch document '{self.id}' from server, as the local cache has "
