@@ -10,6 +10,7 @@ import base64
 import contextlib
 import hashlib
 import io
+import json
 import random
 import subprocess
 import sys
@@ -639,6 +640,39 @@ async def test_an_upload_whose_answer_was_lost_is_sent_again_from_a_file(
 
     puts = [request for request in server.requests if request.method == "PUT"]
     assert [put.body for put in puts] == [data, data]
+
+
+async def test_a_repeated_file_upload_answered_409_is_confirmed_by_its_digest(
+    transport_name: str, tmp_path: Path
+) -> None:
+    """The first attempt was applied, its answer lost; the repeat gets 409, and the leaf
+    that holds this file's length and MD5, written on 1-a, makes it the success it was."""
+    data = payload(200_000)
+    source = tmp_path / "a.bin"
+    source.write_bytes(data)
+    stub = {"content_type": BINARY, "revpos": 2, "digest": md5_digest(data), "length": len(data)}
+    leaf = {"_id": "doc", "_rev": "2-b", "_revisions": {"start": 2, "ids": ["b", "a"]}}
+    leaves = json.dumps([{"ok": {**leaf, "_attachments": {"a.bin": {**stub, "stub": True}}}}])
+
+    async def conflict(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        await connection.send(http_response(409, b'{"error":"conflict","reason":"x"}'))
+
+    answer_leaves = http_response(200, leaves.encode())
+    handler = couch_like([reset, conflict])
+
+    async def with_leaves(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        if "open_revs=all" in request.target:
+            await connection.send(answer_leaves)
+        else:
+            await handler(request, connection)
+
+    policy = RetryPolicy(attempts=3, backoff=0)
+    async with scripted(with_leaves, transport_name, retry=policy) as (server, client):
+        document = await fetched_document(client)
+        await document.attachment("a.bin").save_from(source, BINARY)
+
+    assert [request.method for request in server.requests] == ["GET", "PUT", "PUT", "GET", "GET"]
+    assert server.requests[3].target == "/db/doc?open_revs=all&revs=true"
 
 
 async def test_an_upload_from_an_iterator_is_not_sent_again_once_begun(

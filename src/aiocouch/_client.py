@@ -156,7 +156,7 @@ class HTTPClient:
                 or (self.timeout if body is None else self.stream_timeout),
                 repetition or default_repetition(method),
                 attempt_log,
-                may_repeat=None if body is None else body.can_restart,
+                can_repeat=None if body is None else body.can_restart,
             )
         except aiohttp.ClientResponseError as exc:
             redact(exc)

@@ -35,13 +35,13 @@ async def with_retries(
     timeout: aiohttp.ClientTimeout,
     repetition: Repetition,
     attempt_log: AttemptLog | None,
-    may_repeat: Callable[[], bool] | None = None,
+    can_repeat: Callable[[], bool] | None = None,
 ) -> _T:
     """``attempt(limits)`` until it succeeds, the policy gives up or the budget is spent.
 
     Each attempt gets the call's limits, its ``total`` shrunk to what is left of the
     budget; a wait that would end after the budget is not begun. ``attempt_log`` learns
-    whether a failed attempt may have been applied. ``may_repeat()``, if given, can
+    whether a failed attempt may have been applied. ``can_repeat()``, if given, can
     forbid a repeat (a request body that cannot be sent again).
     """
     started = time.monotonic()
@@ -52,13 +52,13 @@ async def with_retries(
         try:
             return await attempt(limits)
         except Exception as error:
-            repeatable, uncertain = judge(error, repetition, policy)
+            may_repeat, uncertain = judge(error, repetition, policy)
             if uncertain and attempt_log is not None:
                 attempt_log.uncertain = True
             repeat += 1
-            if not repeatable or repeat >= policy.attempts:
+            if not may_repeat or repeat >= policy.attempts:
                 raise
-            if may_repeat is not None and not may_repeat():
+            if can_repeat is not None and not can_repeat():
                 raise
             pause = policy.wait(repeat, error)
             left = None if budget is None else budget - (time.monotonic() - started)
