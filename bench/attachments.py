@@ -13,7 +13,7 @@ take 1 GiB). Each measurement runs in a fresh process, for each transport:
 
 It prints a Markdown table: wall time, throughput, client CPU, and the growth of the
 process's peak resident set over its size just before the transfer. Options: ``--size``
-in MiB (1024), ``--transports``, ``--cases``.
+in MiB (1024), ``--transports``, ``--cases``. Figures of a run: ``bench/attachments.md``.
 """
 
 from __future__ import annotations

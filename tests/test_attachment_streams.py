@@ -861,6 +861,7 @@ def attachment_server() -> Iterator[str]:
     """testserver.attachment_server in a process of its own: its URL."""
     process = subprocess.Popen(
         [sys.executable, "-m", "testserver.attachment_server"],
+        cwd=Path(__file__).resolve().parents[1],
         stdout=subprocess.PIPE,
         text=True,
     )
