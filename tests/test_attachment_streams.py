@@ -390,6 +390,15 @@ async def test_fetch_to_a_file_object_writes_at_its_position(doc: Document, stor
     assert file.getvalue() == b"head:" + stored
 
 
+async def test_fetch_to_a_path_in_a_missing_directory_raises_before_any_request(
+    doc: Document, request_counter: RequestCounter, tmp_path: Path
+) -> None:
+    with pytest.raises(FileNotFoundError):
+        await doc.attachment("blob.bin").fetch_to(tmp_path / "missing" / "x.bin")
+
+    assert request_counter.count == 0
+
+
 async def test_a_failed_fetch_to_a_path_leaves_the_path_as_it_was(
     doc: Document, tmp_path: Path
 ) -> None:
@@ -640,6 +649,26 @@ async def test_an_upload_whose_answer_was_lost_is_sent_again_from_a_file(
 
     puts = [request for request in server.requests if request.method == "PUT"]
     assert [put.body for put in puts] == [data, data]
+
+
+class Unseekable(io.BytesIO):
+    """A binary file object that cannot seek, as a pipe."""
+
+    def seekable(self) -> bool:
+        return False
+
+
+async def test_an_unseekable_file_object_is_sent_chunked_and_once(transport_name: str) -> None:
+    data = payload(300_000)
+    policy = RetryPolicy(attempts=3, backoff=0)
+    async with scripted(couch_like([reset]), transport_name, retry=policy) as (server, client):
+        document = await fetched_document(client)
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await document.attachment("a.bin").save_from(Unseekable(data), BINARY)
+
+    assert server.count("PUT") == 1
+    assert server.requests[1].header("Transfer-Encoding") == "chunked"
+    assert server.requests[1].body == data
 
 
 async def test_a_repeated_file_upload_answered_409_is_confirmed_by_its_digest(
