@@ -33,13 +33,14 @@ from aiocouch import (
 )
 from aiocouch.attachment import Attachment
 from aiocouch.design_document import DesignDocument
-from aiocouch.exception import InvalidResponseError
+from aiocouch.exception import IncompleteResponseError, InvalidResponseError
 from testserver.request_counter import RequestCounter
 from testserver.scripted_server import (
     ReceivedRequest,
     ScriptedConnection,
     ScriptedServer,
     http_response,
+    in_turn,
 )
 
 LEAN, AIOHTTP = "HTTPTransport", "AiohttpTransport"
@@ -832,6 +833,119 @@ async def test_a_whole_answer_to_a_range_is_read_only_up_to_the_range(
         assert await attachment.fetch_range(MIB - 3) == data[-3:]
         with pytest.raises(RangeNotSatisfiableError):
             await attachment.fetch_range(MIB)
+
+
+# --- resumed downloads (ScriptedServer) ---
+
+DATA = payload(400_000, seed=5)
+ETAG = [("ETag", '"abc="')]
+
+
+def cut_after(answer: bytes, missing: int) -> Handler:
+    """A handler that sends ``answer`` without its last ``missing`` bytes, then closes."""
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        await connection.send(answer[:-missing])
+        connection.close()
+
+    return handler
+
+
+def sending(answer: bytes) -> Handler:
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        await connection.send(answer)
+
+    return handler
+
+
+def whole(headers: list[tuple[str, str]] = ETAG) -> bytes:
+    return http_response(200, DATA, headers=headers, content_type=BINARY)
+
+
+def part(first: int, last: int, headers: list[tuple[str, str]] = ETAG) -> bytes:
+    rest = [*headers, ("Content-Range", f"bytes {first}-{last}/{len(DATA)}")]
+    return http_response(206, DATA[first : last + 1], headers=rest, content_type=BINARY)
+
+
+async def download(
+    transport_name: str,
+    answers: list[Handler],
+    *,
+    attempts: int = 3,
+    offset: int = 0,
+    length: int | None = None,
+) -> tuple[bytes, int, list[str | None]]:
+    """Streams ``a.bin`` from a server answering in turn with ``answers``: the bytes,
+    the resumes and the Range header of each request."""
+    policy = RetryPolicy(attempts=attempts, backoff=0)
+    async with scripted(in_turn(*answers), transport_name, retry=policy) as (server, client):
+        pieces = attachment_of(client, "a.bin").stream(offset=offset, length=length)
+        received = b"".join([piece async for piece in pieces])
+    return received, pieces.resumes, [request.header("Range") for request in server.requests]
+
+
+async def test_a_download_cut_short_is_resumed_from_where_it_broke(transport_name: str) -> None:
+    received, resumes, ranges = await download(
+        transport_name, [cut_after(whole(), 150_000), sending(part(250_000, 399_999))]
+    )
+
+    assert received == DATA
+    assert resumes == 1
+    assert ranges == [None, "bytes=250000-"]
+
+
+async def test_a_resumed_range_asks_only_for_its_rest(transport_name: str) -> None:
+    received, _, ranges = await download(
+        transport_name,
+        [cut_after(part(10, 300_009), 100_000), sending(part(200_010, 300_009))],
+        offset=10,
+        length=300_000,
+    )
+
+    assert received == DATA[10:300_010]
+    assert ranges == ["bytes=10-300009", "bytes=200010-300009"]
+
+
+async def test_a_whole_answer_to_a_resume_has_the_bytes_handed_out_skipped(
+    transport_name: str,
+) -> None:
+    received, resumes, _ = await download(
+        transport_name, [cut_after(whole(), 150_000), cut_after(whole(), 100_000), sending(whole())]
+    )
+
+    assert received == DATA
+    assert resumes == 2
+
+
+async def test_an_attachment_changed_since_is_not_resumed(transport_name: str) -> None:
+    other = [("ETag", '"other="')]
+
+    with pytest.raises(IncompleteResponseError):
+        await download(
+            transport_name, [cut_after(whole(), 150_000), sending(part(250_000, 399_999, other))]
+        )
+
+
+@pytest.mark.parametrize(
+    ("attempts", "headers"), [(1, ETAG), (3, [])], ids=["no-retries", "no-etag"]
+)
+async def test_a_break_is_raised_without_retries_or_without_an_etag(
+    transport_name: str, attempts: int, headers: list[tuple[str, str]]
+) -> None:
+    answers = [cut_after(whole(headers), 150_000), sending(whole(headers))]
+
+    with pytest.raises(IncompleteResponseError):
+        await download(transport_name, answers, attempts=attempts)
+
+
+async def test_fetch_to_a_path_survives_a_break(transport_name: str, tmp_path: Path) -> None:
+    policy = RetryPolicy(attempts=3, backoff=0)
+    answers = in_turn(cut_after(whole(), 150_000), sending(part(250_000, 399_999)))
+    async with scripted(answers, transport_name, retry=policy) as (_, client):
+        written = await attachment_of(client, "a.bin").fetch_to(tmp_path / "a.bin")
+
+    assert written == len(DATA)
+    assert (tmp_path / "a.bin").read_bytes() == DATA
 
 
 # --- memory ---

@@ -10,6 +10,7 @@ for, or RangeNotSatisfiableError when the range starts at or past the end.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Callable
 
 from ._transport import StreamedResponse
+from .retry import Repetition, judge
 
 if TYPE_CHECKING:
     from ._remote_attachment import RemoteAttachment
@@ -47,10 +49,14 @@ class ByteRange:
         return None if offset == 0 and length is None else cls(offset, length)
 
     @property
+    def last(self) -> int | None:
+        """The position of the range's last byte (None: the attachment's last)."""
+        return None if self.length is None else self.offset + self.length - 1
+
+    @property
     def header(self) -> str:
-        """The ``Range`` header's value (the last byte is inclusive)."""
-        last = "" if self.length is None else str(self.offset + self.length - 1)
-        return f"bytes={self.offset}-{last}"
+        """The ``Range`` header's value."""
+        return f"bytes={self.offset}-{'' if self.last is None else self.last}"
 
 
 class AttachmentStream:
@@ -58,8 +64,17 @@ class AttachmentStream:
 
     Use ``async with stream as pieces: async for piece in pieces``, or ``async for``
     on it directly (the request is then sent when the iteration starts and ends with
-    it). Once open, :attr:`status`, :attr:`content_type`, :attr:`digest`,
+    it; leave such a loop early only with ``async with``, which ends the request at
+    once). Once open, :attr:`status`, :attr:`content_type`, :attr:`digest`,
     :attr:`length` and :attr:`total_length` describe the answer.
+
+    An answer that breaks off (connection lost, body cut short, server silent longer than
+    ``sock_read``, or a 502/503/504 when asking again) is resumed where it broke, as the
+    client's retry policy allows (``attempts - 1`` resumes, with its pauses): the rest is
+    asked for with a ``Range`` from the first byte not handed out yet, and taken only if
+    its ETag (the attachment's digest) is the one of the first answer. A server that
+    sends the whole attachment again has the bytes already handed out skipped. Without
+    an ETag, or when the attachment changed meanwhile, the break raises.
     """
 
     def __init__(
@@ -76,7 +91,13 @@ class AttachmentStream:
         self._on_content_type = on_content_type
         self._context: AbstractAsyncContextManager[StreamedResponse] | None = None
         self._response: StreamedResponse | None = None
-        self._cut = False
+        self._position = byte_range.offset if byte_range else 0
+        """Where in the attachment the next byte handed out lies."""
+        self._end = None if byte_range is None or byte_range.last is None else byte_range.last + 1
+        self._answer_start = 0
+        """Where in the attachment the current answer's body begins."""
+        self.resumes = 0
+        """How many times a broken answer was resumed."""
         self.status: int | None = None
         """200 (the whole attachment was sent) or 206 (the server sent the range)."""
         self.content_type: str | None = None
@@ -90,13 +111,7 @@ class AttachmentStream:
     async def __aenter__(self) -> AttachmentStream:
         if self._context is not None:
             raise RuntimeError("The attachment stream was opened already")
-        self._context = self._attachment._stream(self._params, self._headers)
-        response = await self._context.__aenter__()
-        try:
-            self._open(response)
-        except BaseException:
-            await self._context.__aexit__(*sys.exc_info())
-            raise
+        await self._ask(self._range, None)
         return self
 
     async def __aexit__(
@@ -105,7 +120,8 @@ class AttachmentStream:
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
-        assert self._context is not None
+        if self._context is None:
+            return None
         return await self._context.__aexit__(exc_type, exc_value, traceback)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -116,53 +132,104 @@ class AttachmentStream:
             async for piece in self._pieces():
                 yield piece
 
-    def _open(self, response: StreamedResponse) -> None:
-        """Reads the answer's head: what it holds, and whether the range is cut here."""
+    async def _pieces(self) -> AsyncIterator[bytes]:
+        while True:
+            response = self._response
+            assert response is not None
+            skip = self._position - self._answer_start
+            try:
+                async for piece in response:
+                    if skip:
+                        if len(piece) <= skip:
+                            skip -= len(piece)
+                            continue
+                        piece, skip = piece[skip:], 0
+                    if self._end is not None:
+                        piece = piece[: self._end - self._position]
+                    self._position += len(piece)
+                    yield piece
+                    if self._position == self._end:
+                        return  # the rest is not read: the connection is closed, not reused
+            except Exception as exc:
+                await self._resume(exc)
+                continue
+            break
+        if self._range is not None and self._position == self._range.offset:
+            # A whole answer that ended at or before the range's start.
+            raise self._attachment._unsatisfiable_range(self._params, self._headers, response)
+
+    async def _ask(self, byte_range: ByteRange | None, broken: Exception | None) -> None:
+        """Sends the GET (for ``byte_range``) and takes its answer's head; ``broken`` is
+        the error of the answer it continues, if any."""
+        self._headers = {"Range": byte_range.header} if byte_range else None
+        context = self._attachment._stream(self._params, self._headers)
+        response = await context.__aenter__()
+        try:
+            if broken is None:
+                self._take_first(response)
+            elif self._etag(response) != self.digest:
+                raise broken  # the attachment changed: what was handed out cannot go on
+            self._take_body(response, byte_range)
+        except BaseException:
+            await context.__aexit__(*sys.exc_info())
+            raise
+        self._context, self._response = context, response
+
+    async def _resume(self, error: Exception) -> None:
+        """Asks for the rest after ``error`` once the policy's pause has passed; else
+        raises ``error``."""
+        policy = self._attachment._remote._http.retry
+        if (
+            self.digest is None
+            or self.resumes + 1 >= policy.attempts
+            or not judge(error, Repetition.SAFE, policy)[0]
+        ):
+            raise error
+        self.resumes += 1
+        broken, self._context, self._response = self._context, None, None
+        assert broken is not None
+        await broken.__aexit__(None, None, None)  # (closes the broken connection)
+        await asyncio.sleep(policy.wait(self.resumes, error))
+        length = None if self._end is None else self._end - self._position
+        await self._ask(ByteRange(self._position, length), error)
+
+    def _take_first(self, response: StreamedResponse) -> None:
+        """Reads the first answer's head: what it holds (416 if it shows the range starts
+        past the end)."""
         headers = response.headers
         self.status = response.status
         self.content_type = headers.get("Content-Type")
         self._on_content_type(self.content_type)
-        etag = headers.get("ETag")
-        if etag is not None and not etag.startswith("W/"):
-            self.digest = "md5-" + etag.strip('"')
+        self.digest = self._etag(response)
         sent = _decimal(headers.get("Content-Length"))
         byte_range = self._range
-        if response.status == 206 and byte_range is not None:
-            self._take_content_range(response, byte_range, sent)
-        elif response.status == 206:
-            raise self._invalid("A partial answer (206) to a request without a range", response)
-        else:
-            self.total_length = sent
-            self.length = sent
-            if byte_range is not None:
-                self._cut = True
-                if sent is not None:
-                    if byte_range.offset >= sent:
-                        raise self._attachment._unsatisfiable_range(
-                            self._params, self._headers, response
-                        )
-                    rest = sent - byte_range.offset
-                    self.length = (
-                        rest if byte_range.length is None else min(rest, byte_range.length)
-                    )
-        self._response = response
+        if response.status == 206:
+            return  # (its Content-Range: _take_body)
+        self.total_length = self.length = sent
+        if byte_range is not None and sent is not None:
+            if byte_range.offset >= sent:
+                raise self._attachment._unsatisfiable_range(self._params, self._headers, response)
+            rest = sent - byte_range.offset
+            self.length = rest if byte_range.length is None else min(rest, byte_range.length)
 
-    def _take_content_range(
-        self, response: StreamedResponse, byte_range: ByteRange, sent: int | None
-    ) -> None:
-        """Checks that the 206 answer holds the range asked for (or its start)."""
+    def _take_body(self, response: StreamedResponse, byte_range: ByteRange | None) -> None:
+        """Where the answer's body begins; a 206 must hold the range asked for (or its
+        start, when it ends with the attachment)."""
+        if response.status != 206:
+            self._answer_start = 0
+            return
+        if byte_range is None:
+            raise self._invalid("A partial answer (206) to a request without a range", response)
         match = _CONTENT_RANGE.match(response.headers.get("Content-Range") or "")
         if match is None:
             raise self._invalid("A partial answer (206) without a valid Content-Range", response)
         first, last = int(match[1]), int(match[2])
         total = None if match[3] == "*" else int(match[3])
-        asked_last = (
-            None if byte_range.length is None else byte_range.offset + byte_range.length - 1
-        )
+        sent = _decimal(response.headers.get("Content-Length"))
         if (
             first != byte_range.offset
             or last < first
-            or (asked_last is not None and last > asked_last)
+            or (byte_range.last is not None and last > byte_range.last)
             or (total is not None and last >= total)
             or (sent is not None and sent != last - first + 1)
         ):
@@ -171,35 +238,15 @@ class AttachmentStream:
                 f"not the range asked for ({byte_range.header})",
                 response,
             )
-        self.length = last - first + 1
-        self.total_length = total
+        self._answer_start = first
+        if self.resumes == 0:
+            self.length = last - first + 1
+            self.total_length = total
 
-    async def _pieces(self) -> AsyncIterator[bytes]:
-        response = self._response
-        assert response is not None
-        if not self._cut:
-            async for piece in response:
-                yield piece
-            return
-        assert self._range is not None
-        skip, left = self._range.offset, self._range.length
-        handed = False
-        async for piece in response:
-            if skip:
-                if len(piece) <= skip:
-                    skip -= len(piece)
-                    continue
-                piece, skip = piece[skip:], 0
-            if left is not None:
-                piece = piece[:left]
-                left -= len(piece)
-            handed = True
-            yield piece
-            if left == 0:
-                return  # the rest is not read: the connection is closed, not reused
-        if not handed:
-            # The answer ended at or before the range's start.
-            raise self._attachment._unsatisfiable_range(self._params, self._headers, response)
+    @staticmethod
+    def _etag(response: StreamedResponse) -> str | None:
+        etag = response.headers.get("ETag")
+        return None if etag is None or etag.startswith("W/") else "md5-" + etag.strip('"')
 
     def _invalid(self, problem: str, response: StreamedResponse) -> Exception:
         return self._attachment._invalid_answer(problem, self._params, self._headers, response)
