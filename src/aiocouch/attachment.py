@@ -109,9 +109,11 @@ class Attachment(RemoteAttachment):
         ``async with attachment.stream() as pieces: async for piece in pieces: ...``
         (or ``async for`` on it directly). Sends GET /{db}/{docid}/{name}[?rev=] when
         entered, with a ``Range`` header if ``offset`` or ``length`` is given (see
-        :meth:`fetch_range`). Raises ValueError (no request) for a bad range;
-        NotFoundError, RangeNotSatisfiableError when entered; IncompleteResponseError
-        or ReadTimeoutError if the answer breaks off.
+        :meth:`fetch_range`). An answer that breaks off is resumed from the first byte not
+        handed out, as the client's retry policy allows (see :class:`AttachmentStream`).
+        Raises ValueError (no request) for a bad range; NotFoundError,
+        RangeNotSatisfiableError when entered; IncompleteResponseError or
+        ReadTimeoutError if the answer breaks off and cannot be resumed.
         """
         return AttachmentStream(self, ByteRange.of(offset, length), rev, self._took_type)
 
@@ -128,8 +130,9 @@ class Attachment(RemoteAttachment):
         ``target`` is a file path or a binary file object; returns the bytes written.
         Memory stays flat: pieces are written as they arrive. A path is written to a
         temporary file beside it, renamed to the path once the whole answer arrived, so
-        a broken download leaves no partial file under that name (a file object holds
-        what arrived). Sends GET /{db}/{docid}/{name}; raises as :meth:`stream` does.
+        a download that breaks (and cannot be resumed) leaves no partial file under that
+        name (a file object holds what arrived). Sends GET /{db}/{docid}/{name}; raises
+        as :meth:`stream` does.
         """
         pieces = self.stream(offset=offset, length=length, rev=rev)
         if not isinstance(target, (str, os.PathLike)):
