@@ -7,6 +7,8 @@
 #   make pytest     only the test suite
 #   make demo       run examples/demo.py (against $COUCHDB_URL if set, else a local pouchdb-server)
 #   make bench-scale  bulk create and iterate 100,000 and 1,000,000 documents (this project)
+#   make bench-attachments  a 1 GiB attachment up and down, streamed (time, peak RSS); against
+#                   $COUCHDB_URL if set, else a disk-backed stand-in (testserver/attachment_server.py)
 #   make server     run a local pouchdb-server until Ctrl-C
 #   make bench      benchmark against aiocouch 4.0.1 and plain aiohttp (bench/run.py; against
 #                   $COUCHDB_URL if set); BENCH_N=1000000 for a bigger iterated database,
@@ -31,7 +33,7 @@ DEMO_STAMP := $(VENV)/.stamp-demo
 BENCH_STAMP := $(VENV)/.stamp-bench
 NODE_STAMP := testserver/node_modules/.stamp-npm-ci
 
-.PHONY: all test lint typecheck pytest demo server bench bench-scale node-modules clean
+.PHONY: all test lint typecheck pytest demo server bench bench-scale bench-attachments node-modules clean
 
 all: test
 
@@ -82,6 +84,10 @@ bench: $(BENCH_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
 # Bulk creation and iteration of this project at 100,000 and 1,000,000 documents (~5 min).
 bench-scale: $(DEMO_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
 	$(BIN)/python bench/scale.py
+
+# Streamed attachments of 1 GiB on both transports (~2 min); BENCH_ARGS="--size 256" for less.
+bench-attachments: $(DEMO_STAMP)
+	$(BIN)/python bench/attachments.py $(BENCH_ARGS)
 
 server: $(VENV_STAMP) $(NODE_STAMP)
 	$(BIN)/python -m testserver.pouchdb_server

@@ -1,8 +1,8 @@
 """A real TCP server on loopback whose every answer is scripted byte for byte.
 
 Tests use it to break HTTP on purpose: broken framing, stalls, resets, connections closed
-after the request was read. Each request that arrives is parsed (head and
-``Content-Length`` body), recorded in :attr:`ScriptedServer.requests`, and handed to the
+after the request was read. Each request that arrives is parsed (head and a
+``Content-Length`` or chunked body), recorded in :attr:`ScriptedServer.requests`, and handed to the
 test's handler together with its connection, on which the handler writes exact bytes,
 stalls, closes or resets::
 
@@ -182,7 +182,21 @@ async def _read_request(
     length = request.header("Content-Length")
     if length:
         request.body = await reader.readexactly(int(length))
+    elif (request.header("Transfer-Encoding") or "").lower() == "chunked":
+        request.body = await _read_chunked(reader)
     return request
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    """A chunked request body, decoded (its trailer section is read and dropped)."""
+    pieces = []
+    while size := int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16):
+        pieces.append(await reader.readexactly(size))
+        if await reader.readexactly(2) != b"\r\n":
+            raise ConnectionError("chunk data longer than its size")
+    while await reader.readuntil(b"\r\n") != b"\r\n":
+        pass
+    return b"".join(pieces)
 
 
 def http_response(

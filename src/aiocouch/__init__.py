@@ -1,5 +1,6 @@
 """aiocouch: an asyncio client library for Apache CouchDB."""
 
+from .attachment import Attachment, AttachmentInfo, AttachmentStream
 from .auth import JWTAuth, ProxyAuth, SessionAuth
 from .cluster import Failover, NodeStatus, Quorum
 from .couchdb import CouchDB
@@ -16,6 +17,7 @@ from .exception import (
     InvalidResponseError,
     NotFoundError,
     PreconditionFailedError,
+    RangeNotSatisfiableError,
     ReadTimeoutError,
     RemoteResponseError,
     TimeLimitError,
@@ -60,6 +62,9 @@ from .view_query import DesignDocumentInfo, ViewQuery, ViewResults, ViewRows
 __version__ = "4.1.0"
 
 __all__ = [
+    "Attachment",
+    "AttachmentInfo",
+    "AttachmentStream",
     "BadRequestError",
     "ChangesFollower",
     "ConflictError",
@@ -96,6 +101,7 @@ __all__ = [
     "ProxyAuth",
     "QueryPlan",
     "Quorum",
+    "RangeNotSatisfiableError",
     "ReadTimeoutError",
     "RemoteResponseError",
     "Replication",

@@ -8,6 +8,7 @@ PUT or DELETE on a dropped kept-alive connection is switched off (a write is sen
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -15,11 +16,13 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from ._body import StreamedBody
 from ._transport import (
     COALESCE_BELOW,
     COALESCE_PAUSE,
     NO_BODY,
     RawResponse,
+    StreamedResponse,
     Transport,
     body_and_headers,
     error_from_body,
@@ -88,7 +91,7 @@ class AiohttpTransport(Transport):
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = NO_BODY,
-        data: bytes | None = None,
+        data: bytes | StreamedBody | None = None,
         headers: Mapping[str, str] | None = None,
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
@@ -96,14 +99,20 @@ class AiohttpTransport(Transport):
     ) -> RawResponse:
         """Sends one request and reads the whole answer; non-2xx raises (see exception.py)."""
         data, headers = body_and_headers(json, data, headers)
-        response = await self._send(method, self.url(path, params), data, headers, timeout)
-        async with response:
-            with aiohttp_errors_mapped(response.request_info):
-                _refuse_undecoded(response)
-                body = await response.read()
-            if response.status >= 300:
-                raise _error(response, body, subject, overrides)
-            return RawResponse(response.status, response.headers, body)
+        try:
+            response = await self._send(method, self.url(path, params), data, headers, timeout)
+            async with response:
+                with aiohttp_errors_mapped(response.request_info):
+                    _refuse_undecoded(response)
+                    body = await response.read()
+                if response.status >= 300:
+                    raise _error(response, body, subject, overrides)
+                return RawResponse(response.status, response.headers, body)
+        except Exception:
+            # aiohttp wraps what a streamed body's source raised in a connection error.
+            if isinstance(data, StreamedBody) and data.failure is not None:
+                raise data.failure from None
+            raise
 
     @asynccontextmanager
     async def stream(
@@ -117,7 +126,7 @@ class AiohttpTransport(Transport):
         subject: str = "the request",
         coalesce: bool = False,
         timeout: aiohttp.ClientTimeout,
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[StreamedResponse]:
         """Sends one request; yields its body piece by piece as it arrives."""
         data, headers = body_and_headers(json, None, headers)
         response = await self._send(method, self.url(path, params), data, headers, timeout)
@@ -126,13 +135,15 @@ class AiohttpTransport(Transport):
                 _refuse_undecoded(response)
                 if response.status >= 300:
                     raise _error(response, await response.read(), subject, None)
-            yield _pieces(response, coalesce=coalesce)
+            yield StreamedResponse(
+                response.status, response.headers, _pieces(response, coalesce=coalesce)
+            )
 
     async def _send(
         self,
         method: str,
         url: URL,
-        data: bytes | None,
+        data: bytes | StreamedBody | None,
         headers: Mapping[str, str] | None,
         timeout: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
@@ -142,6 +153,8 @@ class AiohttpTransport(Transport):
         lean transport and aiohttp itself do): repeating a read cannot write twice.
         """
         session = self.session
+        if isinstance(data, StreamedBody):
+            return await self._send_streamed(method, url, data, headers, timeout)
         try:
             with aiohttp_errors_mapped():
                 return await session.request(
@@ -152,6 +165,43 @@ class AiohttpTransport(Transport):
                 raise
         with aiohttp_errors_mapped():
             return await session.request(method, url, data=data, headers=headers, timeout=timeout)
+
+    async def _send_streamed(
+        self,
+        method: str,
+        url: URL,
+        body: StreamedBody,
+        headers: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        """Sends a request whose body is read piece by piece (chunked if its length is
+        unknown).
+
+        aiohttp bounds no wait while it writes a body (its ``sock_read`` starts after the
+        body): a server that takes none of it for ``sock_read`` seconds raises
+        ReadTimeoutError here, as on the lean transport.
+        """
+        if body.length is not None:
+            headers = {**(headers or {}), "Content-Length": str(body.length)}
+        limit = timeout.sock_read
+        with aiohttp_errors_mapped():
+            sending = asyncio.ensure_future(
+                self.session.request(
+                    method, url, data=body.pieces(), headers=headers, timeout=timeout
+                )
+            )
+            try:
+                while True:
+                    done, _ = await asyncio.wait({sending}, timeout=limit)
+                    if done:
+                        return sending.result()
+                    assert limit is not None
+                    if body.awaiting_transport and time.monotonic() - body.progressed >= limit:
+                        raise ReadTimeoutError(
+                            f"The server took none of the request body for {limit} s (sock_read)"
+                        )
+            finally:
+                sending.cancel()
 
     async def close(self) -> None:
         """Closes the session; waits briefly when TLS connections need a clean shutdown.

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from yarl import URL
 
-from ._transport import RawResponse, Transport
+from ._body import StreamedBody
+from ._transport import RawResponse, StreamedResponse, Transport
 from .auth import Authentication
 from .exception import RemoteResponseError, UnauthorizedError
 
@@ -43,7 +44,8 @@ class AuthenticatedSender:
     ) -> RawResponse:
         """Sends the request with ``auth``'s headers; on a 401, renews them and sends it again.
 
-        The 401 is raised if ``auth`` has nothing new to send, and after the second attempt.
+        The 401 is raised if ``auth`` has nothing new to send, if the request's body cannot
+        be sent again (an iterator partly sent), and after the second attempt.
         """
         auth = self._auth
         sent = await auth._headers(self._send_without_auth)
@@ -51,6 +53,9 @@ class AuthenticatedSender:
             return await self._attempt_with(auth, sent, method, path, headers, options)
         except UnauthorizedError as exc:
             refused = exc
+        body = options.get("data")
+        if isinstance(body, StreamedBody) and not body.can_restart():
+            raise refused
         if not await auth._renew(self._send_without_auth, sent):
             raise refused
         sent = await auth._headers(self._send_without_auth)
@@ -79,7 +84,7 @@ class AuthenticatedSender:
     @asynccontextmanager
     async def stream(
         self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **options: Any
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[StreamedResponse]:
         """Like :meth:`request` for a stream (a 401 comes before any piece)."""
         auth = self._auth
         async with AsyncExitStack() as stack:
@@ -110,7 +115,7 @@ class AuthenticatedSender:
         path: str,
         headers: Mapping[str, str] | None,
         options: dict[str, Any],
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[StreamedResponse]:
         """One streamed attempt with the headers ``sent``; ``auth`` sees an error's headers."""
         try:
             async with self._transport.stream(

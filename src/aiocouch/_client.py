@@ -12,7 +12,7 @@ credentials from every exception that leaves (:mod:`._redaction`).
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any
 
@@ -21,11 +21,12 @@ import aiohttp
 from ._aiohttp_transport import AiohttpTransport
 from ._answers import invalid_answer
 from ._authenticated import AuthenticatedSender, changing_authentication
+from ._body import StreamedBody
 from ._http_transport import HTTPTransport
 from ._nodes import NodeSet, node_urls
 from ._redaction import redact, redacted
 from ._retrying import RetryingStream, with_retries
-from ._transport import NO_BODY, RawResponse, Transport
+from ._transport import NO_BODY, RawResponse, StreamedResponse, Transport
 from .auth import Authentication
 from .cluster import Failover, NodeStatus
 from .exception import InvalidResponseError, _TypedResponseError
@@ -137,7 +138,7 @@ class HTTPClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = NO_BODY,
-        data: bytes | None = None,
+        data: bytes | StreamedBody | None = None,
         headers: Mapping[str, str] | None = None,
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
@@ -153,9 +154,13 @@ class HTTPClient:
         not applied); ``attempt_log``, if given, learns whether an attempt may have been
         applied although it failed. ``authenticated=False`` leaves out a changing
         authentication (a cookie session, a token provider), which then neither adds its
-        headers nor sees the answer's; fixed credentials are still sent.
+        headers nor sees the answer's; fixed credentials are still sent. A streamed body
+        (see :mod:`._body`) is sent again only if it can start again, and has the limits of
+        a stream (by default no ``total``: a large upload takes its time, but the server
+        may not be silent past ``sock_read``).
         """
         sender = self._sender if authenticated else self.transport
+        body = data if isinstance(data, StreamedBody) else None
 
         def attempt(limits: aiohttp.ClientTimeout) -> Awaitable[RawResponse]:
             return sender.request(
@@ -176,9 +181,12 @@ class HTTPClient:
                 attempt,
                 method,
                 path,
-                timeout or self._scoped_timeout() or self.timeout,
+                timeout
+                or self._scoped_timeout()
+                or (self.timeout if body is None else self.stream_timeout),
                 repetition or default_repetition(method),
                 attempt_log,
+                can_repeat=None if body is None else body.can_restart,
             )
         except aiohttp.ClientResponseError as exc:
             redact(exc)
@@ -197,7 +205,7 @@ class HTTPClient:
         timeout: aiohttp.ClientTimeout | None = None,
         repetition: Repetition = Repetition.SAFE,
         retry: RetryPolicy | None = None,
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+    ) -> AbstractAsyncContextManager[StreamedResponse]:
         """Sends a request; yields its body piece by piece (see :meth:`Transport.stream`).
 
         Every streamed endpoint reads, so by default a failure while the stream opens
@@ -208,7 +216,7 @@ class HTTPClient:
 
         def attempt(
             limits: aiohttp.ClientTimeout,
-        ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        ) -> AbstractAsyncContextManager[StreamedResponse]:
             return sender.stream(
                 method,
                 path,

@@ -21,7 +21,7 @@ import aiohttp
 from yarl import URL
 
 from . import _json
-from ._transport import RawResponse, Transport
+from ._transport import RawResponse, StreamedResponse, Transport
 from .cluster import Failover, NodeStatus
 from .exception import ForbiddenError, NotFoundError, RemoteResponseError, UnauthorizedError
 from .retry import RetryPolicy
@@ -147,7 +147,7 @@ class NodeSet:
     @asynccontextmanager
     async def stream(
         self, method: str, path: str, *, timeout: aiohttp.ClientTimeout, **options: Any
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[StreamedResponse]:
         """One streamed attempt, opened as :meth:`request` sends one; a node that breaks
         the stream midway is marked unhealthy."""
         started = time.monotonic()

@@ -19,6 +19,7 @@ from .exception import BadRequestError
 
 __all__ = [
     "attachment_path",
+    "attachment_segment",
     "check_document_id",
     "copy_destination",
     "database_path",
@@ -160,7 +161,14 @@ def attachment_path(database: str, doc_id: str, name: str) -> str:
     document itself, or starting with ``_``) and for a ``_local`` document, which takes
     no attachments.
     """
-    path = document_path(database, doc_id)
+    return f"{document_path(database, doc_id)}/{attachment_segment(doc_id, name)}"
+
+
+def attachment_segment(doc_id: str, name: str) -> str:
+    """The quoted attachment name, the path segment after its document's path.
+
+    Raises BadRequestError as :func:`attachment_path` does.
+    """
     if doc_id.startswith("_local/"):
         raise BadRequestError(
             f"The _local document {doc_id!r} cannot have attachment {name!r}: _local "
@@ -172,7 +180,7 @@ def attachment_path(database: str, doc_id: str, name: str) -> str:
         )
     if not name.isascii():
         _require_unicode("attachment name", name, "bad_request")
-    return f"{path}/{quote_segment(name)}"
+    return quote_segment(name)
 
 
 def partition_path(database: str, partition: object) -> str:

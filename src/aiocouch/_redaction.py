@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ._transport import public_request_info
+from ._transport import StreamedResponse, public_request_info
 
 __all__ = ["redact", "redacted"]
 
@@ -52,8 +52,8 @@ def redact(exc: aiohttp.ClientResponseError) -> None:
 
 @asynccontextmanager
 async def redacted(
-    stream: AbstractAsyncContextManager[AsyncIterator[bytes]],
-) -> AsyncIterator[AsyncIterator[bytes]]:
+    stream: AbstractAsyncContextManager[StreamedResponse],
+) -> AsyncIterator[StreamedResponse]:
     """``stream``, whose exceptions show no credentials (see :func:`redact`)."""
     try:
         async with stream as pieces:

@@ -1,4 +1,4 @@
-"""Requests to a document (``/{db}/{docid}``) and its attachments (``/{db}/{docid}/{name}``)."""
+"""Requests to a document, ``/{db}/{docid}`` (its attachments: :mod:`._remote_attachment`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths, _write_confirmation
 from ._answers import OBJECT, AnswerShape
+from ._remote_attachment import RemoteAttachment
 from ._response import HTTPResponse, RequestResult, confirmed_result
 from ._transport import JSON_CONTENT_TYPE, NO_BODY
 from ._write_confirmation import checked_write
@@ -273,96 +274,3 @@ class RemoteUpdateFunction:
             subject=self._subject,
             repetition=Repetition.IF_NOT_APPLIED,
         )
-
-
-class RemoteAttachment:
-    """An attachment: requests to ``/{db}/{docid}/{name}``."""
-
-    def __init__(self, document: Any, id: str) -> None:
-        self._document = document
-        self.id = id
-
-    @property
-    def endpoint(self) -> str:
-        """The quoted path of the attachment."""
-        document = self._document
-        return _paths.attachment_path(document._database.id, document._server_id, self.id)
-
-    @property
-    def _remote(self) -> RemoteServer:
-        remote: RemoteServer = self._document._database._remote
-        return remote
-
-    @property
-    def _subject(self) -> str:
-        return f"attachment '{self.id}' of {self._document._subject}"
-
-    async def _exists(self) -> tuple[bool, str | None]:
-        """HEAD the attachment; returns (exists, content type)."""
-        try:
-            response, _ = await self._remote._request("HEAD", self.endpoint, subject=self._subject)
-        except _TypedResponseError as exc:
-            if exc.status == 404:
-                return False, None
-            raise
-        return True, response.headers.get("Content-Type")
-
-    async def _get(self, **params: Any) -> tuple[bytes, str | None]:
-        """GET the attachment; returns (bytes, content type)."""
-        response, body = await self._remote._request(
-            "GET", self.endpoint, params=params, return_json=False, subject=self._subject
-        )
-        return body, response.headers.get("Content-Type")
-
-    async def _put(self, rev: str | None, data: bytes, content_type: str) -> JsonDict:
-        """PUT the attachment ``?rev=rev`` with a raw body.
-
-        Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
-        the success it was if a child of ``rev`` holds this attachment, written in it.
-        """
-        data = bytes(data)
-        _, result = await checked_write(
-            functools.partial(
-                self._remote._request,
-                "PUT",
-                self.endpoint,
-                params={"rev": rev, **self._remote._quorum._write()},
-                data=data,
-                headers={"Content-Type": content_type},
-                subject=self._subject,
-                expect=OBJECT,
-            ),
-            lambda: _write_confirmation.attachment_write(
-                self._remote,
-                self._document.endpoint,
-                self.id,
-                rev,
-                data,
-                content_type,
-                self._subject,
-            ),
-            lambda written: confirmed_result(201, self._document.id, written),
-        )
-        return dict(result)
-
-    async def _delete(self, rev: str | None) -> JsonDict:
-        """DELETE the attachment ``?rev=rev``.
-
-        Repeated after a lost answer: a repeat of an applied DELETE gets 409, which becomes
-        the success it was if a child of ``rev`` lacks the attachment.
-        """
-        _, result = await checked_write(
-            functools.partial(
-                self._remote._request,
-                "DELETE",
-                self.endpoint,
-                params={"rev": rev, **self._remote._quorum._write()},
-                subject=self._subject,
-                expect=OBJECT,
-            ),
-            lambda: _write_confirmation.attachment_deletion(
-                self._remote, self._document.endpoint, self.id, rev, self._subject
-            ),
-            lambda written: confirmed_result(200, self._document.id, written),
-        )
-        return dict(result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Callable
 
 import aiohttp
@@ -17,12 +18,13 @@ from ._answers import (
     decode_json,
     describe_problem,
 )
+from ._body import StreamedBody
 from ._client import HTTPClient
 from ._response import HTTPResponse, RequestResult
 from ._resume import Continuation, StreamRequest
 from ._row_stream import ObjectParser, RowStream
 from ._rows import LineParser, parsed_pieces
-from ._transport import NO_BODY, Transport
+from ._transport import NO_BODY, StreamedResponse, Transport
 from .auth import Authentication
 from .cluster import Quorum
 from .exception import InvalidResponseError, _TypedResponseError
@@ -96,9 +98,15 @@ class RemoteServer:
         ``expect``-ed shape raises InvalidResponseError.
 
         ``repetition`` says what repeating the request could do (see :mod:`aiocouch.retry`;
-        by default GET and HEAD are reads, anything else may write).
+        by default GET and HEAD are reads, anything else may write). ``data`` is a JSON
+        value, or the raw body: bytes, or a :class:`~._body.StreamedBody` sent piece by
+        piece (repeated only if it can start again).
         """
-        body = {"data": bytes(data)} if isinstance(data, (bytes, bytearray)) else {"json": data}
+        body = (
+            {"data": bytes(data) if isinstance(data, bytearray) else data}
+            if isinstance(data, (bytes, bytearray, StreamedBody))
+            else {"json": data}
+        )
         raw = await self._http.request(
             method,
             path,
@@ -337,6 +345,21 @@ class RemoteServer:
             timeout=timeout,
             parser=parser,
         )
+
+    def _stream(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        subject: str,
+    ) -> AbstractAsyncContextManager[StreamedResponse]:
+        """GET ``path``; yields the answer (status, headers) and its raw body piece by piece.
+
+        A failure while the answer opens is repeated as the retry policy allows; a body
+        broken later raises (IncompleteResponseError, ReadTimeoutError...).
+        """
+        return self._http.stream("GET", path, params=params, headers=headers, subject=subject)
 
     async def _lines(
         self,

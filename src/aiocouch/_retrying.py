@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Callable, TypeVar
 
 import aiohttp
 
+from ._transport import StreamedResponse
 from .retry import AttemptLog, Repetition, RetryPolicy, judge
 
 __all__ = ["RetryingStream", "with_retries"]
@@ -23,7 +24,7 @@ __all__ = ["RetryingStream", "with_retries"]
 _T = TypeVar("_T")
 _log = logging.getLogger("aiocouch")
 
-StreamAttempt = Callable[[aiohttp.ClientTimeout], AbstractAsyncContextManager[AsyncIterator[bytes]]]
+StreamAttempt = Callable[[aiohttp.ClientTimeout], AbstractAsyncContextManager[StreamedResponse]]
 
 
 async def with_retries(
@@ -34,12 +35,14 @@ async def with_retries(
     timeout: aiohttp.ClientTimeout,
     repetition: Repetition,
     attempt_log: AttemptLog | None,
+    can_repeat: Callable[[], bool] | None = None,
 ) -> _T:
     """``attempt(limits)`` until it succeeds, the policy gives up or the budget is spent.
 
     Each attempt gets the call's limits, its ``total`` shrunk to what is left of the
     budget; a wait that would end after the budget is not begun. ``attempt_log`` learns
-    whether a failed attempt may have been applied.
+    whether a failed attempt may have been applied. ``can_repeat()``, if given, can
+    forbid a repeat (a request body that cannot be sent again).
     """
     started = time.monotonic()
     budget = policy.budget if policy.budget is not None else timeout.total
@@ -54,6 +57,8 @@ async def with_retries(
                 attempt_log.uncertain = True
             repeat += 1
             if not may_repeat or repeat >= policy.attempts:
+                raise
+            if can_repeat is not None and not can_repeat():
                 raise
             pause = policy.wait(repeat, error)
             left = None if budget is None else budget - (time.monotonic() - started)
@@ -88,12 +93,12 @@ class RetryingStream:
         self._policy = policy
         self._attempt = attempt
         self._request = (method, path, timeout, repetition)
-        self._opened: AbstractAsyncContextManager[AsyncIterator[bytes]] | None = None
+        self._opened: AbstractAsyncContextManager[StreamedResponse] | None = None
 
-    async def __aenter__(self) -> AsyncIterator[bytes]:
+    async def __aenter__(self) -> StreamedResponse:
         async def open_stream(
             limits: aiohttp.ClientTimeout,
-        ) -> tuple[AbstractAsyncContextManager[AsyncIterator[bytes]], AsyncIterator[bytes]]:
+        ) -> tuple[AbstractAsyncContextManager[StreamedResponse], StreamedResponse]:
             stream = self._attempt(limits)
             return stream, await stream.__aenter__()
 

@@ -33,10 +33,11 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _json
+from ._body import StreamedBody
 from ._params import encode_query
 from .exception import _TypedResponseError, error_for_response
 
-__all__ = ["NO_BODY", "RawResponse", "Transport", "check_headers"]
+__all__ = ["NO_BODY", "RawResponse", "StreamedResponse", "Transport", "check_headers"]
 
 NO_BODY: Any = object()
 """Marks a request without a JSON body (``None`` is a valid JSON body)."""
@@ -66,6 +67,25 @@ class RawResponse:
     def json(self) -> Any:
         """The body decoded as JSON (once)."""
         return _json.loads(self.body)
+
+
+class StreamedResponse(AsyncIterator[bytes]):
+    """The body of a streamed answer, piece by piece, with the answer's status and headers."""
+
+    __slots__ = ("_pieces", "headers", "status")
+
+    def __init__(
+        self, status: int, headers: CIMultiDictProxy[str], pieces: AsyncIterator[bytes]
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self._pieces = pieces
+
+    def __aiter__(self) -> StreamedResponse:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._pieces.__anext__()
 
 
 class Transport(abc.ABC):
@@ -124,13 +144,17 @@ class Transport(abc.ABC):
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = NO_BODY,
-        data: bytes | None = None,
+        data: bytes | StreamedBody | None = None,
         headers: Mapping[str, str] | None = None,
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
         timeout: aiohttp.ClientTimeout,
     ) -> RawResponse:
-        """Sends one request and reads the whole answer; non-2xx raises (see exception.py)."""
+        """Sends one request and reads the whole answer; non-2xx raises (see exception.py).
+
+        A :class:`StreamedBody` is sent piece by piece as the connection drains; what its
+        source raises (``body.failure``) is raised as it is, and the connection closed.
+        """
 
     @abc.abstractmethod
     def stream(
@@ -144,7 +168,7 @@ class Transport(abc.ABC):
         subject: str = "the request",
         coalesce: bool = False,
         timeout: aiohttp.ClientTimeout,
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+    ) -> AbstractAsyncContextManager[StreamedResponse]:
         """Sends one request; yields its body piece by piece as it arrives.
 
         With ``coalesce``, small reads wait a millisecond for more data: CouchDB writes
@@ -158,8 +182,8 @@ class Transport(abc.ABC):
 
 
 def body_and_headers(
-    json: Any, data: bytes | None, headers: Mapping[str, str] | None
-) -> tuple[bytes | None, Mapping[str, str] | None]:
+    json: Any, data: bytes | StreamedBody | None, headers: Mapping[str, str] | None
+) -> tuple[bytes | StreamedBody | None, Mapping[str, str] | None]:
     """The request body (``json`` encoded, or ``data``) and the headers it needs.
 
     Raises ValueError, before anything is sent, for a header of the caller's that could

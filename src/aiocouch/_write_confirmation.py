@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from . import _paths
+from ._body import StreamedBody, content_digest
 from .exception import ConflictError, NotFoundError
 from .retry import AttemptLog, Repetition
 from .typing import JsonDict
@@ -105,7 +106,7 @@ async def attachment_write(
     document_path: str,
     name: str,
     rev: str | None,
-    data: bytes,
+    data: bytes | StreamedBody,
     content_type: str,
     subject: str,
 ) -> str | None:
@@ -113,11 +114,16 @@ async def attachment_write(
 
     A child of ``rev`` whose attachment was written in that revision with this length
     and content type, and this MD5 digest; a server that stores it compressed reports
-    the digest of the compressed bytes, so then the bytes are compared instead (GET of
-    the attachment at that revision). Sends GET /{db}/{docid}?open_revs=all&revs=true
-    first.
+    the digest of the compressed bytes, so then the MD5 of the stored bytes is compared
+    instead (GET of the attachment at that revision, streamed). Sends GET
+    /{db}/{docid}?open_revs=all&revs=true first. A streamed ``data`` is read again to
+    learn its digest; one that cannot be read again was never repeated after a byte of
+    it was sent, so no earlier attempt can have written it: None.
     """
-    digest = "md5-" + base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+    if isinstance(data, StreamedBody) and not data.repeatable:
+        return None
+    length, md5 = await content_digest(data)
+    digest = "md5-" + base64.b64encode(md5).decode()
     for leaf in await _leaves(remote, document_path, subject):
         stub = (leaf.get("_attachments") or {}).get(name)
         if (
@@ -125,17 +131,18 @@ async def attachment_write(
             or not _written_on(leaf, rev)
             or not isinstance(stub, dict)
             or stub.get("revpos") != _generation(leaf)
-            or stub.get("length") != len(data)
+            or stub.get("length") != length
             or stub.get("content_type") != content_type
         ):
             continue
         if stub.get("digest") == digest:
             return str(leaf["_rev"])
         path = f"{document_path}/{_paths.quote_segment(name)}"
-        _, stored = await remote._request(
-            "GET", path, params={"rev": leaf["_rev"]}, return_json=False, subject=subject
-        )
-        if stored == data:
+        stored = hashlib.md5(usedforsecurity=False)
+        async with remote._stream(path, params={"rev": leaf["_rev"]}, subject=subject) as pieces:
+            async for piece in pieces:
+                stored.update(piece)
+        if stored.digest() == md5:
             return str(leaf["_rev"])
     return None
 

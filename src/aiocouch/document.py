@@ -125,22 +125,44 @@ class Document(RemoteDocument):
     # --- requests ---
 
     async def fetch(
-        self, discard_changes: bool = False, *, rev: str | None = None, r: int | None = None
+        self,
+        discard_changes: bool = False,
+        *,
+        rev: str | None = None,
+        r: int | None = None,
+        attachments: bool = False,
+        atts_since: list[str] | None = None,
+        att_encoding_info: bool = False,
     ) -> None:
         """Replaces the local data with the server's: GET /{db}/{docid}[?rev=][&r=].
 
         ``r``: the copies to read on a cluster (default: the client's
-        :class:`~aiocouch.cluster.Quorum`, else the database's). Raises ConflictError (no
-        request) if the local data has unsaved changes and ``discard_changes`` is False;
-        NotFoundError (404); BadRequestError (bad rev).
+        :class:`~aiocouch.cluster.Quorum`, else the database's). ``attachments=True``
+        brings every attachment's bytes inline (base64, see
+        ``attachment(name).inline_data``), ``atts_since`` (revisions) those written after
+        them, the others staying stubs (pouchdb-server ignores it and inlines them all);
+        ``att_encoding_info=True`` adds ``encoding`` and ``encoded_length`` to the stubs of
+        attachments CouchDB stores compressed.
+        Raises ConflictError (no request) if the local data has unsaved changes and
+        ``discard_changes`` is False, TypeError (no request) for ``atts_since`` that is no
+        list; NotFoundError (404); BadRequestError (bad rev).
         """
         check_quorum("r", r)
+        if atts_since is not None and not isinstance(atts_since, list):
+            raise TypeError(f"atts_since takes a list of revisions, not {atts_since!r}")
         if not (discard_changes or self._fresh) and self._dirty_cache:
             raise ConflictError(
                 f"Cannot fetch document '{self.id}' from server, as the local cache has "
                 "unsaved changes."
             )
-        params = {"rev": rev} if rev else {}
+        params = {
+            "rev": rev or None,
+            # (with atts_since, CouchDB implies it; pouchdb-server needs it, and then
+            # sends every attachment's data)
+            "attachments": attachments or atts_since is not None or None,
+            "atts_since": atts_since,
+            "att_encoding_info": att_encoding_info or None,
+        }
         self._update_cache(await self._get(**params, **self._remote._quorum._read(r)))
 
     async def save(self, *, w: int | None = None) -> HTTPResponse | None:
