@@ -2,6 +2,13 @@
 
 from .auth import JWTAuth, ProxyAuth, SessionAuth
 from .cluster import Failover, NodeStatus, Quorum
+from .conflicts import (
+    ConflictingRevisions,
+    EditFailure,
+    EditResults,
+    Resolution,
+    TooManyConflictsError,
+)
 from .couchdb import CouchDB
 from .database import Database
 from .db_updates import DatabaseUpdate, DbUpdatesFeed, DbUpdatesFollower
@@ -63,6 +70,7 @@ __all__ = [
     "BadRequestError",
     "ChangesFollower",
     "ConflictError",
+    "ConflictingRevisions",
     "ConnectTimeoutError",
     "CouchDB",
     "Database",
@@ -72,6 +80,8 @@ __all__ = [
     "DbUpdatesFollower",
     "DesignDocumentInfo",
     "Document",
+    "EditFailure",
+    "EditResults",
     "ExecutionStats",
     "ExpectationFailedError",
     "Failover",
@@ -107,6 +117,7 @@ __all__ = [
     "Replications",
     "ReshardJob",
     "Resharding",
+    "Resolution",
     "RetryPolicy",
     "RevisionInfo",
     "RevisionResult",
@@ -118,6 +129,7 @@ __all__ = [
     "SessionInfo",
     "SplitFailedError",
     "TimeLimitError",
+    "TooManyConflictsError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
     "UpdateFunction",
