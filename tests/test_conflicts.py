@@ -19,6 +19,7 @@ from aiocouch import (
     BadRequestError,
     ConflictError,
     ConflictingRevisions,
+    CouchDB,
     Database,
     Document,
     EditFailure,
@@ -27,8 +28,11 @@ from aiocouch import (
     Resolution,
     TooManyConflictsError,
 )
+from aiocouch.cluster import Quorum
 from aiocouch.conflicts import DELETE, Deletion
+from aiocouch.retry import RetryPolicy
 from aiocouch.typing import JsonDict
+from testserver.fault_proxy import FaultKind, FaultProxy
 from testserver.request_counter import RequestCounter
 
 A, B, C = "1-" + "a" * 32, "1-" + "b" * 32, "1-" + "c" * 32
@@ -303,6 +307,46 @@ async def test_edit_refuses_bad_arguments_before_any_request(
     with pytest.raises(error):
         await database.edit(id, lambda doc: None, **options)
     assert request_counter.requests == []
+
+
+@pytest.mark.parametrize("fault", [FaultKind.RESET_AFTER_ANSWER, FaultKind.CUT_ANSWER])
+async def test_edits_whose_answers_were_lost_are_applied_once(
+    fault: FaultKind,
+    server_url: str,
+    admin_user: str,
+    admin_password: str,
+    database: Database,
+    quorum: Quorum | None,
+) -> None:
+    await saved(database, "one", n=0)
+    await saved(database, "many", n=0)
+    calls: list[str] = []
+
+    def increment(doc: Document) -> None:
+        calls.append(doc.id)
+        doc["n"] += 1
+
+    async with FaultProxy(server_url) as proxy:
+        async with CouchDB(
+            proxy.url,
+            user=admin_user,
+            password=admin_password,
+            retry=RetryPolicy(backoff=0.01, backoff_max=0.05),
+            quorum=quorum,
+        ) as client:
+            through_proxy = Database(client, database.id)
+            # The server applies each write, its answer never reaches the client: the
+            # repeat's 409 is confirmed as this write, not taken for another writer's.
+            proxy.force(fault, method="PUT", path=f"/{database.id}/one")
+            one = await through_proxy.edit("one", increment)
+            proxy.force(fault, method="POST", path=f"/{database.id}/_bulk_docs")
+            results = await through_proxy.edit_many(["many"], increment)
+        assert proxy.stats.faults == {fault: 2}
+    assert calls == ["one", "many"]
+    assert [doc.id for doc in results.saved] == ["many"] and results.failed == []
+    for document in (one, results.saved[0]):
+        fetched = await database.get(document.id)
+        assert (fetched["n"], fetched.rev) == (1, document.rev)
 
 
 # --- edit_many: many documents ---
