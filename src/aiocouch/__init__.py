@@ -3,6 +3,13 @@
 from .attachment import Attachment, AttachmentInfo, AttachmentStream
 from .auth import JWTAuth, ProxyAuth, SessionAuth
 from .cluster import Failover, NodeStatus, Quorum
+from .conflicts import (
+    ConflictingRevisions,
+    EditFailure,
+    EditResults,
+    Resolution,
+    TooManyConflictsError,
+)
 from .couchdb import CouchDB
 from .database import Database
 from .db_updates import DatabaseUpdate, DbUpdatesFeed, DbUpdatesFollower
@@ -68,6 +75,7 @@ __all__ = [
     "BadRequestError",
     "ChangesFollower",
     "ConflictError",
+    "ConflictingRevisions",
     "ConnectTimeoutError",
     "CouchDB",
     "Database",
@@ -77,6 +85,8 @@ __all__ = [
     "DbUpdatesFollower",
     "DesignDocumentInfo",
     "Document",
+    "EditFailure",
+    "EditResults",
     "ExecutionStats",
     "ExpectationFailedError",
     "Failover",
@@ -113,6 +123,7 @@ __all__ = [
     "Replications",
     "ReshardJob",
     "Resharding",
+    "Resolution",
     "RetryPolicy",
     "RevisionInfo",
     "RevisionResult",
@@ -124,6 +135,7 @@ __all__ = [
     "SessionInfo",
     "SplitFailedError",
     "TimeLimitError",
+    "TooManyConflictsError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
     "UpdateFunction",

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import conflicts
 from .bulk import BulkCreateOperation, BulkUpdateOperation
 from .changes import ChangesFeed
 from .cluster import check_quorum
@@ -191,6 +192,62 @@ class Database(DatabaseMaintenance, RemoteDatabase):
         """Stores revisions as they are: POST /{db}/_bulk_docs with new_edits false (see
         :meth:`Revisions.save_revisions <aiocouch.revisions.Revisions.save_revisions>`)."""
         return await Revisions(self).save_revisions(docs)
+
+    async def edit(
+        self,
+        id: str,
+        edit: conflicts.EditFunction,
+        *,
+        create: bool = True,
+        attempts: int = conflicts.DEFAULT_ATTEMPTS,
+        w: int | None = None,
+    ) -> Document:
+        """Reads, edits with ``edit`` and saves document ``id``, again after a conflict: GET,
+        PUT (see :func:`aiocouch.conflicts.edit`)."""
+        return await conflicts.edit(self, id, edit, create=create, attempts=attempts, w=w)
+
+    async def edit_many(
+        self,
+        ids: Iterable[str],
+        edit: conflicts.EditFunction,
+        *,
+        create: bool = True,
+        attempts: int = conflicts.DEFAULT_ATTEMPTS,
+        w: int | None = None,
+    ) -> conflicts.EditResults:
+        """Reads, edits with ``edit`` and saves many documents, again the conflicted ones:
+        POST _all_docs, POST _bulk_docs (see :func:`aiocouch.conflicts.edit_many`)."""
+        return await conflicts.edit_many(self, ids, edit, create=create, attempts=attempts, w=w)
+
+    async def conflicting_revisions(self, id: str) -> conflicts.ConflictingRevisions:
+        """The winning and conflicting revisions of document ``id``, with bodies: GET
+        ?conflicts=true, ?open_revs=[...] (see :func:`aiocouch.conflicts.conflicting_revisions`)."""
+        return await conflicts.conflicting_revisions(self, id)
+
+    async def resolve_conflicts(
+        self,
+        id: str,
+        choose: conflicts.ChooseFunction,
+        *,
+        attempts: int = conflicts.DEFAULT_ATTEMPTS,
+    ) -> conflicts.Resolution:
+        """Writes the body ``choose`` picks and deletes the other leaves of document ``id``:
+        POST _bulk_docs (see :func:`aiocouch.conflicts.resolve_conflicts`)."""
+        return await conflicts.resolve_conflicts(self, id, choose, attempts=attempts)
+
+    def resolve_all_conflicts(
+        self,
+        choose: conflicts.ChooseFunction,
+        *,
+        view: View | None = None,
+        include_ddocs: bool = False,
+        attempts: int = conflicts.DEFAULT_ATTEMPTS,
+    ) -> AsyncIterator[conflicts.Resolution]:
+        """Resolves every conflicted document, streamed: GET _all_docs?conflicts=true or
+        ``view`` (see :func:`aiocouch.conflicts.resolve_all_conflicts`)."""
+        return conflicts.resolve_all_conflicts(
+            self, choose, view=view, include_ddocs=include_ddocs, attempts=attempts
+        )
 
     def view(self, design_doc: str, view: str) -> View:
         """The view ``view`` of ``_design/{design_doc}`` (no request)."""
