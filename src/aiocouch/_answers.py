@@ -26,6 +26,7 @@ __all__ = [
     "OBJECT",
     "PURGE_RESULT",
     "SHARD_MAP",
+    "STATE",
     "VIEW_RESULT",
     "AnswerShape",
     "UnexpectedAnswer",
@@ -33,6 +34,7 @@ __all__ = [
     "describe_problem",
     "invalid_answer",
     "is_document",
+    "is_strings",
     "kind_of",
 ]
 
@@ -77,12 +79,13 @@ VIEW_RESULT = AnswerShape(
 )
 
 
-def _is_strings(value: Any) -> bool:
-    return isinstance(value, list) and all(type(item) is str for item in value)
+def is_strings(value: Any) -> TypeGuard[list[str]]:
+    """True if ``value`` is a JSON array of strings."""
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def _maps_to_strings(value: Any) -> bool:
-    return isinstance(value, dict) and all(_is_strings(item) for item in value.values())
+    return isinstance(value, dict) and all(is_strings(item) for item in value.values())
 
 
 COUNT = AnswerShape("a non-negative JSON integer", lambda value: type(value) is int and value >= 0)
@@ -94,12 +97,16 @@ SHARD_MAP = AnswerShape(
     "a JSON object whose 'shards' maps ranges to arrays of node names",
     lambda value: isinstance(value, dict) and _maps_to_strings(value.get("shards")),
 )
+STATE = AnswerShape(
+    "a JSON object with a string 'state'",
+    lambda value: isinstance(value, dict) and isinstance(value.get("state"), str),
+)
 DOCUMENT_SHARD = AnswerShape(
     "a JSON object with a string 'range' and an array of node names 'nodes'",
     lambda value: (
         isinstance(value, dict)
         and type(value.get("range")) is str
-        and _is_strings(value.get("nodes"))
+        and is_strings(value.get("nodes"))
     ),
 )
 DESIGN_INFO = AnswerShape(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import _paths
-from ._answers import ARRAY_OF_OBJECTS, OBJECT, AnswerShape
+from ._answers import ARRAY_OF_OBJECTS, OBJECT, STATE, AnswerShape
 from ._transport import NO_BODY
 from .retry import Repetition
 from .typing import JsonDict
@@ -22,10 +22,6 @@ _JOBS_ANSWER = AnswerShape(
         and ARRAY_OF_OBJECTS.matches(value.get("jobs"))
         and all(isinstance(job.get("id"), str) for job in value["jobs"])
     ),
-)
-_STATE_ANSWER = AnswerShape(
-    "a JSON object with a string 'state'",
-    lambda value: isinstance(value, dict) and isinstance(value.get("state"), str),
 )
 _JOB_ANSWER = AnswerShape(
     "a JSON object with a string 'id' and 'job_state'",
@@ -65,12 +61,12 @@ class RemoteResharding:
 
     async def _summary(self) -> JsonDict:
         """GET /_reshard."""
-        summary: JsonDict = await self._send("GET", "", _STATE_ANSWER)
+        summary: JsonDict = await self._send("GET", "", STATE)
         return summary
 
     async def _state(self, job_id: str | None = None) -> JsonDict:
         """GET /_reshard/state, or /_reshard/jobs/{id}/state."""
-        state: JsonDict = await self._send("GET", _state_path(job_id), _STATE_ANSWER)
+        state: JsonDict = await self._send("GET", _state_path(job_id), STATE)
         return state
 
     async def _set_state(self, state: str, reason: str | None, job_id: str | None = None) -> None:

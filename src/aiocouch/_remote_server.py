@@ -13,6 +13,7 @@ from ._answers import (
     ARRAY,
     ARRAY_OF_OBJECTS,
     OBJECT,
+    STATE,
     AnswerShape,
     UnexpectedAnswer,
     decode_json,
@@ -32,7 +33,6 @@ from .retry import AttemptLog, Repetition
 from .server import (
     DBS_INFO_ANSWER,
     MEMBERSHIP_ANSWER,
-    STATE_ANSWER,
     UP_ANSWER,
     UUIDS_ANSWER,
     ClusterSetupState,
@@ -315,7 +315,7 @@ class RemoteServer:
     async def _cluster_setup(self, params: Mapping[str, Any]) -> ClusterSetupState:
         """GET /_cluster_setup?params."""
         state: ClusterSetupState = await self._answer(
-            "GET", "/_cluster_setup", STATE_ANSWER, params=params
+            "GET", "/_cluster_setup", STATE, params=params
         )
         return state
 

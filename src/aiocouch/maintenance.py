@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypedDict, cast
 
 from . import _paths
+from ._answers import is_strings
 from ._remote_database import RemoteDatabase
 from .exception import TimeLimitError
 
@@ -189,7 +190,7 @@ class DatabaseMaintenance(RemoteDatabase):
         stream = self._purged_infos()
         async for batch in stream.batches():
             for info, _ in batch:
-                if type(info.get("id")) is not str or not _is_str_list(info.get("revs")):
+                if type(info.get("id")) is not str or not is_strings(info.get("revs")):
                     raise stream.invalid(ValueError(f"{info!r} is not a purged document"))
                 yield cast(PurgedInfo, info)
 
@@ -266,10 +267,6 @@ def _check_count(what: str, value: int) -> int:
     if value < 1:
         raise ValueError(f"{what} must be at least 1, not {value}")
     return value
-
-
-def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(type(item) is str for item in value)
 
 
 def _check_revisions(revisions: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:

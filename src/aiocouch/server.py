@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import TypedDict
 
 from . import _json, _paths
-from ._answers import AnswerShape
+from ._answers import AnswerShape, is_strings
 from .exception import BadRequestError
 from .typing import JsonDict
 
@@ -124,20 +124,16 @@ def _json_key(name: str | None) -> str | None:
     return None if name is None else _json.dumps(name).decode()
 
 
-def _is_names(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
-
-
 MEMBERSHIP_ANSWER = AnswerShape(
     "a JSON object with lists of node names 'all_nodes' and 'cluster_nodes'",
     lambda value: (
         isinstance(value, dict)
-        and all(_is_names(value.get(key)) for key in ("all_nodes", "cluster_nodes"))
+        and all(is_strings(value.get(key)) for key in ("all_nodes", "cluster_nodes"))
     ),
 )
 UUIDS_ANSWER = AnswerShape(
     "a JSON object with a list of strings 'uuids'",
-    lambda value: isinstance(value, dict) and _is_names(value.get("uuids")),
+    lambda value: isinstance(value, dict) and is_strings(value.get("uuids")),
 )
 DBS_INFO_ANSWER = AnswerShape(
     "a JSON array of objects with a string 'key'",
@@ -149,8 +145,4 @@ DBS_INFO_ANSWER = AnswerShape(
 UP_ANSWER = AnswerShape(
     "a JSON object with a string 'status'",
     lambda value: isinstance(value, dict) and isinstance(value.get("status"), str),
-)
-STATE_ANSWER = AnswerShape(
-    "a JSON object with a string 'state'",
-    lambda value: isinstance(value, dict) and isinstance(value.get("state"), str),
 )

@@ -12,10 +12,8 @@ change how the client itself authenticates, which :mod:`aiocouch.auth` decides
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from typing_extensions import TypeGuard
-
+from ._answers import is_strings
 from .auth import _auth_session_cookie
 from .typing import JsonDict
 
@@ -51,11 +49,13 @@ class SessionInfo:
         if not isinstance(user, dict) or not isinstance(info, dict):
             raise ValueError("expected a JSON object with 'userCtx' and 'info' objects")
         name, roles = user.get("name"), user.get("roles")
-        if not (name is None or isinstance(name, str)) or not _is_names(roles):
+        if not (name is None or isinstance(name, str)) or not is_strings(roles):
             raise ValueError("expected 'userCtx' with a 'name' (string or null) and 'roles'")
         handlers = info.get("authentication_handlers", [])
         authenticated = info.get("authenticated")
-        if not _is_names(handlers) or not (authenticated is None or isinstance(authenticated, str)):
+        if not is_strings(handlers) or not (
+            authenticated is None or isinstance(authenticated, str)
+        ):
             raise ValueError("expected 'info' with a list 'authentication_handlers'")
         return cls(name, list(roles), authenticated, list(handlers), answer)
 
@@ -84,14 +84,10 @@ class Login:
         """The login an answer of ``POST /_session`` reports; ValueError if its body or
         its ``Set-Cookie`` headers (with the answer's ``Date``) carry no session."""
         name, roles = answer.get("name"), answer.get("roles")
-        if not isinstance(name, str) or not _is_names(roles):
+        if not isinstance(name, str) or not is_strings(roles):
             raise ValueError("expected a JSON object with a string 'name' and a list 'roles'")
         for set_cookie in set_cookies:
             parsed = _auth_session_cookie(set_cookie, date)
             if parsed is not None and parsed[0]:
                 return cls(name, list(roles), parsed[0], parsed[1])
         raise ValueError("the login was accepted but no AuthSession cookie was sent")
-
-
-def _is_names(value: Any) -> TypeGuard[list[str]]:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
