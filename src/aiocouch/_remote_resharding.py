@@ -49,15 +49,9 @@ class RemoteResharding:
         repetition: Repetition | None = None,
     ) -> Any:
         """Sends ``method /_reshard{path}``; returns the decoded answer (``expect``-ed shape)."""
-        _, value = await self._remote._request(
-            method,
-            "/_reshard" + path,
-            data=data,
-            subject="/_reshard" + path,
-            expect=expect,
-            repetition=repetition,
+        return await self._remote._answer(
+            method, "/_reshard" + path, expect, data=data, repetition=repetition
         )
-        return value
 
     async def _summary(self) -> JsonDict:
         """GET /_reshard."""
