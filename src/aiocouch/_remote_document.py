@@ -117,10 +117,15 @@ class RemoteDocument:
                 subject=self._subject,
                 expect=OBJECT,
             ),
-            lambda: _write_confirmation.document_write(
-                self._remote, self.endpoint, _json.loads(body), self._subject
-            ),
+            lambda: self._written(_json.loads(body)),
             lambda rev: confirmed_result(201, self.id, rev),
+        )
+
+    async def _written(self, sent: JsonDict) -> str | None:
+        """The revision a PUT of ``sent`` made, if it was applied (see
+        :func:`._write_confirmation.document_write` for the requests)."""
+        return await _write_confirmation.document_write(
+            self._remote, self.endpoint, sent, self._subject
         )
 
     async def _delete(self, rev: str, w: int | None = None, **params: Any) -> RequestResult:
@@ -163,31 +168,9 @@ class RemoteLocalDocument(RemoteDocument):
     a write whose answer was lost is confirmed by the document as it is now.
     """
 
-    async def _put_encoded(self, body: bytes, w: int | None = None) -> RequestResult:
-        """PUT /{db}/_local/{name}[?w=] with ``body``, the document already encoded as JSON.
-
-        Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
-        the success it was if the document holds what was sent, under the revision that
-        write made (``0-2`` after ``0-1``; GET /{db}/_local/{name}).
-        """
-        sent = _json.loads(body)
-        return await checked_write(
-            functools.partial(
-                self._remote._request,
-                "PUT",
-                self.endpoint,
-                params=self._remote._quorum._write(w),
-                data=body,
-                headers=JSON_CONTENT_TYPE,
-                subject=self._subject,
-                expect=OBJECT,
-            ),
-            lambda: self._written(sent),
-            lambda rev: confirmed_result(201, self.id, rev),
-        )
-
     async def _written(self, sent: JsonDict) -> str | None:
-        """The revision a PUT of ``sent`` made, if the document holds it now: GET."""
+        """The revision a PUT of ``sent`` made, if the document holds what was sent, under
+        the revision that write made (``0-2`` after ``0-1``): GET /{db}/_local/{name}."""
         base = _LOCAL_REVISION.match(sent.get("_rev") or "0-0")
         if base is None:
             return None
