@@ -21,7 +21,7 @@ from typing import Any
 
 from . import _json
 from ._answers import kind_of
-from ._rows import _Parser
+from ._rows import _Parser, missing_array, object_after_array
 
 __all__ = ["ResultEnd", "ResultsParser"]
 
@@ -245,28 +245,8 @@ class ResultsParser(_Parser):
     def _answer_without_results(self) -> dict[str, Any]:
         if self._place is not _Place.AFTER_RESULTS:
             if self._place is _Place.BEFORE_RESULTS:
-                rest = "".join(self._pending)
-                return self._missing_results(rest)
+                raise ValueError(missing_array("".join(self._pending), "results"))
             raise ValueError(f"the body ended {self._place.value}")
-        text = self._answer_head + "".join(self._answer_tail)
-        try:
-            meta: dict[str, Any] = _json.loads(text)
-        except ValueError as exc:
-            raise ValueError(
-                f"the body is not a complete JSON object after the 'results' array ({exc})"
-            ) from exc
+        meta = object_after_array(self._answer_head + "".join(self._answer_tail), "results")
         del meta["results"]
         return meta
-
-    @staticmethod
-    def _missing_results(head: str) -> dict[str, Any]:
-        """Raises the ValueError that says why a body without ``results`` is wrong."""
-        try:
-            value = _json.loads(head)
-        except ValueError as exc:
-            raise ValueError(
-                f"the body is not valid JSON ({exc}), starting {head[:_EXCERPT_CHARS]!r}"
-            ) from exc
-        if not isinstance(value, dict):
-            raise ValueError(f"expected a JSON object with a 'results' array, got {kind_of(value)}")
-        raise ValueError("the JSON object has no 'results' array")

@@ -25,7 +25,15 @@ from typing import Any, Callable, Protocol, TypeVar
 from . import _json
 from ._answers import kind_of
 
-__all__ = ["BodyParser", "LineParser", "RowParser", "Utf8Decoder", "parsed_pieces"]
+__all__ = [
+    "BodyParser",
+    "LineParser",
+    "RowParser",
+    "Utf8Decoder",
+    "missing_array",
+    "object_after_array",
+    "parsed_pieces",
+]
 
 _WHITESPACE_AND_COMMAS = " \t\r\n,"
 _MIN_RETRY_CHARS = 1 << 16
@@ -163,28 +171,10 @@ class RowParser(_Parser):
 
     def _object_without_array(self, rest: str) -> dict[str, Any]:
         if not self._in_array:
-            raise ValueError(self._missing_array("".join(self._head) + rest))
+            raise ValueError(missing_array("".join(self._head) + rest, self._array_key))
         if not self._after_array:
             raise ValueError(self._broken_array(rest))
-        text = "".join(self._head) + "".join(self._tail) + rest
-        try:
-            meta: dict[str, Any] = _json.loads(text)
-        except ValueError as exc:
-            raise ValueError(
-                f"the body is not a complete JSON object after the {self._array_key!r} "
-                f"array ({exc})"
-            ) from exc
-        return meta
-
-    def _missing_array(self, head: str) -> str:
-        """Why a body without the array is not the expected answer."""
-        try:
-            value = _json.loads(head)
-        except ValueError as exc:
-            return f"the body is not valid JSON ({exc}), starting {head[:_EXCERPT_CHARS]!r}"
-        if not isinstance(value, dict):
-            return f"expected a JSON object with a {self._array_key!r} array, got {kind_of(value)}"
-        return f"the JSON object has no {self._array_key!r} array"
+        return object_after_array("".join(self._head) + "".join(self._tail) + rest, self._array_key)
 
     def _broken_array(self, rest: str) -> str:
         """Why the array did not end: the body stopped, or an element is not JSON."""
@@ -216,7 +206,7 @@ class RowParser(_Parser):
                 self._head.append(text)
                 head_chars = sum(len(part) for part in self._head)
                 if head_chars > _MAX_HEAD_CHARS:
-                    raise ValueError(self._missing_array("".join(self._head)))
+                    raise ValueError(missing_array("".join(self._head), self._array_key))
                 return ""
             head = "".join(self._head) + text
             self._head = [head[: match.end()]]
@@ -257,6 +247,29 @@ class RowParser(_Parser):
                 raise self._not_an_object(row)
             rows.append((row, text[position:end]))
             position = end
+
+
+def missing_array(body: str, array_key: str) -> str:
+    """Why ``body``, without the ``array_key`` array, is not the expected answer."""
+    try:
+        value = _json.loads(body)
+    except ValueError as exc:
+        return f"the body is not valid JSON ({exc}), starting {body[:_EXCERPT_CHARS]!r}"
+    if not isinstance(value, dict):
+        return f"expected a JSON object with a {array_key!r} array, got {kind_of(value)}"
+    return f"the JSON object has no {array_key!r} array"
+
+
+def object_after_array(text: str, array_key: str) -> dict[str, Any]:
+    """The answer ``text`` decoded, once its ``array_key`` array ended; ValueError if it is
+    not a complete JSON object."""
+    try:
+        meta: dict[str, Any] = _json.loads(text)
+    except ValueError as exc:
+        raise ValueError(
+            f"the body is not a complete JSON object after the {array_key!r} array ({exc})"
+        ) from exc
+    return meta
 
 
 class LineParser(_Parser):
