@@ -24,6 +24,7 @@ from testserver.scripted_server import (
     ReceivedRequest,
     ScriptedConnection,
     ScriptedServer,
+    chunk,
     http_response,
 )
 
@@ -76,10 +77,6 @@ def answering(
         await connection.send(end)
 
     return handler
-
-
-def chunk(piece: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(piece), piece)
 
 
 def assert_names_request_without_credentials(

@@ -18,7 +18,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -28,14 +28,15 @@ from testserver.scripted_server import (
     ReceivedRequest,
     ScriptedConnection,
     ScriptedServer,
+    continuous_feed,
     error_answer,
     http_response,
     in_turn,
+    query,
 )
 
 TIMEOUT = 10.0
 SERVER_TIMEOUT = 60.0
-CHUNKED_HEAD = http_response(200, headers=[("Transfer-Encoding", "chunked")], length=False)
 NO_DB_UPDATES = "pouchdb-server's /_db_updates is a stub answering 400 (transcript 14.{})"
 
 Answer = Callable[[ReceivedRequest, ScriptedConnection], Awaitable[None]]
@@ -43,46 +44,6 @@ Answer = Callable[[ReceivedRequest, ScriptedConnection], Awaitable[None]]
 
 def update(n: int, db_name: str = "", kind: str = "updated") -> dict[str, Any]:
     return {"db_name": db_name or f"db{n}", "type": kind, "seq": f"{n}-g1AAAA"}
-
-
-def chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-def lines(*values: dict[str, Any]) -> bytes:
-    return b"".join(json.dumps(value).encode() + b"\n" for value in values)
-
-
-def query(request: ReceivedRequest) -> dict[str, str]:
-    return dict(parse_qsl(urlsplit(request.target).query, keep_blank_values=True))
-
-
-async def hold(connection: ScriptedConnection, closed: asyncio.Event | None = None) -> None:
-    """Keeps the answer open with heartbeats until the client goes away."""
-    try:
-        while True:
-            await asyncio.sleep(0.05)
-            await connection.send(chunk(b"\n"))
-    except (ConnectionError, RuntimeError):
-        if closed is not None:
-            closed.set()
-
-
-def continuous(
-    *values: dict[str, Any], then: str = "hold", closed: asyncio.Event | None = None
-) -> Answer:
-    """A continuous answer with ``values``; then it holds, resets or stalls."""
-
-    async def answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await connection.send(CHUNKED_HEAD + (chunk(lines(*values)) if values else b""))
-        if then == "reset":
-            connection.reset()
-        elif then == "stall":
-            await asyncio.sleep(3600)
-        else:
-            await hold(connection, closed)
-
-    return answer
 
 
 def whole(body: dict[str, Any]) -> Answer:
@@ -136,8 +97,8 @@ async def take(follower: DbUpdatesFollower, count: int) -> list[DatabaseUpdate]:
 async def test_a_reset_feed_resumes_since_the_last_event_delivered() -> None:
     async with (
         scripted_client(
-            continuous(update(1, kind="created"), update(2), then="reset"),
-            continuous(update(3, kind="deleted")),
+            continuous_feed(update(1, kind="created"), update(2), then="reset"),
+            continuous_feed(update(3, kind="deleted")),
         ) as (server, client),
         client.follow_db_updates(heartbeat=1) as follower,
     ):
@@ -157,7 +118,7 @@ async def test_a_reset_feed_resumes_since_the_last_event_delivered() -> None:
 
 async def test_a_feed_silent_for_three_heartbeats_is_asked_for_again() -> None:
     async with (
-        scripted_client(continuous(update(1), then="stall"), continuous(update(2))) as (
+        scripted_client(continuous_feed(update(1), then="stall"), continuous_feed(update(2))) as (
             server,
             client,
         ),
@@ -172,8 +133,8 @@ async def test_a_feed_silent_for_three_heartbeats_is_asked_for_again() -> None:
 async def test_since_now_is_fixed_once_and_resumed_from() -> None:
     async with following(
         whole({"results": [], "last_seq": "7-g1AAAA"}),  # transcript 14.32
-        continuous(then="reset"),
-        continuous(update(8)),
+        continuous_feed(then="reset"),
+        continuous_feed(update(8)),
         since="now",
     ) as (server, follower):
         assert follower.last_seq == "7-g1AAAA"
@@ -188,7 +149,7 @@ async def test_a_longpoll_follower_asks_again_since_each_answers_last_seq() -> N
     async with following(
         whole({"results": [update(1), update(2)], "last_seq": "2-g1AAAA"}),
         whole({"results": [update(3)], "last_seq": "3-g1AAAA"}),
-        continuous(),  # an answer that never ends: the follower waits there
+        continuous_feed(),  # an answer that never ends: the follower waits there
         feed="longpoll",
         since=0,
     ) as (server, follower):
@@ -199,7 +160,7 @@ async def test_a_longpoll_follower_asks_again_since_each_answers_last_seq() -> N
 
 async def test_aclose_stops_the_follower_and_closes_its_connection() -> None:
     closed = asyncio.Event()
-    async with scripted_client(continuous(update(1), closed=closed)) as (server, client):
+    async with scripted_client(continuous_feed(update(1), closed=closed)) as (server, client):
         follower = client.follow_db_updates()
         updates = await take(follower, 1)
         await follower.aclose()

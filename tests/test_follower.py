@@ -20,7 +20,6 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import pytest
@@ -33,17 +32,23 @@ from testserver.fault_proxy import Fault, FaultKind, FaultProxy
 from testserver.pouchdb_server import LocalCouchServer
 from testserver.request_counter import RequestCounter
 from testserver.scripted_server import (
+    CHUNKED_HEAD,
     ReceivedRequest,
     ScriptedConnection,
     ScriptedServer,
+    chunk,
+    continuous_feed,
     error_answer,
+    hold,
     http_response,
-    in_turn,
+    json_line,
+    json_lines,
+    query,
+    scripted,
 )
 
 LEAN, AIOHTTP = "lean", "aiohttp"
 TIMEOUT = 10.0
-CHUNKED_HEAD = http_response(200, headers=[("Transfer-Encoding", "chunked")], length=False)
 
 Answer = Callable[[ReceivedRequest, ScriptedConnection], Awaitable[None]]
 
@@ -55,62 +60,6 @@ def change(n: int, doc_id: str | None = None, **extra: Any) -> dict[str, Any]:
         "changes": [{"rev": f"1-{n:032x}"}],
         **extra,
     }
-
-
-def chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-def line(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
-
-
-def lines(*values: dict[str, Any]) -> bytes:
-    return b"".join(line(value) for value in values)
-
-
-async def hold(connection: ScriptedConnection, closed: asyncio.Event | None = None) -> None:
-    """Keeps the answer open with heartbeats until the client goes away."""
-    try:
-        while True:
-            await asyncio.sleep(0.05)
-            await connection.send(chunk(b"\n"))
-    except (ConnectionError, RuntimeError):
-        if closed is not None:
-            closed.set()
-
-
-def continuous(
-    *values: dict[str, Any], then: str = "hold", handed_out: asyncio.Event | None = None
-) -> Answer:
-    """A continuous answer with ``values``; then it holds, resets, stalls or ends."""
-
-    async def answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await connection.send(CHUNKED_HEAD + (chunk(lines(*values)) if values else b""))
-        if handed_out is not None:
-            await asyncio.wait_for(handed_out.wait(), TIMEOUT)
-        if then == "reset":
-            connection.reset()
-        elif then == "stall":
-            await asyncio.sleep(3600)
-        elif then == "end":
-            await connection.send(b"0\r\n\r\n")
-        else:
-            await hold(connection)
-
-    return answer
-
-
-def scripted(*answers: Answer) -> ScriptedServer:
-    """A server whose n-th request gets the n-th answer (the last one repeats)."""
-    return ScriptedServer(in_turn(*answers))
-
-
-status = error_answer
-
-
-def query(request: ReceivedRequest) -> dict[str, str]:
-    return dict(parse_qsl(urlsplit(request.target).query, keep_blank_values=True))
 
 
 @pytest.fixture
@@ -181,8 +130,8 @@ async def take(
 async def test_a_reset_feed_resumes_since_the_last_change_handed_out() -> None:
     handed_out = asyncio.Event()
     async with following(
-        continuous(change(1), change(2), change(3), then="reset", handed_out=handed_out),
-        continuous(change(4), change(5)),
+        continuous_feed(change(1), change(2), change(3), then="reset", handed_out=handed_out),
+        continuous_feed(change(4), change(5)),
         heartbeat=1,
     ) as (server, follower):
         events = await take(follower, 5, signal=(3, handed_out))
@@ -199,8 +148,8 @@ async def test_a_reset_feed_resumes_since_the_last_change_handed_out() -> None:
 @pytest.mark.parametrize("transport", [LEAN, AIOHTTP])
 async def test_a_feed_silent_for_three_heartbeats_counts_as_dropped(transport: str) -> None:
     async with following(
-        continuous(change(1), change(2), then="stall"),
-        continuous(change(3)),
+        continuous_feed(change(1), change(2), then="stall"),
+        continuous_feed(change(3)),
         transport=transport,
         heartbeat=0.1,
     ) as (server, follower):
@@ -213,11 +162,11 @@ async def test_a_feed_silent_for_three_heartbeats_counts_as_dropped(transport: s
 @pytest.mark.parametrize("transport", [LEAN, AIOHTTP])
 async def test_heartbeats_keep_a_quiet_feed_open(transport: str) -> None:
     async def quiet(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await connection.send(CHUNKED_HEAD + chunk(line(change(1))))
+        await connection.send(CHUNKED_HEAD + chunk(json_line(change(1))))
         for _ in range(20):  # 1 s of newlines, one per half heartbeat
             await asyncio.sleep(0.05)
             await connection.send(chunk(b"\n"))
-        await connection.send(chunk(line(change(2))))
+        await connection.send(chunk(json_line(change(2))))
         await hold(connection)
 
     async with following(quiet, transport=transport, heartbeat=0.1) as (server, follower):
@@ -229,8 +178,8 @@ async def test_heartbeats_keep_a_quiet_feed_open(transport: str) -> None:
 
 async def test_a_feed_ended_by_its_last_seq_line_goes_on_from_there() -> None:
     async with following(
-        continuous(change(1), {"last_seq": "9-g1AAAA", "pending": 0}, then="end"),
-        continuous(change(10)),
+        continuous_feed(change(1), {"last_seq": "9-g1AAAA", "pending": 0}, then="end"),
+        continuous_feed(change(10)),
     ) as (server, follower):
         events = await take(follower, 2)
     assert [event.id for event in events] == ["c1", "c10"]
@@ -241,13 +190,15 @@ async def test_longpoll_asks_again_since_each_answers_last_seq_and_resumes_a_cut
     handed_out = asyncio.Event()
 
     async def cut_answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        body = b'{"results":[\n' + line(change(1))[:-1] + b",\n" + line(change(2))
+        body = b'{"results":[\n' + json_line(change(1))[:-1] + b",\n" + json_line(change(2))
         await connection.send(CHUNKED_HEAD + chunk(body))
         await asyncio.wait_for(handed_out.wait(), TIMEOUT)
         connection.reset()
 
     async def rest(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        body = b'{"results":[\n' + line(change(3)) + b'],\n"last_seq":"4-g1AAAA","pending":0}\n'
+        body = (
+            b'{"results":[\n' + json_line(change(3)) + b'],\n"last_seq":"4-g1AAAA","pending":0}\n'
+        )
         await connection.send(CHUNKED_HEAD + chunk(body) + b"0\r\n\r\n")
 
     async def waiting(request: ReceivedRequest, connection: ScriptedConnection) -> None:
@@ -270,7 +221,9 @@ async def test_since_now_is_fixed_once_and_resumes_from_that_sequence() -> None:
             http_response(200, b'{"results":[],"last_seq":"7-g1AAAA","pending":0}')
         )
 
-    async with following(now, continuous(then="reset"), continuous(change(8)), since="now") as (
+    async with following(
+        now, continuous_feed(then="reset"), continuous_feed(change(8)), since="now"
+    ) as (
         server,
         follower,
     ):
@@ -305,8 +258,8 @@ async def test_filters_are_sent_again_unchanged_on_resume(
 ) -> None:
     handed_out = asyncio.Event()
     async with following(
-        continuous(change(1), then="reset", handed_out=handed_out),
-        continuous(change(3)),
+        continuous_feed(change(1), then="reset", handed_out=handed_out),
+        continuous_feed(change(3)),
         include_docs=True,
         **options,
     ) as (server, follower):
@@ -330,8 +283,8 @@ async def test_a_change_sent_again_after_a_resume_is_handed_out_and_counted() ->
     # the same change at another sequence, as a CouchDB cluster replays a rewound shard
     replayed = {**change(2), "seq": "12-g1AAAA"}
     async with following(
-        continuous(change(1), change(2), then="reset", handed_out=handed_out),
-        continuous(replayed, change(3)),
+        continuous_feed(change(1), change(2), then="reset", handed_out=handed_out),
+        continuous_feed(replayed, change(3)),
     ) as (server, follower):
         events = await take(follower, 4, signal=(2, handed_out))
         assert (follower.resumes, follower.duplicates) == (1, 1)
@@ -340,7 +293,10 @@ async def test_a_change_sent_again_after_a_resume_is_handed_out_and_counted() ->
 
 
 async def test_503_answers_are_waited_out_with_growing_pauses() -> None:
-    async with following(status(503), status(503), continuous(change(1))) as (server, follower):
+    async with following(error_answer(503), error_answer(503), continuous_feed(change(1))) as (
+        server,
+        follower,
+    ):
         events = await take(follower, 1)
         assert follower.resumes == 2
         assert isinstance(follower.last_error, ServiceUnavailableError)
@@ -353,9 +309,9 @@ async def test_pauses_between_attempts_double_and_stop_growing_at_the_maximum() 
 
     async def unavailable(request: ReceivedRequest, connection: ScriptedConnection) -> None:
         arrivals.append(asyncio.get_running_loop().time())
-        await status(503)(request, connection)
+        await error_answer(503)(request, connection)
 
-    answers = [unavailable] * 6 + [continuous(change(1))]
+    answers = [unavailable] * 6 + [continuous_feed(change(1))]
     async with following(*answers, max_retry_delay=0.2) as (server, follower):
         await take(follower, 1)
     pauses = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
@@ -370,7 +326,7 @@ async def test_pauses_between_attempts_double_and_stop_growing_at_the_maximum() 
 async def test_errors_lasting_longer_than_the_tolerance_are_raised(
     scripted_db: Callable[[str], Database],
 ) -> None:
-    async with scripted(status(503)) as server:
+    async with scripted(error_answer(503)) as server:
         follower = scripted_db(server.url).follow(error_tolerance=0.3, max_retry_delay=0.1)
         with pytest.raises(ServiceUnavailableError):
             await take(follower, 1)
@@ -380,7 +336,7 @@ async def test_errors_lasting_longer_than_the_tolerance_are_raised(
 async def test_a_server_that_is_not_there_is_raised_once_the_tolerance_passed(
     scripted_db: Callable[[str], Database],
 ) -> None:
-    async with scripted(status(503)) as server:
+    async with scripted(error_answer(503)) as server:
         url = server.url
     follower = scripted_db(url).follow(error_tolerance=0.3)
     with pytest.raises(aiohttp.ClientOSError):
@@ -390,7 +346,7 @@ async def test_a_server_that_is_not_there_is_raised_once_the_tolerance_passed(
 
 async def test_a_missing_database_is_raised_at_once(scripted_db: Callable[[str], Database]) -> None:
     with pytest.raises(NotFoundError):
-        async with following(status(404)) as (server, follower):
+        async with following(error_answer(404)) as (server, follower):
             await take(follower, 1)
     assert len(server.requests) == 1
 
@@ -399,9 +355,9 @@ async def test_batches_hold_what_arrived_together(scripted_db: Callable[[str], D
     first_batch = asyncio.Event()
 
     async def two_reads(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await connection.send(CHUNKED_HEAD + chunk(lines(change(1), change(2), change(3))))
+        await connection.send(CHUNKED_HEAD + chunk(json_lines(change(1), change(2), change(3))))
         await asyncio.wait_for(first_batch.wait(), TIMEOUT)
-        await connection.send(chunk(lines(change(4), change(5))))
+        await connection.send(chunk(json_lines(change(4), change(5))))
         await hold(connection)
 
     async with following(two_reads) as (server, follower):
@@ -421,7 +377,7 @@ async def test_batches_hold_what_arrived_together(scripted_db: Callable[[str], D
 async def test_events_are_the_changes_feed_classes_with_included_docs() -> None:
     doc = {"_id": "c1", "_rev": f"1-{1:032x}", "n": 1}
     async with following(
-        continuous(change(1, doc=doc), change(2, deleted=True)), include_docs=True
+        continuous_feed(change(1, doc=doc), change(2, deleted=True)), include_docs=True
     ) as (server, follower):
         changed, deleted = await take(follower, 2)
         assert isinstance(changed, ChangedEvent)
@@ -441,7 +397,7 @@ async def test_stopping_ends_the_iteration_and_closes_the_connection(
     closed = asyncio.Event()
 
     async def feed(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await connection.send(CHUNKED_HEAD + chunk(line(change(1))))
+        await connection.send(CHUNKED_HEAD + chunk(json_line(change(1))))
         await hold(connection, closed)
 
     received: list[str] = []

@@ -25,9 +25,11 @@ from aiocouch.exception import (
 )
 from aiocouch.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
 from testserver.scripted_server import (
+    CHUNKED_HEAD,
     ReceivedRequest,
     ScriptedConnection,
     ScriptedServer,
+    chunk,
     chunked,
     http_response,
 )
@@ -360,15 +362,9 @@ async def test_a_conflict_after_a_refusal_is_raised_without_checking() -> None:
     assert [request.method for request in server.requests] == ["PUT", "PUT"]
 
 
-ALL_DOCS_HEAD = http_response(
-    200, headers=[("Transfer-Encoding", "chunked")], length=False
-) + chunked(b'{"total_rows":2,"offset":0,"rows":[\r\n')
+ALL_DOCS_HEAD = CHUNKED_HEAD + chunked(b'{"total_rows":2,"offset":0,"rows":[\r\n')
 ROW_A = b'{"id":"a","key":"a","value":{"rev":"1-a"},"doc":{"_id":"a","_rev":"1-a"}},\r\n'
 ROW_B = b'{"id":"b","key":"b","value":{"rev":"1-b"},"doc":{"_id":"b","_rev":"1-b"}}\r\n'
-
-
-def chunk(piece: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(piece), piece)
 
 
 async def test_a_stream_is_repeated_while_it_opens() -> None:
@@ -383,9 +379,8 @@ async def test_a_stream_is_never_repeated_once_a_row_was_handed_out() -> None:
     # _find pages cannot be resumed exactly once a document was handed out (see
     # test_stream_resume.py): what is left of the retries must not send it again either.
     async def cut_after_one_doc(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        head = http_response(200, headers=[("Transfer-Encoding", "chunked")], length=False)
         await connection.send(
-            head + chunk(b'{"docs":[\r\n{"_id":"a","_rev":"1-a"},\r\n'),
+            CHUNKED_HEAD + chunk(b'{"docs":[\r\n{"_id":"a","_rev":"1-a"},\r\n'),
             pause=0.05,
         )
         connection.reset()

@@ -27,16 +27,16 @@ from aiocouch import (
 )
 from testserver.request_counter import RequestCounter
 from testserver.scripted_server import (
+    CHUNKED_HEAD,
     ReceivedRequest,
     ScriptedConnection,
     ScriptedServer,
+    chunk,
     chunked,
-    http_response,
     in_turn,
 )
 
 A, B, C = "a" * 32, "b" * 32, "c" * 32
-CHUNKED_HEAD = http_response(200, headers=[("Transfer-Encoding", "chunked")], length=False)
 TIMEOUT = 10.0
 
 
@@ -403,7 +403,7 @@ async def test_bulk_get_hands_out_a_result_before_the_rest_of_the_answer_arrives
 
     async def answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:
         first = b'{"results": [\r\n' + result_line("a", "1-x") + b",\r\n"
-        await connection.send(CHUNKED_HEAD + b"%x\r\n%s\r\n" % (len(first), first))
+        await connection.send(CHUNKED_HEAD + chunk(first))
         await asyncio.wait_for(handed_out.wait(), TIMEOUT)
         rest = result_line("b", "1-y") + b"\r\n]}\n"
         await connection.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
@@ -448,7 +448,7 @@ async def test_bulk_get_broken_midway_asks_only_for_the_documents_not_answered(
 ) -> None:
     async def broken(request: ReceivedRequest, connection: ScriptedConnection) -> None:
         part = b'{"results": [\r\n' + result_line("a", "1-x") + b",\r\n"
-        await connection.send(CHUNKED_HEAD + b"%x\r\n%s\r\n" % (len(part), part))
+        await connection.send(CHUNKED_HEAD + chunk(part))
         connection.close()
 
     async def rest(request: ReceivedRequest, connection: ScriptedConnection) -> None:

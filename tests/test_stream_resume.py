@@ -13,7 +13,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -22,18 +22,18 @@ from aiocouch import CouchDB, Database
 from aiocouch.exception import NotFoundError
 from aiocouch.retry import RetryPolicy
 from testserver.scripted_server import (
+    CHUNKED_HEAD,
     ReceivedRequest,
     ScriptedConnection,
-    ScriptedServer,
+    chunk,
     chunked,
     error_answer,
-    http_response,
-    in_turn,
+    query,
+    scripted,
 )
 
 LEAN, AIOHTTP = "lean", "aiohttp"
 TIMEOUT = 10.0
-CHUNKED_HEAD = http_response(200, headers=[("Transfer-Encoding", "chunked")], length=False)
 
 Answer = Callable[[ReceivedRequest, ScriptedConnection], Awaitable[None]]
 
@@ -68,7 +68,7 @@ def reset_after(prefix: bytes, handed_out: asyncio.Event) -> Answer:
     """Sends ``prefix``, waits until the client handed those rows out, then resets."""
 
     async def answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await connection.send(CHUNKED_HEAD + b"%x\r\n%s\r\n" % (len(prefix), prefix))
+        await connection.send(CHUNKED_HEAD + chunk(prefix))
         await asyncio.wait_for(handed_out.wait(), TIMEOUT)
         connection.reset()
 
@@ -79,7 +79,7 @@ def cut_after(prefix: bytes) -> Answer:
     """Sends ``prefix`` in an unfinished chunked body, then closes the connection."""
 
     async def answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await connection.send(CHUNKED_HEAD + b"%x\r\n%s\r\n" % (len(prefix), prefix))
+        await connection.send(CHUNKED_HEAD + chunk(prefix))
         connection.close()
 
     return answer
@@ -87,22 +87,10 @@ def cut_after(prefix: bytes) -> Answer:
 
 def stall_after(prefix: bytes) -> Answer:
     async def answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await connection.send(CHUNKED_HEAD + b"%x\r\n%s\r\n" % (len(prefix), prefix))
+        await connection.send(CHUNKED_HEAD + chunk(prefix))
         await asyncio.sleep(3600)
 
     return answer
-
-
-def scripted(*answers: Answer) -> ScriptedServer:
-    """A server whose n-th request gets the n-th answer (the last one repeats)."""
-    return ScriptedServer(in_turn(*answers))
-
-
-status = error_answer
-
-
-def query(request: ReceivedRequest) -> dict[str, str]:
-    return dict(parse_qsl(urlsplit(request.target).query, keep_blank_values=True))
 
 
 def path(request: ReceivedRequest) -> str:
@@ -455,11 +443,11 @@ async def test_a_resume_answered_503_is_tried_again_and_a_404_raises(
 ) -> None:
     rows = [row_of(doc_id) for doc_id in "abc"]
     first = prefix_through(body_of(rows), '"id":"a"')
-    async with scripted(cut_after(first), status(503), whole(rows)) as server:
+    async with scripted(cut_after(first), error_answer(503), whole(rows)) as server:
         db = Database(client_factory(server.url), "db")
         assert await _all(db.akeys()) == list("abc")
     assert len(server.requests) == 3
-    async with scripted(cut_after(first), status(404)) as server:
+    async with scripted(cut_after(first), error_answer(404)) as server:
         db = Database(client_factory(server.url), "db")
         with pytest.raises(NotFoundError):
             await _all(db.akeys())

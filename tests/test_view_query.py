@@ -23,16 +23,17 @@ from aiocouch.design_document import DesignDocument
 from aiocouch.retry import RetryPolicy
 from aiocouch.view_query import DesignDocumentInfo, ViewQuery, ViewRows
 from testserver.scripted_server import (
+    CHUNKED_HEAD,
     ReceivedRequest,
     ScriptedConnection,
     ScriptedServer,
+    chunk,
     chunked,
     http_response,
     in_turn,
 )
 
 TIMEOUT = 10.0
-CHUNKED_HEAD = http_response(200, headers=[("Transfer-Encoding", "chunked")], length=False)
 Answer = Callable[[ReceivedRequest, ScriptedConnection], Any]
 
 # --- ViewQuery: parameters and bodies ---
@@ -238,9 +239,7 @@ async def test_a_result_is_handed_out_before_the_next_one_arrives(
     first_read = asyncio.Event()
 
     async def answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await connection.send(
-            CHUNKED_HEAD + b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces[:2])
-        )
+        await connection.send(CHUNKED_HEAD + b"".join(chunk(p) for p in pieces[:2]))
         await asyncio.wait_for(first_read.wait(), TIMEOUT)
         await connection.send(chunked(*pieces[2:]))
 
@@ -355,7 +354,7 @@ async def test_a_break_before_any_row_sends_the_queries_again(
     pieces = layout(RESULTS)
 
     async def break_early(request: ReceivedRequest, connection: ScriptedConnection) -> None:
-        await connection.send(CHUNKED_HEAD + b"%x\r\n%s\r\n" % (len(pieces[0]), pieces[0]))
+        await connection.send(CHUNKED_HEAD + chunk(pieces[0]))
         connection.close()
 
     async with ScriptedServer(in_turn(break_early, answer_with(pieces))) as server:
@@ -375,7 +374,7 @@ async def test_a_break_after_rows_were_handed_out_raises(
 
     async def break_late(request: ReceivedRequest, connection: ScriptedConnection) -> None:
         sent = b"".join(pieces[:2])
-        await connection.send(CHUNKED_HEAD + b"%x\r\n%s\r\n" % (len(sent), sent))
+        await connection.send(CHUNKED_HEAD + chunk(sent))
         connection.close()
 
     async with ScriptedServer(break_late) as server:

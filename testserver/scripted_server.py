@@ -17,25 +17,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 __all__ = [
+    "CHUNKED_HEAD",
     "ReceivedRequest",
     "ScriptedConnection",
     "ScriptedServer",
     "answering",
+    "chunk",
     "chunked",
+    "continuous_feed",
     "error_answer",
+    "hold",
     "http_response",
     "in_turn",
+    "json_line",
+    "json_lines",
+    "query",
     "routed",
+    "scripted",
 ]
 
 _MAX_REQUEST_HEAD = 1 << 20
+_HANDED_OUT_WAIT = 10.0
+"""Seconds a scripted answer waits for the client to hand out what it sent."""
 
 
 @dataclass
@@ -218,11 +231,33 @@ def http_response(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+CHUNKED_HEAD = http_response(200, headers=[("Transfer-Encoding", "chunked")], length=False)
+"""The head of a 200 answer whose body follows in chunked transfer coding."""
+
+
+def chunk(piece: bytes) -> bytes:
+    """``piece`` as one chunk of chunked transfer coding (the body goes on after it)."""
+    return b"%x\r\n%s\r\n" % (len(piece), piece)
+
+
 def chunked(*pieces: bytes) -> bytes:
     """``pieces`` in chunked transfer coding, with the final empty chunk."""
-    return (
-        b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces if piece) + b"0\r\n\r\n"
-    )
+    return b"".join(chunk(piece) for piece in pieces if piece) + b"0\r\n\r\n"
+
+
+def json_line(value: Any) -> bytes:
+    """``value`` as one line of a continuous feed: compact JSON, then a newline."""
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+
+
+def json_lines(*values: Any) -> bytes:
+    """``values`` as lines of a continuous feed, one after the other."""
+    return b"".join(json_line(value) for value in values)
+
+
+def query(request: ReceivedRequest) -> dict[str, str]:
+    """The query parameters of ``request`` (for a repeated name, its last value)."""
+    return dict(parse_qsl(urlsplit(request.target).query, keep_blank_values=True))
 
 
 def answering(response: bytes) -> Handler:
@@ -239,6 +274,45 @@ def error_answer(status: int) -> Handler:
     return answering(http_response(status, b'{"error":"x","reason":"y"}'))
 
 
+async def hold(connection: ScriptedConnection, closed: asyncio.Event | None = None) -> None:
+    """Keeps a chunked answer open with heartbeats (a newline) until the client goes away;
+    then sets ``closed``, if given."""
+    try:
+        while True:
+            await asyncio.sleep(0.05)
+            await connection.send(chunk(b"\n"))
+    except (ConnectionError, RuntimeError):
+        if closed is not None:
+            closed.set()
+
+
+def continuous_feed(
+    *values: Any,
+    then: Literal["hold", "reset", "stall", "end"] = "hold",
+    handed_out: asyncio.Event | None = None,
+    closed: asyncio.Event | None = None,
+) -> Handler:
+    """A handler that answers with a continuous feed of ``values`` (one per line, as
+    CouchDB sends them), waits for ``handed_out`` if given, then holds the answer open
+    with heartbeats (setting ``closed`` once the client went away), resets the
+    connection, stalls, or ends the body."""
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        await connection.send(CHUNKED_HEAD + (chunk(json_lines(*values)) if values else b""))
+        if handed_out is not None:
+            await asyncio.wait_for(handed_out.wait(), _HANDED_OUT_WAIT)
+        if then == "reset":
+            connection.reset()
+        elif then == "stall":
+            await asyncio.sleep(3600)
+        elif then == "end":
+            await connection.send(b"0\r\n\r\n")
+        else:
+            await hold(connection, closed)
+
+    return handler
+
+
 def in_turn(*handlers: Handler) -> Handler:
     """A handler that gives the n-th request to the n-th handler; the last one repeats."""
     arrived = 0
@@ -249,6 +323,11 @@ def in_turn(*handlers: Handler) -> Handler:
         await handlers[min(arrived, len(handlers)) - 1](request, connection)
 
     return handler
+
+
+def scripted(*handlers: Handler) -> ScriptedServer:
+    """A server whose n-th request gets the n-th handler (the last one repeats)."""
+    return ScriptedServer(in_turn(*handlers))
 
 
 def routed(routes: Mapping[tuple[str, str], Sequence[bytes]]) -> Handler:
