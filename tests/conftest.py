@@ -22,7 +22,7 @@ import json
 import os
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -194,6 +194,29 @@ async def couchdb(
         quorum=quorum,
     ) as client:
         yield client
+
+
+@pytest.fixture
+async def client_factory() -> AsyncIterator[Callable[..., CouchDB]]:
+    """Makes clients: ``client_factory(url, transport="lean", **options)`` is a
+    ``CouchDB(url, **options)`` on the lean transport, or on aiohttp's with
+    ``transport="aiohttp"`` (a ``connector=`` selects it); each is closed after the test."""
+    import aiohttp
+
+    from aiocouch import CouchDB
+
+    clients: list[CouchDB] = []
+
+    def make(url: str, transport: str = "lean", **options: Any) -> CouchDB:
+        if transport == "aiohttp":
+            options["connector"] = aiohttp.TCPConnector()
+        client = CouchDB(url, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
 
 
 @pytest.fixture

@@ -63,18 +63,9 @@ def change(n: int, doc_id: str | None = None, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def scripted_db() -> AsyncIterator[Callable[[str], Database]]:
+def scripted_db(client_factory: Callable[..., CouchDB]) -> Callable[[str], Database]:
     """Databases named ``db`` on scripted servers (stopped by the test itself)."""
-    clients: list[CouchDB] = []
-
-    def make(url: str) -> Database:
-        client = CouchDB(url)
-        clients.append(client)
-        return Database(client, "db")
-
-    yield make
-    for client in clients:
-        await client.close()
+    return lambda url: Database(client_factory(url), "db")
 
 
 @contextlib.asynccontextmanager

@@ -7,7 +7,7 @@ scripted server for writes whose answer was lost.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -188,16 +188,8 @@ async def test_local_docs_lists_streams_and_queries_the_local_documents(
 
 
 @pytest.fixture
-async def database_at() -> AsyncIterator[Callable[[str], Database]]:
-    clients: list[CouchDB] = []
-
-    def make(url: str) -> Database:
-        clients.append(CouchDB(url))
-        return Database(clients[-1], "db")
-
-    yield make
-    for client in clients:
-        await client.close()
+def database_at(client_factory: Callable[..., CouchDB]) -> Callable[[str], Database]:
+    return lambda url: Database(client_factory(url), "db")
 
 
 async def lost_answer(request: ReceivedRequest, connection: ScriptedConnection) -> None:

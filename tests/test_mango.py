@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -580,17 +580,10 @@ def pages(*bodies: bytes) -> Any:
 
 
 @pytest.fixture
-async def scripted_db() -> AsyncIterator[Callable[[ScriptedServer], Database]]:
-    clients: list[CouchDB] = []
-
-    def make(server: ScriptedServer) -> Database:
-        client = CouchDB(server.url, retry=RetryPolicy(backoff=0.01))
-        clients.append(client)
-        return Database(client, "db")
-
-    yield make
-    for client in clients:
-        await client.close()
+def scripted_db(client_factory: Callable[..., CouchDB]) -> Callable[[ScriptedServer], Database]:
+    return lambda server: Database(
+        client_factory(server.url, retry=RetryPolicy(backoff=0.01)), "db"
+    )
 
 
 STATS = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -383,21 +383,8 @@ def bulk_get_body(*lines: bytes) -> bytes:
     return b'{"results": [\r\n' + b",\r\n".join(lines) + b"\r\n]}\n"
 
 
-@pytest.fixture
-async def scripted_client() -> AsyncIterator[Callable[[str], CouchDB]]:
-    clients: list[CouchDB] = []
-
-    def make(url: str) -> CouchDB:
-        clients.append(CouchDB(url))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        await client.close()
-
-
 async def test_bulk_get_hands_out_a_result_before_the_rest_of_the_answer_arrives(
-    scripted_client: Callable[[str], CouchDB],
+    client_factory: Callable[..., CouchDB],
 ) -> None:
     handed_out = asyncio.Event()
 
@@ -409,7 +396,7 @@ async def test_bulk_get_hands_out_a_result_before_the_rest_of_the_answer_arrives
         await connection.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
 
     async with ScriptedServer(answer) as server:
-        db = Database(scripted_client(server.url), "db")
+        db = Database(client_factory(server.url), "db")
         ids = []
         async for result in db.bulk_get(["a", "b"]):
             ids.append(result.id)
@@ -427,7 +414,7 @@ async def test_bulk_get_hands_out_a_result_before_the_rest_of_the_answer_arrives
     ],
 )
 async def test_bulk_get_raises_for_a_request_left_unanswered_after_the_results_before(
-    scripted_client: Callable[[str], CouchDB], lines: list[bytes], problem: str
+    client_factory: Callable[..., CouchDB], lines: list[bytes], problem: str
 ) -> None:
     body = bulk_get_body(*lines)
 
@@ -435,7 +422,7 @@ async def test_bulk_get_raises_for_a_request_left_unanswered_after_the_results_b
         await connection.send(CHUNKED_HEAD + chunked(body))
 
     async with ScriptedServer(answer) as server:
-        db = Database(scripted_client(server.url), "db")
+        db = Database(client_factory(server.url), "db")
         seen = []
         with pytest.raises(InvalidResponseError, match=problem):
             async for result in db.bulk_get(["a", "b"]):
@@ -444,7 +431,7 @@ async def test_bulk_get_raises_for_a_request_left_unanswered_after_the_results_b
 
 
 async def test_bulk_get_broken_midway_asks_only_for_the_documents_not_answered(
-    scripted_client: Callable[[str], CouchDB],
+    client_factory: Callable[..., CouchDB],
 ) -> None:
     async def broken(request: ReceivedRequest, connection: ScriptedConnection) -> None:
         part = b'{"results": [\r\n' + result_line("a", "1-x") + b",\r\n"
@@ -456,7 +443,7 @@ async def test_bulk_get_broken_midway_asks_only_for_the_documents_not_answered(
         await connection.send(CHUNKED_HEAD + chunked(body))
 
     async with ScriptedServer(in_turn(broken, rest)) as server:
-        db = Database(scripted_client(server.url), "db")
+        db = Database(client_factory(server.url), "db")
         results = [result async for result in db.bulk_get(["a", "b", {"id": "c"}], revs=True)]
         assert [r.id for r in results] == ["a", "b", "c"]
         first, second = server.requests

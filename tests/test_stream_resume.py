@@ -97,22 +97,6 @@ def path(request: ReceivedRequest) -> str:
     return urlsplit(request.target).path
 
 
-@pytest.fixture
-async def client_factory() -> AsyncIterator[Callable[..., CouchDB]]:
-    clients: list[CouchDB] = []
-
-    def make(url: str, transport: str = LEAN, **options: Any) -> CouchDB:
-        if transport == AIOHTTP:
-            options["connector"] = aiohttp.TCPConnector()
-        client = CouchDB(url, **options)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
-
-
 async def collect(
     iterator: AsyncIterator[Any], *, after: int = 0, event: asyncio.Event
 ) -> list[Any]:

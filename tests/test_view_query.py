@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -188,20 +188,6 @@ def answer_with(pieces: list[bytes]) -> Answer:
         await connection.send(CHUNKED_HEAD + chunked(*pieces))
 
     return answer
-
-
-@pytest.fixture
-async def client_factory() -> AsyncIterator[Callable[..., CouchDB]]:
-    clients: list[CouchDB] = []
-
-    def make(url: str, **options: Any) -> CouchDB:
-        client = CouchDB(url, **options)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
 
 
 async def read_all(results: Any) -> list[tuple[list[Any], int | None, int | None]]:
