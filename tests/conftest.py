@@ -240,13 +240,23 @@ async def throwaway_user(couchdb: CouchDB) -> AsyncIterator[tuple[str, str]]:
 
 
 @pytest.fixture
-async def database(couchdb: CouchDB, request_counter: RequestCounter) -> AsyncIterator[Database]:
-    """A new, empty database with a unique name, deleted after the test.
+def database_params() -> dict[str, Any]:
+    """The query of the PUT that creates ``database``: none here; a module overrides this
+    fixture for other databases (``{"q": 1}``: one shard)."""
+    return {}
+
+
+@pytest.fixture
+async def database(
+    couchdb: CouchDB, request_counter: RequestCounter, database_params: dict[str, Any]
+) -> AsyncIterator[Database]:
+    """A new, empty database with a unique name (made with ``database_params``), deleted
+    after the test.
 
     ``request_counter`` is reset once the database exists, so a test counts only its own
     requests.
     """
-    db = await couchdb.create(f"aiocouch_test_{uuid.uuid4().hex}")
+    db = await couchdb.create(f"aiocouch_test_{uuid.uuid4().hex}", **database_params)
     request_counter.reset()
     try:
         yield db

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -29,19 +28,13 @@ TWO_MB = 2 * 1024 * 1024
 
 
 @pytest.fixture
-async def database(couchdb: CouchDB, request_counter: RequestCounter) -> AsyncIterator[Database]:
-    """Like conftest's ``database``, but with one shard (``q=1``).
+def database_params() -> dict[str, Any]:
+    """Databases with one shard (``q=1``).
 
     CouchDB interleaves the changes of several shards in no fixed order; with one shard
     the feed lists changes in the order they were written, as pouchdb-server always does.
     """
-    db = await couchdb.create(f"aiocouch_test_{uuid.uuid4().hex}", q=1)
-    request_counter.reset()
-    try:
-        yield db
-    finally:
-        with contextlib.suppress(Exception):
-            await db.delete()
+    return {"q": 1}
 
 
 async def bounded(awaitable: Awaitable[T], timeout: float = TIMEOUT) -> T:

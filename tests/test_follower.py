@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -30,7 +29,6 @@ from aiocouch.exception import NotFoundError, ServiceUnavailableError
 from aiocouch.follower import ChangesFollower
 from testserver.fault_proxy import Fault, FaultKind, FaultProxy
 from testserver.pouchdb_server import LocalCouchServer
-from testserver.request_counter import RequestCounter
 from testserver.scripted_server import (
     CHUNKED_HEAD,
     ReceivedRequest,
@@ -462,15 +460,9 @@ def test_a_view_filter_may_name_its_filter() -> None:
 
 
 @pytest.fixture
-async def database(couchdb: CouchDB, request_counter: RequestCounter) -> AsyncIterator[Database]:
-    """A new database with one shard (``q=1``): CouchDB lists its changes in write order."""
-    db = await couchdb.create(f"aiocouch_test_{uuid.uuid4().hex}", q=1)
-    request_counter.reset()
-    try:
-        yield db
-    finally:
-        with contextlib.suppress(Exception):
-            await db.delete()
+def database_params() -> dict[str, Any]:
+    """Databases with one shard (``q=1``): CouchDB lists their changes in write order."""
+    return {"q": 1}
 
 
 async def save(database: Database, doc_id: str, **data: Any) -> None:
