@@ -20,7 +20,6 @@ import hmac
 import json
 import logging
 import time
-import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -44,6 +43,7 @@ from aiocouch import (
 from aiocouch.auth import Authentication
 from aiocouch.cluster import Quorum
 from aiocouch.exception import InvalidResponseError
+from testserver.exposed_text import exposed_text
 from testserver.request_counter import RequestCounter
 from testserver.scripted_server import (
     ReceivedRequest,
@@ -84,41 +84,6 @@ def sent_cookies(counter: RequestCounter) -> list[str | None]:
 
 def logins(counter: RequestCounter) -> int:
     return counter.requests.count(("POST", "/_session"))
-
-
-def exposed_text(*objects: object) -> str:
-    """All a user can print of ``objects``: str and repr, and for exceptions their args,
-    formatted traceback, request_info, headers, history (each response with its own
-    request_info and headers), cause and context."""
-    parts: list[str] = []
-    seen: set[int] = set()
-
-    def visit(value: object) -> None:
-        if value is None or id(value) in seen:
-            return
-        seen.add(id(value))
-        parts.extend((str(value), repr(value)))
-        if isinstance(value, BaseException):
-            parts.append("".join(traceback.format_exception(type(value), value, None)))
-            for name in ("args", "request_info", "headers", "history"):
-                visit(getattr(value, name, None))
-            visit(value.__cause__)
-            visit(value.__context__)
-        elif isinstance(value, aiohttp.RequestInfo):
-            for part in (value.url, value.real_url, value.headers):
-                visit(part)
-        elif isinstance(value, aiohttp.ClientResponse):
-            visit(value.request_info)
-            visit(value.headers)
-        elif isinstance(value, Mapping):
-            parts.extend(f"{name}: {item}" for name, item in value.items())
-        elif isinstance(value, (tuple, list)):
-            for item in value:
-                visit(item)
-
-    for value in objects:
-        visit(value)
-    return "\n".join(parts)
 
 
 def assert_hidden(secrets: list[str], text: str) -> None:

@@ -17,12 +17,10 @@ import base64
 import contextlib
 import json
 import logging
-import traceback
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import pytest
 
 from aiocouch import (
@@ -40,6 +38,7 @@ from aiocouch import (
     SessionAuth,
 )
 from aiocouch.exception import InvalidResponseError
+from testserver.exposed_text import exposed_text
 from testserver.request_counter import RequestCounter
 from testserver.scripted_server import (
     ReceivedRequest,
@@ -60,37 +59,6 @@ ODD_SECRET = f"p@ss:w/rd+%{uuid.uuid4().hex[:8]} x"
 
 
 # --- helpers ---
-
-
-def exposed_text(*objects: object) -> str:
-    """All a user can print of ``objects``: str and repr, and for exceptions their args,
-    formatted traceback, request_info (URL and headers), cause and context."""
-    parts: list[str] = []
-    seen: set[int] = set()
-
-    def visit(value: object) -> None:
-        if value is None or id(value) in seen:
-            return
-        seen.add(id(value))
-        parts.extend((str(value), repr(value)))
-        if isinstance(value, BaseException):
-            parts.append("".join(traceback.format_exception(type(value), value, None)))
-            for name in ("args", "request_info", "headers", "reason", "message"):
-                visit(getattr(value, name, None))
-            visit(value.__cause__)
-            visit(value.__context__)
-        elif isinstance(value, aiohttp.RequestInfo):
-            for part in (value.url, value.real_url, value.headers):
-                visit(part)
-        elif isinstance(value, Mapping):
-            parts.extend(f"{name}: {item}" for name, item in value.items())
-        elif isinstance(value, (tuple, list)):
-            for item in value:
-                visit(item)
-
-    for value in objects:
-        visit(value)
-    return "\n".join(parts)
 
 
 def assert_hidden(secret: str, text: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -28,6 +27,7 @@ from aiocouch import (
     Users,
 )
 from aiocouch.exception import InvalidResponseError
+from testserver.exposed_text import exposed_text
 from testserver.request_counter import RequestCounter
 from testserver.scripted_server import (
     ReceivedRequest,
@@ -66,22 +66,6 @@ async def logs_in(server_url: str, name: str, password: str) -> bool:
         except UnauthorizedError:
             return False
     return True
-
-
-def exposed_text(*objects: object) -> str:
-    """str and repr of ``objects``; for exceptions also args, traceback, reason, message,
-    cause and context."""
-    parts: list[str] = []
-    for value in objects:
-        while value is not None:
-            parts += [str(value), repr(value)]
-            if not isinstance(value, BaseException):
-                break
-            parts.append("".join(traceback.format_exception(type(value), value, None)))
-            parts += [repr(value.args), repr(getattr(value, "reason", None))]
-            parts.append(repr(getattr(value, "message", None)))
-            value = value.__cause__ or value.__context__
-    return "\n".join(parts)
 
 
 async def test_a_created_user_can_log_in_and_is_fetched_without_password(
