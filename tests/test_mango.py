@@ -43,20 +43,13 @@ from testserver.scripted_server import (
     http_response,
     in_turn,
 )
+from testserver.transcript_documents import TRANSCRIPT_DOCUMENTS, write_to_every_copy
 
 # Queries without an index warn; the tests about warnings catch them themselves.
 pytestmark = pytest.mark.filterwarnings("ignore::aiocouch.mango.MangoWarning")
 
 FIND = ("POST", "_find")
 
-PRODUCE: list[dict[str, Any]] = [
-    {"_id": "apple", "type": "fruit", "value": 3, "color": "red"},
-    {"_id": "banana", "type": "fruit", "value": 1, "color": "yellow"},
-    {"_id": "cherry", "type": "fruit", "value": 5, "color": "red"},
-    {"_id": "leek", "type": "veg", "value": 2, "color": "green"},
-    {"_id": "pear", "type": "fruit", "value": 4, "color": "green"},
-    {"_id": "tomato", "type": "veg", "value": 6, "color": "red"},
-]
 FRUIT = ["apple", "banana", "cherry", "pear"]
 NO_INDEX = "No matching index found, create an index to optimize query time."
 ALL_DOCS_INDEX = MangoIndex(
@@ -64,16 +57,9 @@ ALL_DOCS_INDEX = MangoIndex(
 )
 
 
-async def every_copy(db: Database) -> dict[str, int]:
-    """``{"w": n}`` on CouchDB (a write every copy holds), ``{}`` where there is no cluster."""
-    cluster = (await db.info()).get("cluster")
-    return {"w": cluster["n"]} if isinstance(cluster, dict) else {}
-
-
 @pytest.fixture
 async def produce(database: Database, request_counter: RequestCounter) -> Database:
-    result = await database._bulk_docs(PRODUCE, **await every_copy(database))
-    assert all("rev" in item for item in result), result
+    await write_to_every_copy(database, TRANSCRIPT_DOCUMENTS)
     request_counter.reset()
     return database
 
@@ -116,7 +102,7 @@ async def test_find_without_fields_yields_whole_documents_as_dicts(produce: Data
     rows = await rows_of(produce.mango.find({"_id": "leek"}))
     [leek] = rows
     assert leek["_rev"].startswith("1-")
-    assert {key: value for key, value in leek.items() if key != "_rev"} == PRODUCE[3]
+    assert {key: value for key, value in leek.items() if key != "_rev"} == TRANSCRIPT_DOCUMENTS[3]
 
 
 async def test_fields_without_id_are_fine_here(produce: Database) -> None:

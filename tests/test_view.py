@@ -17,6 +17,11 @@ from aiocouch.design_document import DesignDocument
 from aiocouch.view import ViewResponse
 from aiocouch.view_query import ViewQuery
 from testserver.request_counter import RequestCounter
+from testserver.transcript_documents import (
+    TRANSCRIPT_DOCUMENTS,
+    every_copy,
+    write_to_every_copy,
+)
 
 BY_TYPE = "function(doc) { if (doc.type) { emit(doc.type, doc.value); } }"
 BY_ID = "function(doc) { emit(doc._id, null); }"
@@ -484,27 +489,12 @@ QUERY_DESIGN = {
         },
     },
 }
-QUERY_DOCS: list[dict[str, Any]] = [
-    {"_id": "apple", "type": "fruit", "value": 3, "color": "red"},
-    {"_id": "banana", "type": "fruit", "value": 1, "color": "yellow"},
-    {"_id": "cherry", "type": "fruit", "value": 5, "color": "red"},
-    {"_id": "leek", "type": "veg", "value": 2, "color": "green"},
-    {"_id": "pear", "type": "fruit", "value": 4, "color": "green"},
-    {"_id": "tomato", "type": "veg", "value": 6, "color": "red"},
-]
 BY_VALUE = ["banana", "leek", "apple", "pear", "cherry", "tomato"]
-
-
-async def every_copy(db: Database) -> dict[str, int]:
-    """``{"w": n}`` on CouchDB, so that a query right after a write sees it on a cluster."""
-    cluster = (await db.info()).get("cluster")
-    return {"w": cluster["n"]} if isinstance(cluster, dict) else {}
 
 
 @pytest.fixture
 async def transcript_db(database: Database, request_counter: RequestCounter) -> Database:
-    result = await database._bulk_docs([QUERY_DESIGN, *QUERY_DOCS], **await every_copy(database))
-    assert all("rev" in item for item in result), result
+    await write_to_every_copy(database, [QUERY_DESIGN, *TRANSCRIPT_DOCUMENTS])
     request_counter.reset()
     return database
 
