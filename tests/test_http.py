@@ -10,7 +10,6 @@ over real sockets, through the public API and on both transports, are in
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -20,6 +19,7 @@ import pytest
 from aiocouch._http import HTTPConnection, ResponseHead, header_block
 from aiocouch._transport import check_headers
 from aiocouch.exception import IncompleteResponseError, InvalidResponseError, ReadTimeoutError
+from testserver.random_pieces import random_pieces
 
 T = TypeVar("T")
 
@@ -126,23 +126,13 @@ def two_pieces(raw: bytes) -> Iterator[list[bytes]]:
         yield [raw[:i], raw[i:]]
 
 
-def random_pieces(raw: bytes, seed: int) -> list[bytes]:
-    rng = random.Random(seed)
-    pieces, start = [], 0
-    while start < len(raw):
-        size = rng.randint(1, 17)
-        pieces.append(raw[start : start + size])
-        start += size
-    return pieces
-
-
 def every_split(raw: bytes) -> Iterator[list[bytes]]:
     """Whole, byte by byte, in two at every boundary, and in random pieces."""
     yield [raw]
     yield byte_by_byte(raw)
     yield from two_pieces(raw)
     for seed in range(20):
-        yield random_pieces(raw, seed)
+        yield random_pieces(raw, seed, 17)
 
 
 LENGTH_BODY = b'{"_id":"doc","value":"\xc3\xa9\r\n"}'
@@ -197,7 +187,7 @@ async def test_content_length_body_split_at_every_byte_boundary() -> None:
 
 async def test_content_length_body_in_random_pieces() -> None:
     for seed in range(50):
-        connection, _, body = await exchange(random_pieces(LENGTH_RESPONSE, seed))
+        connection, _, body = await exchange(random_pieces(LENGTH_RESPONSE, seed, 17))
         assert body == LENGTH_BODY, seed
         assert connection.reusable, seed
 
@@ -687,7 +677,7 @@ async def test_body_completed_while_paused_leaves_reading_resumed() -> None:
 async def test_read_chunk_with_coalesce_returns_everything() -> None:
     data = bytes(range(256)) * 40
     raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-    raw += b"".join(b"%x\r\n" % len(p) + p + b"\r\n" for p in random_pieces(data, 7))
+    raw += b"".join(b"%x\r\n" % len(p) + p + b"\r\n" for p in random_pieces(data, 7, 17))
     raw += b"0\r\n\r\n"
     connection, transport = sent()
     feeder = asyncio.ensure_future(feed_like_a_socket(connection, transport, raw, piece=97))

@@ -9,13 +9,13 @@ come out, in the same order.
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
 from aiocouch._results_parser import ResultEnd, ResultsParser
+from testserver.random_pieces import random_pieces
 
 ROWS_1 = [
     {"id": "banana", "key": 1, "value": {"_id": "banana", "type": "fruit"}},
@@ -75,15 +75,6 @@ def couchdb_layout(results: list[dict[str, Any]]) -> str:
     return '{"results":[\r\n' + ",\r\n".join(parts) + "\r\n]}"
 
 
-def random_chunks(text: str, seed: int, max_size: int = 40) -> Iterator[str]:
-    rng = random.Random(seed)
-    position = 0
-    while position < len(text):
-        size = rng.randint(1, max_size)
-        yield text[position : position + size]
-        position += size
-
-
 LAYOUTS = {
     "couchdb": couchdb_layout,
     "compact": lambda results: json.dumps({"results": results}, separators=(",", ":")),
@@ -110,7 +101,7 @@ def test_any_cutting_of_the_body_gives_the_same_events(layout: str, seed: int) -
         {"total_rows": 9, "offset": 0, "rows": ROWS_1, "update_seq": "12-g1AAAA"},
     ]
     body = LAYOUTS[layout](results)
-    assert parse(random_chunks(body, seed))[0] == expected(results)
+    assert parse(random_pieces(body, seed, 40))[0] == expected(results)
 
 
 def test_one_character_at_a_time() -> None:
@@ -170,7 +161,7 @@ def test_big_integers_stay_exact() -> None:
 )
 def test_a_wrong_body_raises_value_error_naming_the_problem(body: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace("[", r"\[")):
-        parse(random_chunks(body, 1, 5))
+        parse(random_pieces(body, 1, 5))
 
 
 def test_rows_before_a_fault_are_handed_out_first() -> None:

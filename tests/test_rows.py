@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from aiocouch._rows import LineParser, RowParser, Utf8Decoder
+from testserver.random_pieces import random_pieces
 
 # --- helpers ---
 
@@ -42,15 +43,6 @@ def parse(array_key: str, pieces: Iterable[str]) -> tuple[list[Any], dict[str, A
 def chunks(text: str, size: int) -> Iterator[str]:
     for start in range(0, len(text), size):
         yield text[start : start + size]
-
-
-def random_chunks(text: str, seed: int, max_size: int = 50) -> Iterator[str]:
-    rng = random.Random(seed)
-    position = 0
-    while position < len(text):
-        size = rng.randint(1, max_size)
-        yield text[position : position + size]
-        position += size
 
 
 def decoded_byte_chunks(body: bytes, cuts: Iterable[int]) -> Iterator[str]:
@@ -200,7 +192,7 @@ def test_one_character_chunks_give_the_same_result(layout: str) -> None:
 @pytest.mark.parametrize("seed", range(20))
 def test_random_chunk_sizes_give_the_same_result(seed: int) -> None:
     body = couchdb_layout("results", TRICKY_ROWS * 3, "", ',"last_seq":"30-g1AAAA","pending":0')
-    rows, meta = parse("results", random_chunks(body, seed))
+    rows, meta = parse("results", random_pieces(body, seed, 50))
     assert rows == TRICKY_ROWS * 3
     assert meta["last_seq"] == "30-g1AAAA"
     assert meta["pending"] == 0
@@ -337,7 +329,7 @@ def test_find_layout_with_docs_then_bookmark_and_warning() -> None:
         '{"docs":[\n{"_id":"a","_rev":"1-x"},\n{"_id":"b","_rev":"1-y"}\n],\n'
         '"bookmark": "g1AAAAA",\n"warning": "No matching index found, create an index"}\n'
     )
-    rows, meta = parse("docs", random_chunks(body, 7, 9))
+    rows, meta = parse("docs", random_pieces(body, 7, 9))
     assert [row["_id"] for row in rows] == ["a", "b"]
     assert meta["bookmark"] == "g1AAAAA"
     assert meta["warning"].startswith("No matching index")
@@ -543,7 +535,7 @@ def test_only_heartbeats_give_nothing() -> None:
 def test_lines_split_across_random_chunks(seed: int) -> None:
     many = [{"seq": n, "id": f"doc {n}", "v": "a\nb},{]" * (n % 5)} for n in range(200)]
     body = "".join(json.dumps(line) + "\n" + "\n" * (n % 3) for n, line in enumerate(many))
-    assert parse_lines(random_chunks(body, seed, 100)) == many
+    assert parse_lines(random_pieces(body, seed, 100)) == many
 
 
 def test_crlf_line_endings() -> None:
