@@ -486,42 +486,49 @@ async def test_random_schedule_through_the_proxy_is_counted(
 # --- whole-server faults ------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def flowing_changes(
+    proxy: FaultProxy, user: str, password: str, database: Database, query: str
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """A continuous ``_changes?query`` feed of ``database`` through the proxy, once its
+    first line (the document "one", saved first) arrived: the feed is flowing."""
+    await (await database.create("one")).save()
+    changes = f"{proxy.url}/{database.id}/_changes?feed=continuous&{query}"
+    # pouchdb-server holds back a gzipped stream: ask for it as it is.
+    identity = {"Accept-Encoding": "identity"}
+    async with plain_client(user, password) as session:
+        feed = await session.get(changes, headers=identity)
+        try:
+            assert b'"one"' in await asyncio.wait_for(feed.content.readline(), 10)
+            yield feed
+        finally:
+            feed.close()
+
+
 async def test_drop_connections_resets_a_stream_in_progress(
     proxy: FaultProxy, admin_user: str, admin_password: str, database: Database
 ) -> None:
-    await (await database.create("one")).save()
-    changes = f"{proxy.url}/{database.id}/_changes?feed=continuous&heartbeat=100"
-    # pouchdb-server holds back a gzipped stream: ask for it as it is.
-    identity = {"Accept-Encoding": "identity"}
-    async with plain_client(admin_user, admin_password) as session:
-        feed = await session.get(changes, headers=identity)
+    async with flowing_changes(
+        proxy, admin_user, admin_password, database, "heartbeat=100"
+    ) as feed:
         assert feed.status == 200
-        first = await asyncio.wait_for(feed.content.readline(), 10)
-        assert b'"one"' in first  # the feed is flowing
         proxy.drop_connections()
         with pytest.raises(LOST):
             while await asyncio.wait_for(feed.content.readline(), 10):
                 pass
-        feed.release()
     assert proxy.stats.delivered == 0
 
 
 async def test_hold_silences_a_stream_in_progress_until_resumed(
     proxy: FaultProxy, admin_user: str, admin_password: str, database: Database
 ) -> None:
-    await (await database.create("one")).save()
-    changes = f"{proxy.url}/{database.id}/_changes?feed=continuous&since=0"
-    identity = {"Accept-Encoding": "identity"}
-    async with plain_client(admin_user, admin_password) as session:
-        feed = await session.get(changes, headers=identity)
-        assert b'"one"' in await asyncio.wait_for(feed.content.readline(), 10)
+    async with flowing_changes(proxy, admin_user, admin_password, database, "since=0") as feed:
         proxy.hold()
         await (await database.create("two")).save()
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(feed.content.readline(), 0.5)
         proxy.resume()
         assert b'"two"' in await asyncio.wait_for(feed.content.readline(), 10)
-        feed.close()
 
 
 async def test_outage_ends_open_exchanges_refuses_connections_then_comes_back(
