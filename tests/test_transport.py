@@ -46,29 +46,27 @@ def transport_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def open_client(
+def open_client(
+    client_factory: Callable[..., CouchDB],
     transport_name: str,
     server_url: str,
     admin_user: str,
     admin_password: str,
     quorum: Quorum | None,
-) -> AsyncIterator[OpenClient]:
-    """Opens admin clients on the chosen transport (``connector=`` selects aiohttp); on a
-    cluster they write and read every copy, as tests read their own writes."""
-    clients: list[CouchDB] = []
+) -> OpenClient:
+    """Opens admin clients on the chosen transport; on a cluster they write and read every
+    copy, as tests read their own writes."""
+    transport = "aiohttp" if transport_name == AIOHTTP else "lean"
 
     def open_client(**options: Any) -> CouchDB:
-        if transport_name == AIOHTTP:
-            options["connector"] = aiohttp.TCPConnector()
         options.setdefault("quorum", quorum)
-        client = CouchDB(server_url, user=admin_user, password=admin_password, **options)
+        client = client_factory(
+            server_url, transport, user=admin_user, password=admin_password, **options
+        )
         assert transport_of(client) == transport_name
-        clients.append(client)
         return client
 
-    yield open_client
-    for client in clients:
-        await client.close()
+    return open_client
 
 
 @pytest.fixture
