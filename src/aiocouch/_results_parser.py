@@ -21,12 +21,11 @@ from typing import Any
 
 from . import _json
 from ._answers import kind_of
-from ._rows import _Parser, missing_array, object_after_array
+from ._rows import _BufferedParser, missing_array, object_after_array
 
 __all__ = ["ResultEnd", "ResultsParser"]
 
 _WHITESPACE_AND_COMMAS = " \t\r\n,"
-_MIN_RETRY_CHARS = 1 << 16
 # A result's fields around its rows, and the answer's around its results, are a few
 # numbers and sequences; more than this without the array means another kind of body.
 _MAX_FIELDS_CHARS = 1 << 20
@@ -59,15 +58,12 @@ class _Place(enum.Enum):
     AFTER_RESULTS = "after the 'results' array"
 
 
-class ResultsParser(_Parser):
+class ResultsParser(_BufferedParser):
     """Splits a streamed ``{"results": [...]}`` answer into rows and result ends."""
 
     def __init__(self) -> None:
         super().__init__()
         self._place = _Place.BEFORE_RESULTS
-        self._pending: list[str] = []
-        self._pending_chars = 0
-        self._retry_at = 0
         self._answer_head = ""
         self._result_head = ""
         self._answer_tail: list[str] = []
@@ -83,10 +79,7 @@ class ResultsParser(_Parser):
         if self._place is _Place.AFTER_RESULTS:
             self._answer_tail.append(text)
             return []
-        self._pending.append(text)
-        self._pending_chars += len(text)
-        # A row cut short is parsed again only once a line ends or much more arrived.
-        if "\n" not in text and self._pending_chars < self._retry_at:
+        if not self._ready(text):
             return []
         return self._parse_pending()
 
@@ -109,20 +102,6 @@ class ResultsParser(_Parser):
         """After :meth:`close`: the answer's fields but ``results`` (none from CouchDB)."""
         self._raise_fault()
         return self._meta
-
-    def _parse_pending(self) -> Parsed:
-        text = "".join(self._pending)
-        self._pending.clear()
-        parsed: Parsed = []
-        try:
-            rest = self._consume(text, parsed)
-        except ValueError as fault:
-            return self._fail(fault, parsed)
-        if rest:
-            self._pending.append(rest)
-        self._pending_chars = len(rest)
-        self._retry_at = max(2 * len(rest), _MIN_RETRY_CHARS)
-        return parsed
 
     def _consume(self, text: str, parsed: Parsed) -> str:
         """Parses what ``text`` completes into ``parsed``; returns the incomplete rest."""

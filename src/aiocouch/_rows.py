@@ -96,7 +96,44 @@ class Utf8Decoder(_Parser):
         return text
 
 
-class RowParser(_Parser):
+class _BufferedParser(_Parser):
+    """A parser that keeps the text it could not parse yet (a row cut short) pending, and
+    parses it again only once a line ends or much more arrived: a large row is not
+    scanned again at every piece."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: list[str] = []
+        self._pending_chars = 0
+        self._retry_at = 0
+
+    def _ready(self, text: str) -> bool:
+        """Adds ``text`` to the pending text; True if that is worth parsing now."""
+        self._pending.append(text)
+        self._pending_chars += len(text)
+        return "\n" in text or self._pending_chars >= self._retry_at
+
+    def _parse_pending(self) -> list[tuple[Any, str]]:
+        """What the pending text completes; its incomplete rest stays pending."""
+        text = "".join(self._pending)
+        self._pending.clear()
+        parsed: list[tuple[Any, str]] = []
+        try:
+            rest = self._consume(text, parsed)
+        except ValueError as fault:
+            return self._fail(fault, parsed)
+        if rest:
+            self._pending.append(rest)
+        self._pending_chars = len(rest)
+        self._retry_at = max(2 * len(rest), _MIN_RETRY_CHARS)
+        return parsed
+
+    def _consume(self, text: str, parsed: list[tuple[Any, str]]) -> str:
+        """Parses what ``text`` completes into ``parsed``; returns the incomplete rest."""
+        raise NotImplementedError
+
+
+class RowParser(_BufferedParser):
     """Splits a streamed JSON object into the elements of one array and the other fields.
 
     The elements must be JSON objects (rows, documents or changes).
@@ -110,9 +147,6 @@ class RowParser(_Parser):
         self._after_array = False
         self._head: list[str] = []
         self._tail: list[str] = []
-        self._pending: list[str] = []
-        self._pending_chars = 0
-        self._retry_at = 0
         self._scanner = json.JSONDecoder()
         self._meta: dict[str, Any] = {}
 
@@ -127,22 +161,9 @@ class RowParser(_Parser):
         if self._after_array:
             self._tail.append(text)
             return []
-        self._pending.append(text)
-        self._pending_chars += len(text)
-        if "\n" not in text and self._pending_chars < self._retry_at:
+        if not self._ready(text):
             return []
-        buffered = "".join(self._pending)
-        self._pending.clear()
-        rows: list[tuple[Any, str]] = []
-        try:
-            rest = self._consume(buffered, rows)
-        except ValueError as fault:
-            return self._fail(fault, rows)
-        if rest:
-            self._pending.append(rest)
-        self._pending_chars = len(rest)
-        self._retry_at = max(2 * len(rest), _MIN_RETRY_CHARS)
-        return rows
+        return self._parse_pending()
 
     def close(self) -> list[tuple[Any, str]]:
         """Ends the body; returns its last elements (then see :meth:`meta`).
