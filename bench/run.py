@@ -775,6 +775,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="only print the report; keep bench/results.* and docs/bench.png as they are",
     )
     parser.add_argument(
+        "--json", type=Path, help="also write the raw samples to this file (as results.json)"
+    )
+    parser.add_argument(
         "--clients", nargs="+", choices=worker.CLIENTS, default=list(worker.DEFAULT_CLIENTS)
     )
     parser.add_argument(
@@ -788,13 +791,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def write_json(path: Path, runs: Sequence[Run], info: dict[str, Any]) -> None:
+    """The run's settings, machine and every sample, as JSON."""
+    path.write_text(json.dumps({**info, "runs": [vars(r) for r in runs]}, indent=2) + "\n")
+
+
 def save_reports(
     runs: Sequence[Run], clients: Sequence[str], sizes: Sizes, report: str, info: dict[str, Any]
 ) -> None:
     """Writes bench/results.md, bench/results.json and the chart docs/bench.png."""
     machine = info["machine"]
     RESULTS_MD.write_text(report)
-    RESULTS_JSON.write_text(json.dumps({**info, "runs": [vars(r) for r in runs]}, indent=2) + "\n")
+    write_json(RESULTS_JSON, runs, info)
     caption = (
         f"aiocouch benchmark: {machine['server']}, {machine['nproc']} CPUs, "
         f"Python {machine['python']}, aiohttp {machine['aiohttp']}"
@@ -838,6 +846,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n" + report)
     if not args.no_save:
         save_reports(runs, clients, sizes, report, info)
+    if args.json:
+        write_json(args.json, runs, info)
     problems = check_same_work(runs)
     problems += [
         f"{r.workload}/{r.client} failed: {r.error}"
