@@ -14,7 +14,11 @@
 Options: ``--n`` documents of the iterated database (``make bench BENCH_N=1000000``),
 ``--quick`` (or ``BENCH_QUICK=1``) for a smoke run of about a minute, ``--repeat`` (3 by
 default, 1 with ``--quick``) runs each measurement that often, each time in a fresh process
-and on a fresh database, and keeps the median; a failed run is not repeated.
+and on a fresh database, and keeps the median; a failed run is not repeated. The repeats of
+one workload take turns between the clients (round by round), so a slow spell of the
+machine falls on all of them. ``--clients`` picks the clients (see ``bench/worker.py``;
+``ours-no-retry`` and ``ours-session`` are not run by default), ``--workloads`` the
+workloads, ``--no-save`` keeps the recorded results.
 
 The exit status is 1 when this project or the aiohttp baseline failed a workload, or when
 the clients did not do the same work (items or checksums differ); failures of aiocouch
@@ -29,9 +33,11 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -52,7 +58,21 @@ RESULTS_MD = BENCH / "results.md"
 RESULTS_JSON = BENCH / "results.json"
 CHART = REPO / "docs" / "bench.png"
 
-CLIENT_LABELS = {"ours": "this project", "aiocouch401": "aiocouch 4.0.1", "aiohttp": "aiohttp"}
+CLIENT_LABELS = {
+    "ours": "this project",
+    "aiocouch401": "aiocouch 4.0.1",
+    "aiohttp": "aiohttp",
+    "ours-no-retry": "this project, retry=False",
+    "ours-session": "this project, SessionAuth",
+}
+#: The ratio columns of the CPU table, (heading, numerator, denominator), each shown when
+#: both clients ran.
+RATIOS = (
+    ("ours / aiohttp", "ours", "aiohttp"),
+    ("ours / 4.0.1", "ours", "aiocouch401"),
+    ("defaults / retry=False", "ours", "ours-no-retry"),
+    ("session / basic", "ours-session", "ours"),
+)
 #: Workloads whose CPU is summed up in the "mix total" row (all of them).
 MIX = worker.WORKLOADS
 #: Workloads that read the seeded N-document database.
@@ -225,6 +245,40 @@ def worker_environment(server: Server) -> dict[str, str]:
     return env
 
 
+def baseline_src(commit: str) -> Path:
+    """Where this project's ``src/`` as of ``commit`` is exported for ``--baseline``."""
+    return Path(tempfile.gettempdir()) / f"aiocouch-bench-{commit}" / "src"
+
+
+@contextlib.contextmanager
+def exported_baseline(commit: str) -> Iterator[str]:
+    """Exports ``src/`` as of ``commit`` for the run; yields the client name ``ours@<hash>``."""
+    short = subprocess.run(
+        ["git", "rev-parse", "--short", f"{commit}^{{commit}}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    root = baseline_src(short).parent
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    try:
+        archive = subprocess.run(
+            ["git", "archive", short, "src"], cwd=REPO, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+        yield f"ours@{short}"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def client_label(client: str) -> str:
+    """The name of a client in the reports."""
+    base, _, commit = client.partition("@")
+    return f"this project at {commit}" if commit else CLIENT_LABELS[base]
+
+
 def python_for(client: str) -> Path:
     """The interpreter a client runs in."""
     return PYTHON_401 if client == "aiocouch401" else Path(sys.executable)
@@ -232,11 +286,13 @@ def python_for(client: str) -> Path:
 
 def run_worker(server: Server, client: str, workload: str, db: str, sizes: Sizes) -> dict[str, Any]:
     """One fresh worker process (``python -I``: no script directory, no PYTHONPATH)."""
+    base, _, commit = client.partition("@")
     command = [
         str(python_for(client)),
         "-I",
         str(WORKER),
-        f"--client={client}",
+        f"--client={base}",
+        *([f"--src={baseline_src(commit)}"] if commit else []),
         f"--workload={workload}",
         f"--url={server.url}",
         f"--db={db}",
@@ -265,8 +321,10 @@ def run_worker(server: Server, client: str, workload: str, db: str, sizes: Sizes
 def check_library(client: str, result: dict[str, Any]) -> None:
     """Fails loudly when a client ran with the wrong aiocouch."""
     path = Path(result.get("library_path", ""))
-    if client == "ours" and REPO / "src" not in path.parents:
-        raise SystemExit(f"'ours' imported aiocouch from {path}, not from src/")
+    _, _, commit = client.partition("@")
+    src = baseline_src(commit) if commit else REPO / "src"
+    if client.startswith("ours") and src not in path.parents:
+        raise SystemExit(f"'{client}' imported aiocouch from {path}, not from {src}")
     if client == "aiocouch401" and (
         result.get("library") != "aiocouch 4.0.1" or VENV_401 not in path.parents
     ):
@@ -287,27 +345,38 @@ def prepare_database(server: Server, workload: str, client: str, sizes: Sizes, r
     return name
 
 
-def measure_run(
-    server: Server, client: str, workload: str, sizes: Sizes, read_db: str, repeat: int
-) -> Run:
-    """Runs one workload for one client ``repeat`` times; keeps the medians."""
-    run = Run(client, workload, sizes.count(workload))
-    for _ in range(repeat):
-        db = prepare_database(server, workload, client, sizes, read_db)
-        try:
-            sample = run_worker(server, client, workload, db, sizes)
-            if workload in CREATE_WORKLOADS and not sample.get("error"):
-                stored = doc_count(server, db)
-                if stored != run.count:
-                    sample["error"] = f"database holds {stored} documents, not {run.count}"
-        finally:
-            if db != read_db:
-                delete_database(server, db)
-        run.samples.append(sample)
-        if sample.get("error"):
-            break
-    summarize(run)
-    return run
+def measure_workload(
+    server: Server, clients: Sequence[str], workload: str, sizes: Sizes, read_db: str, repeat: int
+) -> list[Run]:
+    """Runs one workload ``repeat`` times for each client; keeps the medians.
+
+    Round by round, each round starting with the next client, so that neither a slow spell
+    of the shared machine nor the order favours one client. A client that failed stops.
+    """
+    runs = [Run(client, workload, sizes.count(workload)) for client in clients]
+    for round_number in range(repeat):
+        turn = round_number % len(runs)
+        for run in runs[turn:] + runs[:turn]:
+            if not (run.samples and run.samples[-1].get("error")):
+                run.samples.append(sample_run(server, run, sizes, read_db))
+    for run in runs:
+        summarize(run)
+    return runs
+
+
+def sample_run(server: Server, run: Run, sizes: Sizes, read_db: str) -> dict[str, Any]:
+    """One measurement of ``run``'s workload and client, on a fresh database if it writes."""
+    db = prepare_database(server, run.workload, run.client, sizes, read_db)
+    try:
+        sample = run_worker(server, run.client, run.workload, db, sizes)
+        if run.workload in CREATE_WORKLOADS and not sample.get("error"):
+            stored = doc_count(server, db)
+            if stored != run.count:
+                sample["error"] = f"database holds {stored} documents, not {run.count}"
+    finally:
+        if db != read_db:
+            delete_database(server, db)
+    return sample
 
 
 def summarize(run: Run) -> None:
@@ -327,7 +396,7 @@ def print_run(run: Run) -> None:
     """One progress line."""
     status = "ok" if run.ok else f"FAILED: {run.error}"
     print(
-        f"  {run.workload:<15} {CLIENT_LABELS[run.client]:<15} cpu {run.cpu_s:8.3f} s  "
+        f"  {run.workload:<15} {client_label(run.client):<26} cpu {run.cpu_s:8.3f} s  "
         f"wall {run.wall_s:8.3f} s  rss {run.rss_mb:8.1f} MB  requests {run.requests:>6}  "
         f"items {run.items:>8}  {status}",
         flush=True,
@@ -379,10 +448,11 @@ def cpu_cell(run: Run | None) -> str:
 
 
 def detail_table(runs: Sequence[Run], clients: Sequence[str]) -> list[str]:
-    """Every workload for every client: CPU, wall, peak RSS growth, requests."""
+    """Every workload for every client: CPU (and its range), wall, peak RSS growth, requests."""
     lines = [
-        "| workload | count | client | client CPU s | wall s | peak RSS MB | requests | result |",
-        "|---|---:|---|---:|---:|---:|---:|---|",
+        "| workload | count | client | client CPU s | CPU range s | wall s | peak RSS MB "
+        "| requests | result |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for workload in worker.WORKLOADS:
         for client in clients:
@@ -391,41 +461,50 @@ def detail_table(runs: Sequence[Run], clients: Sequence[str]) -> list[str]:
                 continue
             result = "ok" if run.ok else f"**failed**: {run.error}"
             lines.append(
-                f"| {workload} | {run.count:,} | {CLIENT_LABELS[client]} | {run.cpu_s:.3f} | "
-                f"{run.wall_s:.3f} | {run.rss_mb:.1f} | {run.requests:,} | {result} |"
+                f"| {workload} | {run.count:,} | {client_label(client)} | {run.cpu_s:.3f} | "
+                f"{cpu_range(run)} | {run.wall_s:.3f} | {run.rss_mb:.1f} | {run.requests:,} | "
+                f"{result} |"
             )
     return lines
 
 
+def cpu_range(run: Run) -> str:
+    """The lowest and highest client CPU of the samples a median was taken of."""
+    values = [float(s["cpu_s"]) for s in run.samples if not s.get("error")]
+    return f"{min(values):.3f}-{max(values):.3f}" if len(values) > 1 else "-"
+
+
 def cpu_table(runs: Sequence[Run], clients: Sequence[str]) -> list[str]:
-    """Client CPU side by side, with the ratios of this project to the others."""
+    """Client CPU side by side, with the ratios of :data:`RATIOS` whose clients ran."""
+    ratios = [
+        *((h, top, bottom) for h, top, bottom in RATIOS if {top, bottom} <= set(clients)),
+        *((f"ours / {c.partition('@')[2]}", "ours", c) for c in clients if "@" in c),
+    ]
     lines = [
         "| workload | "
-        + " | ".join(f"{CLIENT_LABELS[c]} CPU s" for c in clients)
-        + " | ours / aiohttp | ours / 4.0.1 |",
-        "|---|" + "---:|" * (len(clients) + 2),
+        + " | ".join([*(f"{client_label(c)} CPU s" for c in clients), *(h for h, _, _ in ratios)])
+        + " |",
+        "|---|" + "---:|" * (len(clients) + len(ratios)),
     ]
     for workload in worker.WORKLOADS:
         row = [find(runs, workload, c) for c in clients]
         if all(r is None for r in row):
             continue
-        ours = find(runs, workload, "ours")
-        lines.append(
-            f"| {workload} | "
-            + " | ".join(cpu_cell(r) for r in row)
-            + f" | {ratio(ours, find(runs, workload, 'aiohttp'))}"
-            + f" | {ratio(ours, find(runs, workload, 'aiocouch401'))} |"
-        )
+        cells = [cpu_cell(r) for r in row]
+        cells += [
+            ratio(find(runs, workload, top), find(runs, workload, bottom))
+            for _, top, bottom in ratios
+        ]
+        lines.append(f"| {workload} | " + " | ".join(cells) + " |")
+    if not set(MIX) <= {run.workload for run in runs}:
+        return lines
     totals = {c: mix_total(runs, c) for c in clients}
     cells = [
         f"{total:.3f}" if complete else f">= {total:.3f} (failures)"
         for total, complete in totals.values()
     ]
-    lines.append(
-        "| **mix total** | "
-        + " | ".join(cells)
-        + f" | {total_ratio(totals, 'aiohttp')} | {total_ratio(totals, 'aiocouch401')} |"
-    )
+    cells += [total_ratio(totals, top, bottom) for _, top, bottom in ratios]
+    lines.append("| **mix total** | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -436,14 +515,14 @@ def mix_total(runs: Sequence[Run], client: str) -> tuple[float, bool]:
     return total, all(r is not None and r.ok for r in mine)
 
 
-def total_ratio(totals: dict[str, tuple[float, bool]], other: str) -> str:
-    """Mix total of this project over ``other``'s (an upper bound if ``other`` failed)."""
-    if "ours" not in totals or other not in totals:
+def total_ratio(totals: dict[str, tuple[float, bool]], top: str, bottom: str) -> str:
+    """Mix total of ``top`` over ``bottom``'s (an upper bound if ``bottom`` failed)."""
+    if top not in totals or bottom not in totals:
         return "-"
-    (ours, ours_complete), (theirs, theirs_complete) = totals["ours"], totals[other]
-    if not ours_complete or theirs <= 0:
+    (mine, mine_complete), (theirs, theirs_complete) = totals[top], totals[bottom]
+    if not mine_complete or theirs <= 0:
         return "-"
-    value = f"**{ours / theirs:.2f}x**"
+    value = f"**{mine / theirs:.2f}x**"
     return value if theirs_complete else f"<= {value}"
 
 
@@ -470,7 +549,7 @@ def targets(runs: Sequence[Run], sizes: Sizes) -> list[str]:
         if iterate_401 is not None and iterate_401.ok and iterate_401.cpu_s > 0:
             share = iterate.cpu_s / iterate_401.cpu_s
             row("iterate_all: client CPU <= 0.5x aiocouch 4.0.1", f"{share:.2f}x", share <= 0.5)
-        else:
+        elif iterate_401 is not None:
             row("iterate_all: client CPU <= 0.5x aiocouch 4.0.1", "4.0.1 did not finish", None)
     if bulk is not None and bulk.ok:
         note = "" if bulk.count == 40_000 else f" (ran {bulk.count:,} docs)"
@@ -528,10 +607,26 @@ ORDER_NOTE = (
     "after all the work is done; Apache CouchDB keeps the order. This project matches by id."
 )
 
+VARIANTS_NOTE = (
+    "- `this project, retry=False` and `this project, SessionAuth` run the workload code of "
+    "`this project` with `CouchDB(..., retry=False)` and with "
+    "`CouchDB(..., auth=SessionAuth(user, password))` instead of basic auth; the session's "
+    "login (`POST /_session`) is part of the untimed warm-up."
+)
+
 
 def notes(runs: Sequence[Run], machine: dict[str, Any]) -> list[str]:
     """How to read the numbers, and why aiocouch 4.0.1 failed where it did."""
     lines = list(NOTES)
+    clients = {r.client for r in runs}
+    if clients & {"ours-no-retry", "ours-session"}:
+        lines.append(VARIANTS_NOTE)
+    lines += [
+        f"- `{client_label(c)}` is this project's `src/` as of commit {c.partition('@')[2]} "
+        "(`--baseline`), run with the same workload code and virtual environment."
+        for c in sorted(clients)
+        if "@" in c
+    ]
     order_failures = [
         r.workload
         for r in runs
@@ -579,7 +674,13 @@ def write_chart(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"ours": "#2b7bba", "aiocouch401": "#d95f02", "aiohttp": "#7f7f7f"}
+    colors = {
+        "ours": "#2b7bba",
+        "aiocouch401": "#d95f02",
+        "aiohttp": "#7f7f7f",
+        "ours-no-retry": "#7fb8e0",
+        "ours-session": "#1b9e77",
+    }
     workloads = [w for w in worker.WORKLOADS if any(find(runs, w, c) for c in clients)]
     figure, (cpu_axes, rss_axes) = plt.subplots(
         1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [3.2, 1]}
@@ -593,7 +694,9 @@ def write_chart(
                 xs.append(index + (offset - (len(clients) - 1) / 2) * width)
                 heights.append(max(run.cpu_s, 1e-3))
                 failed.append(not run.ok)
-        bars = cpu_axes.bar(xs, heights, width, label=CLIENT_LABELS[client], color=colors[client])
+        bars = cpu_axes.bar(
+            xs, heights, width, label=client_label(client), color=colors.get(client, "#9467bd")
+        )
         for bar, is_failed in zip(bars, failed):
             if is_failed:
                 bar.set_hatch("//")
@@ -619,9 +722,9 @@ def write_chart(
     measured = [(client, find(runs, "iterate_all", client)) for client in clients]
     rss = [(client, run) for client, run in measured if run is not None]
     bars = rss_axes.bar(
-        [CLIENT_LABELS[c] for c, _ in rss],
+        [client_label(c) for c, _ in rss],
         [run.rss_mb for _, run in rss],
-        color=[colors[c] for c, _ in rss],
+        color=[colors.get(c, "#9467bd") for c, _ in rss],
     )
     for bar, (_, run) in zip(bars, rss):
         label = f"{run.rss_mb:.0f} MB" if run.ok else "failed"
@@ -671,11 +774,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only print the report; keep bench/results.* and docs/bench.png as they are",
     )
-    parser.add_argument("--clients", nargs="+", choices=worker.CLIENTS, default=worker.CLIENTS)
+    parser.add_argument(
+        "--json", type=Path, help="also write the raw samples to this file (as results.json)"
+    )
+    parser.add_argument(
+        "--clients", nargs="+", choices=worker.CLIENTS, default=list(worker.DEFAULT_CLIENTS)
+    )
     parser.add_argument(
         "--workloads", nargs="+", choices=worker.WORKLOADS, default=worker.WORKLOADS
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="COMMIT",
+        help="also run this project's src/ as of COMMIT (git archive), as client ours@COMMIT",
+    )
     return parser.parse_args(argv)
+
+
+def write_json(path: Path, runs: Sequence[Run], info: dict[str, Any]) -> None:
+    """The run's settings, machine and every sample, as JSON."""
+    path.write_text(json.dumps({**info, "runs": [vars(r) for r in runs]}, indent=2) + "\n")
 
 
 def save_reports(
@@ -684,7 +802,7 @@ def save_reports(
     """Writes bench/results.md, bench/results.json and the chart docs/bench.png."""
     machine = info["machine"]
     RESULTS_MD.write_text(report)
-    RESULTS_JSON.write_text(json.dumps({**info, "runs": [vars(r) for r in runs]}, indent=2) + "\n")
+    write_json(RESULTS_JSON, runs, info)
     caption = (
         f"aiocouch benchmark: {machine['server']}, {machine['nproc']} CPUs, "
         f"Python {machine['python']}, aiohttp {machine['aiohttp']}"
@@ -708,13 +826,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "aiocouch401" in clients:
         ensure_venv_401()
     runs: list[Run] = []
-    with bench_server() as server:
+    with contextlib.ExitStack() as stack:
+        if args.baseline:
+            clients.append(stack.enter_context(exported_baseline(args.baseline)))
+        server = stack.enter_context(bench_server())
         print(f"server: {server.url}", flush=True)
         machine = machine_info(server)
         read_db = ensure_read_database(server, sizes.n)
         for workload in args.workloads:
-            for client in clients:
-                run = measure_run(server, client, workload, sizes, read_db, args.repeat)
+            for run in measure_workload(server, clients, workload, sizes, read_db, args.repeat):
                 print_run(run)
                 runs.append(run)
     info = {
@@ -726,6 +846,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n" + report)
     if not args.no_save:
         save_reports(runs, clients, sizes, report, info)
+    if args.json:
+        write_json(args.json, runs, info)
     problems = check_same_work(runs)
     problems += [
         f"{r.workload}/{r.client} failed: {r.error}"

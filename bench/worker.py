@@ -7,10 +7,16 @@ Run by ``bench/run.py``; prints a single JSON line on stdout::
 
 Clients:
 
-* ``ours``        - this project's ``aiocouch`` (the repository's ``.venv``);
-* ``aiocouch401`` - ``aiocouch`` 4.0.1 from PyPI (``bench/.venv-aiocouch401``): same import
-  name, so it only ever runs in a process and a virtual environment of its own;
-* ``aiohttp``     - the same HTTP calls written by hand with aiohttp and the stdlib ``json``.
+* ``ours``          - this project's ``aiocouch`` (the repository's ``.venv``), defaults;
+* ``aiocouch401``   - ``aiocouch`` 4.0.1 from PyPI (``bench/.venv-aiocouch401``): same
+  import name, so it only ever runs in a process and a virtual environment of its own;
+* ``aiohttp``       - the same HTTP calls written by hand with aiohttp and the stdlib ``json``;
+* ``ours-no-retry`` - this project with ``CouchDB(..., retry=False)``;
+* ``ours-session``  - this project with ``CouchDB(..., auth=SessionAuth(user, password))``,
+  a cookie session instead of basic auth (the login is part of the warm-up).
+
+The two variants run the same workload code as ``ours``; only the ``CouchDB(...)`` options
+differ (:func:`couchdb_options`).
 
 Credentials come from ``COUCHDB_USER`` / ``COUCHDB_PASSWORD``. Only the measured workload
 is inside the timed region: the data to write is generated before it, one warm-up
@@ -42,7 +48,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-CLIENTS = ("ours", "aiocouch401", "aiohttp")
+CLIENTS = ("ours", "aiocouch401", "aiohttp", "ours-no-retry", "ours-session")
+#: The clients of a plain ``make bench``.
+DEFAULT_CLIENTS = ("ours", "aiocouch401", "aiohttp")
 WORKLOADS = (
     "create_save",
     "get",
@@ -562,12 +570,11 @@ async def run_worker(args: argparse.Namespace) -> Result:
         from aiocouch import CouchDB, Database
 
         library, library_path = _library_version(), aiocouch.__file__ or ""
-        async with CouchDB(
-            args.url, user=user, password=password, trace_configs=counter.trace_configs
-        ) as couchdb:
+        options = couchdb_options(args.client, user, password)
+        async with CouchDB(args.url, trace_configs=counter.trace_configs, **options) as couchdb:
             client = AiocouchWorkloads(Database(couchdb, args.db), args.count, args.db_size)
             body = getattr(client, args.workload)()
-            await couchdb.info()  # warm-up: connection, lazy imports
+            await couchdb.info()  # warm-up: connection, lazy imports, a login
             counter.count = 0
             measured = await measure(body)
             requests = counter.count
@@ -586,6 +593,17 @@ async def run_worker(args: argparse.Namespace) -> Result:
     )
 
 
+def couchdb_options(client: str, user: str, password: str) -> dict[str, Any]:
+    """The ``CouchDB(...)`` arguments of an aiocouch client: its credentials and options."""
+    if client == "ours-session":
+        from aiocouch.auth import SessionAuth
+
+        return {"auth": SessionAuth(user, password)}
+    if client == "ours-no-retry":
+        return {"user": user, "password": password, "retry": False}
+    return {"user": user, "password": password}
+
+
 def _library_version() -> str:
     from importlib.metadata import version
 
@@ -601,12 +619,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", required=True, help="database to work on")
     parser.add_argument("--count", type=int, required=True, help="documents or requests")
     parser.add_argument("--db-size", type=int, default=0, help="documents in a read database")
+    parser.add_argument("--src", help="import aiocouch from this directory (another src/)")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs one measurement and prints it as one JSON line."""
     args = parse_args(argv)
+    if args.src:
+        sys.path.insert(0, args.src)
     result = asyncio.run(run_worker(args))
     print(json.dumps(asdict(result)), flush=True)
     return 0
