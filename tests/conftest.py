@@ -1,8 +1,10 @@
 """Shared fixtures: one CouchDB-compatible server per session, clients, scratch databases.
 
-The server is a private pouchdb-server (see ``testserver/pouchdb_server.py``) unless the
-environment variable ``COUCHDB_URL`` (with ``COUCHDB_USER`` and ``COUCHDB_PASSWORD``) names
-one, e.g. a real Apache CouchDB.
+The server, the ``couchdb`` client and the ``database`` come from aiocouch's own pytest
+plugin (``src/aiocouch_pytest.py``, the one users get): a private pouchdb-server (the
+``pouchdb_server`` option in pyproject.toml names ``testserver``'s) unless the environment
+variable ``COUCHDB_URL`` (with ``COUCHDB_USER`` and ``COUCHDB_PASSWORD``) names one, e.g. a
+real Apache CouchDB. This module adds what the suite needs beside them.
 
 On a CouchDB cluster each document has ``n`` copies, and a read may miss a write that has
 just answered unless it was written to all of them. The ``couchdb`` client (and so every
@@ -22,17 +24,12 @@ import json
 import os
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from testserver.pouchdb_server import (
-    CouchServer,
-    LocalCouchServer,
-    external_server_from_environment,
-    server_from_environment,
-)
+from testserver.pouchdb_server import CouchServer, external_server_from_environment
 from testserver.request_counter import RequestCounter
 
 if TYPE_CHECKING:
@@ -82,27 +79,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(scope="session")
-def couch_server() -> Iterator[CouchServer]:
-    """The server for this session: started once, stopped at the end."""
-    with server_from_environment() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _check_server_alive(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Turn a pouchdb-server crash during a test into a clear error for that test."""
-    if "couch_server" not in request.fixturenames:
-        yield
-        return
-    server = request.getfixturevalue("couch_server")
-    yield
-    if isinstance(server, LocalCouchServer) and not server.running:
-        pytest.fail(
-            "pouchdb-server exited during this test; pouchdb-server 4.2.0 exits on a "
-            "_changes filter other than _doc_ids and on PUT /{db} by a non-admin "
-            f"(shared/couchdb/DIFF.md).\n{server.output()}",
-            pytrace=False,
-        )
+def couch_server(couchdb_server: CouchServer) -> CouchServer:
+    """The server for this session (the plugin's ``couchdb_server``)."""
+    return couchdb_server
 
 
 @pytest.fixture(scope="session")
@@ -175,25 +154,10 @@ def request_counter(quorum: Quorum | None) -> RequestCounter:
 
 
 @pytest.fixture
-async def couchdb(
-    server_url: str,
-    admin_user: str,
-    admin_password: str,
-    request_counter: RequestCounter,
-    quorum: Quorum | None,
-) -> AsyncIterator[CouchDB]:
-    """A client logged in as the admin, whose requests ``request_counter`` records; on a
+def couchdb_options(request_counter: RequestCounter, quorum: Quorum | None) -> dict[str, Any]:
+    """The plugin's ``couchdb`` client records its requests in ``request_counter``; on a
     cluster it writes and reads every copy (``quorum``)."""
-    from aiocouch import CouchDB
-
-    async with CouchDB(
-        server_url,
-        user=admin_user,
-        password=admin_password,
-        trace_configs=request_counter.trace_configs,
-        quorum=quorum,
-    ) as client:
-        yield client
+    return {"trace_configs": request_counter.trace_configs, "quorum": quorum}
 
 
 @pytest.fixture
@@ -240,26 +204,9 @@ async def throwaway_user(couchdb: CouchDB) -> AsyncIterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def database_params() -> dict[str, Any]:
-    """The query of the PUT that creates ``database``: none here; a module overrides this
-    fixture for other databases (``{"q": 1}``: one shard)."""
-    return {}
-
-
-@pytest.fixture
-async def database(
-    couchdb: CouchDB, request_counter: RequestCounter, database_params: dict[str, Any]
-) -> AsyncIterator[Database]:
-    """A new, empty database with a unique name (made with ``database_params``), deleted
-    after the test.
-
-    ``request_counter`` is reset once the database exists, so a test counts only its own
-    requests.
-    """
-    db = await couchdb.create(f"aiocouch_test_{uuid.uuid4().hex}", **database_params)
+def database(database: Database, request_counter: RequestCounter) -> Database:
+    """The plugin's ``database`` (made with ``database_params``, which a module may
+    override: ``{"q": 1}`` for one shard), with ``request_counter`` reset once it exists,
+    so a test counts only its own requests."""
     request_counter.reset()
-    try:
-        yield db
-    finally:
-        with contextlib.suppress(Exception):
-            await db.delete()
+    return database

@@ -70,7 +70,7 @@ async def test_request_counter_records_method_and_raw_path(
 
 
 def test_local_server_is_pouchdb_unless_couchdb_url_is_set(couch_server: CouchServer) -> None:
-    from testserver.pouchdb_server import ExternalCouchServer, LocalCouchServer
+    from aiocouch.testing import ExternalCouchServer, LocalCouchServer
 
     if isinstance(couch_server, LocalCouchServer):
         assert couch_server.is_pouchdb
