@@ -1,10 +1,11 @@
 # Developer and CI entry points. Everything is installed into ./.venv and
 # ./testserver/node_modules; `make clean` removes both.
 #
-#   make test       lint + format check + mypy --strict + pytest (what .ci/run does)
+#   make test       lint + format check + mypy --strict + pytest + docs (what .ci/run does)
 #   make lint       ruff check and ruff format --check
 #   make typecheck  mypy --strict src testserver
 #   make pytest     only the test suite
+#   make docs       the documentation site into site/ (mkdocs build --strict: warnings are errors)
 #   make demo       run examples/demo.py (against $COUCHDB_URL if set, else a local pouchdb-server)
 #   make bench-scale  bulk create and iterate 100,000 and 1,000,000 documents (this project)
 #   make bench-attachments  a 1 GiB attachment up and down, streamed (time, peak RSS); against
@@ -31,9 +32,10 @@ VENV_STAMP := $(VENV)/.stamp-venv
 TEST_STAMP := $(VENV)/.stamp-test
 DEMO_STAMP := $(VENV)/.stamp-demo
 BENCH_STAMP := $(VENV)/.stamp-bench
+DOCS_STAMP := $(VENV)/.stamp-docs
 NODE_STAMP := testserver/node_modules/.stamp-npm-ci
 
-.PHONY: all test lint typecheck pytest demo server bench bench-scale bench-attachments node-modules clean
+.PHONY: all test lint typecheck pytest demo server bench bench-scale bench-attachments node-modules clean docs
 
 all: test
 
@@ -53,6 +55,10 @@ $(BENCH_STAMP): pyproject.toml $(VENV_STAMP)
 	$(BIN)/python -m pip install -e '.[bench]'
 	touch $@
 
+$(DOCS_STAMP): pyproject.toml $(VENV_STAMP)
+	$(BIN)/python -m pip install -e '.[docs]'
+	touch $@
+
 # --ignore-scripts (also set in testserver/.npmrc): leveldown loads its bundled prebuilt
 # binary; the install scripts would only compile the unused sqlite3 (about 90 s).
 $(NODE_STAMP): testserver/package.json testserver/package-lock.json
@@ -61,7 +67,7 @@ $(NODE_STAMP): testserver/package.json testserver/package-lock.json
 
 node-modules: $(NODE_STAMP)
 
-test: lint typecheck pytest
+test: lint typecheck pytest docs
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
@@ -89,10 +95,16 @@ bench-scale: $(DEMO_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
 bench-attachments: $(DEMO_STAMP)
 	$(BIN)/python bench/attachments.py $(BENCH_ARGS)
 
+# The pages are docs/*.md, the API reference comes from the docstrings (mkdocs.yml);
+# NO_MKDOCS_2_WARNING: mkdocs-material's banner about MkDocs 2.0 says nothing about the site;
+# no --quiet: it hides the warnings and with them the failure of --strict.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 server: $(VENV_STAMP) $(NODE_STAMP)
 	$(BIN)/python -m testserver.pouchdb_server
 
 clean:
 	rm -rf $(VENV) testserver/node_modules .mypy_cache .pytest_cache .ruff_cache \
-		build dist src/*.egg-info bench/.venv-aiocouch401
+		build dist src/*.egg-info bench/.venv-aiocouch401 site
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
