@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from aiocouch import CouchDB
+from testserver.doc_examples import DOCS, blocks_of
 from testserver.pouchdb_server import POUCHDB_SERVER_BIN, CouchServer
 
 USER_TESTS = """
@@ -206,3 +207,26 @@ async def test_options(database):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
 
     result.assert_outcomes(passed=1)
+
+
+def test_the_examples_of_the_pytest_page_pass_as_a_users_test_module(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, couch_server: CouchServer
+) -> None:
+    monkeypatch.setenv("COUCHDB_URL", couch_server.url)
+    monkeypatch.setenv("COUCHDB_USER", couch_server.user)
+    monkeypatch.setenv("COUCHDB_PASSWORD", couch_server.password)
+    tests = [
+        block.code
+        for block in blocks_of(DOCS / "pytest.md")
+        if "tests/test_pytest_plugin.py" in block.reason
+    ]
+    assert len(tests) == 3  # the test, the fixture overrides, the test that skips
+    pytester.makepyfile(test_user="\n\n".join(tests))
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
+
+    if couch_server.is_pouchdb:
+        result.assert_outcomes(passed=1, skipped=1)
+        result.stdout.fnmatch_lines(["*pouchdb-server exits on a _selector filter*"])
+    else:
+        result.assert_outcomes(passed=2)
