@@ -230,3 +230,23 @@ def test_the_examples_of_the_pytest_page_pass_as_a_users_test_module(
         result.stdout.fnmatch_lines(["*pouchdb-server exits on a _selector filter*"])
     else:
         result.assert_outcomes(passed=2)
+
+
+def test_a_session_that_uses_no_fixture_of_the_plugin_imports_nothing_of_aiocouch(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COUCHDB_URL", raising=False)
+    pytester.makepyfile(
+        test_user="""
+import sys
+
+
+def test_plain(pytestconfig):
+    assert pytestconfig.pluginmanager.has_plugin("aiocouch")  # loaded, through pytest11
+    assert not [name for name in sys.modules if name.split(".")[0] == "aiocouch"]
+"""
+    )
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1)
