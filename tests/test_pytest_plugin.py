@@ -115,6 +115,34 @@ def record_server(couchdb_server):
         os.kill(int(pid), 0)
 
 
+@pytest.mark.skipif(
+    not os.access(POUCHDB_SERVER_BIN, os.X_OK), reason="testserver's pouchdb-server not installed"
+)
+def test_a_test_during_which_the_pouchdb_server_exited_fails_saying_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COUCHDB_URL", raising=False)
+    pytester.makeini(f"[pytest]\npouchdb_server = {POUCHDB_SERVER_BIN}\n")
+    pytester.makepyfile(
+        test_user="""
+import os
+import signal
+import time
+
+
+def test_the_server_goes_away(couchdb_server):
+    os.kill(couchdb_server.pid, signal.SIGKILL)  # as if a request had made it exit
+    while couchdb_server.running:
+        time.sleep(0.05)
+"""
+    )
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*pouchdb-server exited during this test*"])
+
+
 def test_the_program_can_be_named_on_the_command_line_relative_to_the_working_directory(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
