@@ -143,6 +143,9 @@ def test_the_server_goes_away(couchdb_server):
     result.stdout.fnmatch_lines(["*pouchdb-server exited during this test*"])
 
 
+@pytest.mark.skipif(
+    not os.access(POUCHDB_SERVER_BIN, os.X_OK), reason="testserver's pouchdb-server not installed"
+)
 def test_the_program_can_be_named_on_the_command_line_relative_to_the_working_directory(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
