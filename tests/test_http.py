@@ -818,12 +818,13 @@ async def test_silence_before_the_head_longer_than_sock_read_raises_read_timeout
 
 async def test_each_arrival_restarts_the_sock_read_limit() -> None:
     connection, _ = connect()
-    connection.send(REQUEST, expect_body=True, sock_read=0.1)
-    connection.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
-    for byte in b"0123456789":
-        await asyncio.sleep(0.04)
+    connection.send(REQUEST, expect_body=True, sock_read=1.0)
+    connection.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
+    # 1.2 s in all, longer than sock_read; each gap is 0.7 s shorter than it
+    for byte in b"0123":
+        await asyncio.sleep(0.3)
         connection.data_received(bytes([byte]))
-    assert await soon(connection.read_body()) == b"0123456789"
+    assert await soon(connection.read_body()) == b"0123"
     assert connection.complete and connection.reusable
 
 
