@@ -114,6 +114,8 @@ class SessionAuth(Authentication):
         self._renew_at: float | None = None
         self._lock: asyncio.Lock | None = None
         self._refusal: UnauthorizedError | None = None
+        self._observed: str | None = None
+        """The last ``Set-Cookie`` read from an answer (a server may repeat it each time)."""
 
     def __repr__(self) -> str:
         return f"SessionAuth(user={self.user!r})"
@@ -141,6 +143,9 @@ class SessionAuth(Authentication):
         if headers is None or "Set-Cookie" not in headers:
             return
         for set_cookie in headers.getall("Set-Cookie"):
+            if set_cookie == self._observed:
+                continue  # taken already; its Max-Age counts from its first arrival
+            self._observed = set_cookie
             parsed = _auth_session_cookie(set_cookie, headers.get("Date"))
             if parsed is not None and self._take(*parsed):
                 logger.debug("%s refreshed the session of %r", self._server, self.user)
@@ -374,7 +379,7 @@ def _auth_session_cookie(set_cookie: str, date: str | None) -> tuple[str, float 
     if not _COOKIE_VALUE.match(value):
         return None
     max_age: float | None = None
-    expires: float | None = None
+    expires: str | None = None
     for attribute in attributes:
         key, _, argument = attribute.partition("=")
         key = key.strip().lower()
@@ -384,9 +389,11 @@ def _auth_session_cookie(set_cookie: str, date: str | None) -> tuple[str, float 
             except ValueError:
                 continue
         elif key == "expires":
-            expires = _seconds_until(argument.strip(), date)
-    # RFC 6265: Max-Age wins over Expires.
-    return value, max_age if max_age is not None else expires
+            expires = argument.strip()
+    # RFC 6265: Max-Age wins over Expires (CouchDB sends both: the dates are not parsed then).
+    if max_age is not None or expires is None:
+        return value, max_age
+    return value, _seconds_until(expires, date)
 
 
 def _seconds_until(expires: str, date: str | None) -> float | None:
