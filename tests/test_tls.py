@@ -17,6 +17,7 @@ import socket
 import ssl
 import struct
 import time
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -245,6 +246,21 @@ async def test_ssl_false_connects_to_an_untrusted_server(ca: trustme.CA) -> None
     assert [request.method for request in server.requests] == ["GET"]
 
 
+@pytest.mark.parametrize("verified", [True, False], ids=["context", "ssl-false"])
+async def test_a_connector_with_ssl_as_aiocouch_4_0_1_took_it_still_works(
+    ca: trustme.CA, verified: bool
+) -> None:
+    choice: ssl.SSLContext | bool = trusting(ca) if verified else False
+    connector = aiohttp.TCPConnector(ssl=choice)
+    async with https_scripted(answer_well, server_context(ca)) as (proxy, _):
+        couchdb = CouchDB(proxy.url, connector=connector)
+        assert transport_of(couchdb) == AIOHTTP
+        try:
+            assert (await guarded(Database(couchdb, "db").get("doc")))["name"] == "doc"
+        finally:
+            await couchdb.close()
+
+
 async def test_a_fingerprint_goes_to_aiohttp_and_is_checked(ca: trustme.CA) -> None:
     certificate = ca.issue_cert("localhost")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -352,6 +368,51 @@ async def test_a_peer_breaking_the_handshake_raises_client_connector_error(
             await guarded(client.info())
     assert caught.value.port == port
     assert not isinstance(caught.value, aiohttp.ClientConnectorCertificateError)
+
+
+# --- back-pressure: a slow reader over TLS holds little, the server waits ---
+
+PIECE = b"x" * (1 << 20)
+
+
+async def test_a_slow_reader_over_tls_holds_bounded_memory_while_the_server_waits(
+    ca: trustme.CA,
+) -> None:
+    size = 64 * len(PIECE)
+    sent = 0
+    finished = asyncio.Event()
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        nonlocal sent
+        await connection.send(
+            http_response(200, headers=[("Content-Length", str(size))], length=False)
+        )
+        for _ in range(size // len(PIECE)):
+            await connection.send(PIECE)  # each write waits until the network took it
+            sent += len(PIECE)
+        finished.set()
+
+    async with https_scripted(handler, server_context(ca)) as (proxy, _):
+        couchdb = CouchDB(proxy.url, ssl=trusting(ca), retry=False)
+        doc = Document(Database(couchdb, "db"), "doc", data={"_rev": "1-a"})
+        tracemalloc.start()
+        try:
+            async with doc.attachment("att").stream() as pieces:
+                await guarded(pieces.__aiter__().__anext__())
+                # Wait until the server can send no more, or sent it all.
+                while not finished.is_set():
+                    before = sent
+                    await asyncio.sleep(0.3)
+                    if sent == before:
+                        break
+                current, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            await couchdb.close()
+    assert not finished.is_set()
+    assert sent < size // 2
+    # The server's send buffer and the proxy's pieces count in too.
+    assert current < 16 * len(PIECE)
 
 
 # --- a hostile server behind TLS: the same errors as over http, no reuse after them ---
