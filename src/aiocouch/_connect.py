@@ -49,10 +49,6 @@ class Endpoint:
     __slots__ = ("host", "key", "port", "scheme", "tls")
 
     def __init__(self, scheme: str, host: str, port: int, option: TLSOption = None) -> None:
-        if not is_lean_tls_option(option):
-            raise TypeError(
-                f"ssl must be an ssl.SSLContext, True, False or None, not {type(option).__name__}"
-            )
         self.scheme = scheme
         self.host = host
         self.port = port
