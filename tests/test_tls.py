@@ -28,6 +28,7 @@ import trustme
 
 from aiocouch import CouchDB, Database, Document
 from aiocouch._http_transport import HTTPTransport
+from aiocouch.cluster import Quorum
 from aiocouch.exception import (
     ConnectTimeoutError,
     IncompleteResponseError,
@@ -141,10 +142,10 @@ async def https_couch(couch_server: CouchServer, ca: trustme.CA) -> AsyncIterato
 
 
 async def test_the_public_api_works_over_https_on_the_lean_transport(
-    https_couch: TLSProxy, couch_server: CouchServer, ca: trustme.CA
+    https_couch: TLSProxy, couch_server: CouchServer, ca: trustme.CA, quorum: Quorum | None
 ) -> None:
     async with CouchDB(
-        https_couch.url, couch_server.user, couch_server.password, ssl=trusting(ca)
+        https_couch.url, couch_server.user, couch_server.password, ssl=trusting(ca), quorum=quorum
     ) as couchdb:
         assert transport_of(couchdb) == LEAN
         assert "version" in await couchdb.info()
