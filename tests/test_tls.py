@@ -278,6 +278,22 @@ async def test_a_fingerprint_goes_to_aiohttp_and_is_checked(ca: trustme.CA) -> N
                 await guarded(couchdb.info())
 
 
+@pytest.mark.parametrize("char", ["\r", "\n", "\x00", "\x7f"], ids=repr)
+async def test_a_control_character_in_a_header_is_refused_before_connecting(
+    ca: trustme.CA, char: str
+) -> None:
+    async with https_scripted(answer_well, server_context(ca)) as (proxy, server):
+        couchdb = CouchDB(proxy.url, ssl=trusting(ca))
+        try:
+            doc = Document(Database(couchdb, "db"), "doc", data={"_rev": "1-a"})
+            with pytest.raises(ValueError, match="Content-Type"):
+                await guarded(doc.attachment("att").save(b"data", f"text/plain{char}x"))
+        finally:
+            await couchdb.close()
+    assert proxy.server_names == []
+    assert server.requests == []
+
+
 # --- client certificates ---
 
 
