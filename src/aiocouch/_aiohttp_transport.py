@@ -1,4 +1,4 @@
-"""The aiohttp transport: every server and option aiohttp supports (TLS, proxies, hooks).
+"""The aiohttp transport: every server and option aiohttp supports (proxies, hooks, ...).
 
 aiohttp's own exceptions become this package's typed ones in one place,
 :func:`aiohttp_errors_mapped`, without credentials; aiohttp's silent second attempt of a
@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from ssl import SSLContext
 from typing import Any
 
 import aiohttp
@@ -47,7 +48,9 @@ _SAFE_TO_REPEAT = frozenset({"GET", "HEAD"})
 
 
 class AiohttpTransport(Transport):
-    """An :class:`aiohttp.ClientSession`, created on first use; options go to it."""
+    """An :class:`aiohttp.ClientSession`, created on first use; options go to it, but
+    ``ssl=`` (a context, ``True``, ``False``, an :class:`aiohttp.Fingerprint`) goes to
+    each request."""
 
     def __init__(
         self,
@@ -58,11 +61,20 @@ class AiohttpTransport(Transport):
         cookie: str | None = None,
         headers: Mapping[str, str] | None = None,
         auth: aiohttp.BasicAuth | None = None,
+        ssl: SSLContext | bool | aiohttp.Fingerprint | None = None,
         **session_kwargs: Any,
     ) -> None:
         super().__init__(
             server, user=user, password=password, cookie=cookie, headers=headers, auth=auth
         )
+        if not (ssl is None or isinstance(ssl, (SSLContext, bool, aiohttp.Fingerprint))):
+            raise TypeError(
+                "ssl must be an ssl.SSLContext, True, False, an aiohttp.Fingerprint or None, "
+                f"not {type(ssl).__name__}"
+            )
+        # aiohttp takes ssl= per request (a ClientSession has no such option); True
+        # leaves the choice to the connector, as a request without it does.
+        self._ssl = True if ssl is None else ssl
         self._session_kwargs = session_kwargs
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
@@ -158,13 +170,15 @@ class AiohttpTransport(Transport):
         try:
             with aiohttp_errors_mapped():
                 return await session.request(
-                    method, url, data=data, headers=headers, timeout=timeout
+                    method, url, data=data, headers=headers, timeout=timeout, ssl=self._ssl
                 )
         except aiohttp.ServerDisconnectedError:
             if method not in _SAFE_TO_REPEAT:
                 raise
         with aiohttp_errors_mapped():
-            return await session.request(method, url, data=data, headers=headers, timeout=timeout)
+            return await session.request(
+                method, url, data=data, headers=headers, timeout=timeout, ssl=self._ssl
+            )
 
     async def _send_streamed(
         self,
@@ -187,7 +201,12 @@ class AiohttpTransport(Transport):
         with aiohttp_errors_mapped():
             sending = asyncio.ensure_future(
                 self.session.request(
-                    method, url, data=body.pieces(), headers=headers, timeout=timeout
+                    method,
+                    url,
+                    data=body.pieces(),
+                    headers=headers,
+                    timeout=timeout,
+                    ssl=self._ssl,
                 )
             )
             try:

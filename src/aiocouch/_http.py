@@ -28,9 +28,9 @@ from typing import Any
 
 import aiohttp
 import httptools
-from aiohttp.client_reqrep import ConnectionKey
 from multidict import CIMultiDict
 
+from ._connect import Endpoint
 from ._transport import COALESCE_BELOW, COALESCE_PAUSE
 from .exception import (
     ConnectTimeoutError,
@@ -558,12 +558,10 @@ class HTTPConnection(asyncio.Protocol):
 
 
 class ConnectionPool:
-    """Keep-alive connections to one host, at most ``limit`` in use at once."""
+    """Keep-alive connections to one endpoint, at most ``limit`` in use at once."""
 
-    def __init__(self, host: str, port: int, *, limit: int) -> None:
-        self._host = host
-        self._port = port
-        self._key = ConnectionKey(host, port, False, True, None, None, None)
+    def __init__(self, endpoint: Endpoint, *, limit: int) -> None:
+        self._endpoint = endpoint
         self._limit = limit
         self._idle: list[HTTPConnection] = []
         self._open: set[HTTPConnection] = set()
@@ -576,8 +574,9 @@ class ConnectionPool:
         """A connection and whether it was used before (an idle one, or a new one).
 
         Getting it (waiting for a free slot, connecting) ends by ``deadline`` (loop time),
-        the TCP connect within ``sock_connect`` seconds; else ConnectTimeoutError.
-        Raises ClientConnectorError when the server cannot be reached.
+        opening a connection (TLS handshake included) within ``sock_connect`` seconds;
+        else ConnectTimeoutError. Raises ClientConnectorError when the server cannot be
+        reached (its TLS subclasses for a failed handshake: see :mod:`._connect`).
         """
         if self.closed:
             raise RuntimeError("Session is closed")
@@ -588,8 +587,9 @@ class ConnectionPool:
             try:
                 await asyncio.wait_for(self._slots.acquire(), _seconds_until(loop, deadline))
             except asyncio.TimeoutError:
+                where = f"{self._endpoint.host}:{self._endpoint.port}"
                 raise ConnectTimeoutError(
-                    f"No free connection to {self._host}:{self._port} within the connect limit"
+                    f"No free connection to {where} within the connect limit"
                 ) from None
         else:
             await self._slots.acquire()
@@ -607,7 +607,9 @@ class ConnectionPool:
             timeout = _seconds_until(loop, deadline)
             if sock_connect and (timeout is None or sock_connect < timeout):
                 timeout = sock_connect
-            return await self._connect(loop, timeout), False
+            connection = await self._endpoint.connect(HTTPConnection, timeout)
+            self._open.add(connection)
+            return connection, False
         except BaseException:
             self._slots.release()
             raise
@@ -633,26 +635,6 @@ class ConnectionPool:
             connection.close()
         self._open.clear()
         self._idle.clear()
-
-    async def _connect(
-        self, loop: asyncio.AbstractEventLoop, timeout: float | None
-    ) -> HTTPConnection:
-        if timeout is not None and timeout <= 0:
-            raise self._connect_timeout()
-        try:
-            _, connection = await asyncio.wait_for(
-                loop.create_connection(HTTPConnection, self._host, self._port), timeout
-            )
-        # (asyncio.TimeoutError is an OSError from Python 3.11 on: this clause first.)
-        except asyncio.TimeoutError:
-            raise self._connect_timeout() from None
-        except OSError as exc:
-            raise aiohttp.ClientConnectorError(self._key, exc) from exc
-        self._open.add(connection)
-        return connection
-
-    def _connect_timeout(self) -> ConnectTimeoutError:
-        return ConnectTimeoutError(f"Connection timeout to host http://{self._host}:{self._port}")
 
 
 def _seconds_until(loop: asyncio.AbstractEventLoop, deadline: float | None) -> float | None:

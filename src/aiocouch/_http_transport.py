@@ -1,8 +1,9 @@
-"""The lean transport: the HTTP/1.1 client of :mod:`._http` for plain-HTTP servers.
+"""The lean transport: the HTTP/1.1 client of :mod:`._http` for ``http://`` and ``https://``.
 
-It serves ``http://`` servers when the only aiohttp option given is ``trace_configs``
-whose hooks are all ``on_request_start`` (the hooks run for each
-request, with ``None`` for the session). Anything else goes to aiohttp.
+It serves a server when the only aiohttp options given are ``trace_configs`` whose hooks
+are all ``on_request_start`` (the hooks run for each request, with ``None`` for the
+session) and ``ssl`` with a value it honours exactly (see :mod:`._connect`: a context,
+``True``, ``False``, None). Anything else goes to aiohttp.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ._body import StreamedBody
+from ._connect import Endpoint, TLSOption, is_lean_tls_option
 from ._http import ConnectionPool, HTTPConnection, ResponseHead, header_block
 from ._params import encode_query
 from ._transport import (
@@ -32,7 +34,8 @@ from .exception import InvalidResponseError, _TypedResponseError
 
 __all__ = ["HTTPTransport"]
 
-_OPTIONS = frozenset({"user", "password", "cookie", "headers", "auth", "trace_configs"})
+_OPTIONS = frozenset({"user", "password", "cookie", "headers", "auth", "trace_configs", "ssl"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _TRACE_HOOKS = frozenset(name for name in dir(aiohttp.TraceConfig) if name.startswith("on_"))
 _CONNECTION_LIMIT = 100
 # Methods that may be sent again when a kept-alive connection closed under the request
@@ -48,13 +51,15 @@ _STREAMED_PIECE = 1 << 20
 
 
 class HTTPTransport(Transport):
-    """Keep-alive HTTP/1.1 connections to one plain-HTTP server."""
+    """Keep-alive HTTP/1.1 connections to one server, over TLS for ``https://``."""
 
     @staticmethod
     def serves(server: str, options: Mapping[str, Any]) -> bool:
         """True if this transport can send everything ``options`` ask for to ``server``."""
         url = URL(server)
-        if url.scheme != "http" or not url.raw_host or set(options) - _OPTIONS:
+        if url.scheme not in _DEFAULT_PORTS or not url.raw_host or set(options) - _OPTIONS:
+            return False
+        if not is_lean_tls_option(options.get("ssl")):
             return False
         for config in options.get("trace_configs") or ():
             for hook in _TRACE_HOOKS - {"on_request_start"}:
@@ -68,11 +73,13 @@ class HTTPTransport(Transport):
         *,
         cookie: str | None = None,
         trace_configs: list[aiohttp.TraceConfig] | None = None,
+        ssl: TLSOption = None,
         **credentials: Any,
     ) -> None:
         super().__init__(server, cookie=cookie, **credentials)
+        scheme = self._url.scheme
         host = self._url.raw_host or ""
-        port = self._url.port or 80
+        port = self._url.port or _DEFAULT_PORTS[scheme]
         self._origin = f"{self._url.scheme}://{self._url.raw_authority}"
         self._prefix = self._url.raw_path.rstrip("/")
         host_header = f"[{host}]" if ":" in host else host
@@ -81,7 +88,7 @@ class HTTPTransport(Transport):
         self._header_block = header_block(
             {"Host": host_header, "User-Agent": "aiocouch", **self._headers}
         )
-        self._pool = ConnectionPool(host, port, limit=_CONNECTION_LIMIT)
+        self._pool = ConnectionPool(Endpoint(scheme, host, port, ssl), limit=_CONNECTION_LIMIT)
         self._trace_configs = list(trace_configs or ())
 
     async def request(

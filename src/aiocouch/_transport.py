@@ -6,8 +6,9 @@ built (no re-quoting, no dot-segment normalisation). A non-2xx answer is turned 
 exception that :func:`aiocouch.exception.error_for_response` picks, here and nowhere else.
 
 Two transports implement the interface: :mod:`._http_transport` (a lean HTTP/1.1 client,
-used for plain ``http://`` servers when no aiohttp-specific option is given) and
-:mod:`._aiohttp_transport` (everything else: TLS, proxies, connectors, trace hooks...).
+used for ``http://`` and ``https://`` servers when no aiohttp-specific option is given; its
+connections are opened, with TLS or without, by :mod:`._connect`) and
+:mod:`._aiohttp_transport` (everything else: proxies, connectors, trace hooks...).
 :mod:`._client` picks one and wraps it with time limits, authentication and retries; a
 transport makes exactly one attempt per call.
 

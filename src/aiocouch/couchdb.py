@@ -57,6 +57,13 @@ class CouchDB:
     says. ``quorum``, a :class:`~aiocouch.cluster.Quorum`, sets the ``w`` and ``r`` sent
     with every document write and read (see :mod:`aiocouch.cluster`).
 
+    ``ssl`` is the TLS choice for ``https://`` servers, as aiohttp takes it: omitted or
+    ``True``, the certificate is verified against the system's CAs and must name the
+    host; an :class:`ssl.SSLContext` is used as given (a private CA, a client
+    certificate); ``False`` switches verification off; an :class:`aiohttp.Fingerprint`
+    pins the certificate. A certificate that fails raises
+    :class:`aiohttp.ClientConnectorCertificateError` before anything is sent.
+
     Other keyword arguments go to :class:`aiohttp.ClientSession` (``connector=``, ...).
     Credentials never appear in a ``repr``, a log record or an exception.
     """
