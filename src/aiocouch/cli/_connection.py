@@ -60,7 +60,10 @@ class Connection:
         return cls(
             url=bare,
             user=url_user or user or os.environ.get("COUCHDB_USER") or None,
-            password=url_password or os.environ.get("COUCHDB_PASSWORD") or None,
+            # --password asks even where the URL or the environment holds one
+            password=None
+            if ask_password
+            else url_password or os.environ.get("COUCHDB_PASSWORD") or None,
             ask_password=ask_password,
             quiet=quiet,
             timeout=timeout,

@@ -58,6 +58,27 @@ class ExitCode(enum.IntEnum):
     """Stopped with Ctrl-C."""
 
 
+EXIT_CODE_MEANINGS = {
+    ExitCode.OK: "done",
+    ExitCode.FAILURE: "server error (or another failure)",
+    ExitCode.INVALID_INPUT: "invalid input (arguments, JSON, a request the server refused)",
+    ExitCode.NOT_FOUND: "database, document or view not found",
+    ExitCode.BAD_CREDENTIALS: "bad credentials",
+    ExitCode.FORBIDDEN: "not allowed for this account",
+    ExitCode.UNREACHABLE: "server unreachable, or silent too long",
+    ExitCode.CONFLICT: "conflict (document revision, existing database)",
+    ExitCode.REPLICATION_FAILED: "replication failed",
+    ExitCode.CORRUPT_BACKUP: "corrupt backup file",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+def exit_codes_help() -> str:
+    """The table of exit codes, for ``aiocouch --help`` (``\\b``: click keeps its lines)."""
+    rows = [f"  {int(code):<4} {meaning}" for code, meaning in EXIT_CODE_MEANINGS.items()]
+    return "\b\nExit codes:\n" + "\n".join(rows)
+
+
 class CommandError(click.ClickException):
     """A failure a command found itself, with its message and exit code."""
 

@@ -10,6 +10,7 @@ import click
 
 from .. import __version__
 from ._connection import Connection
+from ._errors import exit_codes_help
 from ._output import show_library_messages
 from .changes_command import changes
 from .database_commands import db, dbs, info
@@ -17,7 +18,7 @@ from .document_commands import find, get, put, view
 from .replicate_command import replicate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exit_codes_help())
 @click.version_option(__version__, prog_name="aiocouch")
 @click.option(
     "--url",
@@ -53,9 +54,8 @@ def cli(
     """Work with an Apache CouchDB server from the shell.
 
     Output is JSON (one value per line for lists), ready for jq; progress and errors go
-    to stderr. Exit codes: 0 ok, 1 server error, 2 invalid input, 3 not found,
-    4 bad credentials, 5 forbidden, 6 server unreachable, 7 conflict, 8 replication
-    failed, 9 corrupt backup, 130 interrupted.
+    to stderr. Credentials come from the URL, $COUCHDB_USER and $COUCHDB_PASSWORD, or a
+    prompt, and never show in any output.
     """
     show_library_messages(quiet)
     ctx.obj = Connection.from_options(url, user, ask_password, quiet, timeout)
