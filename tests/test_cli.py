@@ -499,6 +499,53 @@ async def test_replicating_a_missing_database_exits_with_not_found_and_starts_no
     assert (await Database(couchdb, "_replicator").info())["doc_count"] == before
 
 
+async def test_replicate_no_wait_prints_the_document_id_at_once(
+    env: dict[str, str], couchdb: CouchDB, database: Database, scratch_names: Callable[[], str]
+) -> None:
+    await fill(database, 4)
+    target = scratch_names()
+    result = await run_cli(env, "replicate", database.id, target, "--create-target", "--no-wait")
+    assert result.exit_code == 0, result.stderr
+    (started,) = lines_of(result)
+    assert started["replicator_db"] == "_replicator"
+    job = couchdb.replications.document(started["id"])
+    try:
+        final = await asyncio.wait_for(job.wait(max_interval=0.5), WAIT)
+        assert final.state == "completed"
+        assert final.docs_written == 4
+    finally:
+        await job.cancel()
+
+
+@pytest.mark.couchdb_only(
+    "pouchdb-server has no _scheduler and exits when the _replicator document of a running "
+    "replication is deleted (transcript 14.99-14.103)"
+)
+async def test_replicate_continuous_wait_returns_once_caught_up_and_keeps_running(
+    env: dict[str, str], couchdb: CouchDB, database: Database, scratch_names: Callable[[], str]
+) -> None:
+    await fill(database, 5)
+    target = scratch_names()
+    code, out, err = await run_script(
+        env, "replicate", database.id, target, "--create-target", "--continuous", "--wait"
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    job = couchdb.replications.document(report["id"])
+    try:
+        assert report["state"] == "running"
+        assert report["docs_written"] == 5
+        await Document(database, "later", data={"n": 99}).save()
+        await asyncio.wait_for(_until_copied(Database(couchdb, target), "later"), WAIT)
+    finally:
+        await job.cancel()
+
+
+async def _until_copied(database: Database, doc_id: str) -> None:
+    while "n" not in await database.get(doc_id, default={}):
+        await asyncio.sleep(0.2)
+
+
 # --- failures: exit codes and messages ---
 
 
