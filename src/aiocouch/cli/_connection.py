@@ -13,7 +13,7 @@ import asyncio
 import os
 import sys
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -85,10 +85,13 @@ class Connection:
             total=None, connect=self.timeout, sock_connect=self.timeout, sock_read=self.timeout
         )
 
-    def run(self, work: Callable[[CouchDB], Awaitable[_T]]) -> _T:
-        """Awaits ``work`` with a client of this server; exits with a message on failure."""
+    def run(self, work: Callable[[CouchDB], Awaitable[_T]], *, secrets: Collection[str] = ()) -> _T:
+        """Awaits ``work`` with a client of this server; exits with a message on failure.
+
+        ``secrets``: more text no message may show (the passwords of other servers).
+        """
         self._complete_password()
-        with reported_errors(self.secrets):
+        with reported_errors([*self.secrets, *secrets]):
             return asyncio.run(self._with_client(work))
 
     async def _with_client(self, work: Callable[[CouchDB], Awaitable[_T]]) -> _T:

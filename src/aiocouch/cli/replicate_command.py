@@ -93,7 +93,7 @@ def replicate(
                 ExitCode.REPLICATION_FAILED,
             )
 
-    connection.run(work)
+    connection.run(work, secrets=[*_passwords(source), *_passwords(target)])
 
 
 async def _watch(
@@ -117,6 +117,16 @@ async def _check_databases(couchdb: CouchDB, source: str, target: str | None) ->
     for name in (source, target):
         if name is not None and "://" not in name:
             await couchdb[name]
+
+
+def _passwords(endpoint: str) -> list[str]:
+    """The password an endpoint's URL holds, to mask it in every message."""
+    if "://" not in endpoint:
+        return []
+    with contextlib.suppress(ValueError):
+        password = split_credentials(endpoint)[2]
+        return [password] if password else []
+    return []
 
 
 def _shown(endpoint: str) -> str:
