@@ -35,7 +35,10 @@ from testserver.scripted_server import (
     ReceivedRequest,
     ScriptedConnection,
     ScriptedServer,
+    continuous_feed,
     error_answer,
+    in_turn,
+    query,
 )
 
 SCRIPT = Path(sys.executable).with_name("aiocouch")
@@ -417,6 +420,43 @@ async def test_changes_follow_prints_new_changes_until_ctrl_c(
         code = await asyncio.wait_for(process.wait(), WAIT)
     assert code == ExitCode.INTERRUPTED == 130
     assert (await process.stderr.read()).decode() == "aiocouch: interrupted\n"
+
+
+def _change(n: int) -> dict[str, Any]:
+    return {"seq": f"{n}-g1AAAA", "id": f"c{n}", "changes": [{"rev": f"1-{n}"}]}
+
+
+async def test_changes_follow_resumes_by_itself_after_a_dropped_connection(
+    env: dict[str, str],
+) -> None:
+    printed_two = asyncio.Event()
+    feeds = in_turn(
+        continuous_feed(_change(1), _change(2), then="reset", handed_out=printed_two),
+        continuous_feed(_change(3)),
+    )
+    async with ScriptedServer(feeds) as server:
+        process = await asyncio.create_subprocess_exec(
+            str(SCRIPT),
+            "changes",
+            "somedb",
+            "--follow",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **env, "COUCHDB_URL": server.url},
+        )
+        assert process.stdout is not None and process.stderr is not None
+        try:
+            lines = [await asyncio.wait_for(process.stdout.readline(), WAIT) for _ in range(2)]
+            printed_two.set()
+            lines.append(await asyncio.wait_for(process.stdout.readline(), WAIT))
+        finally:
+            process.send_signal(signal.SIGINT)
+            code = await asyncio.wait_for(process.wait(), WAIT)
+        first, resumed = server.requests[:2]
+    assert [json.loads(line)["id"] for line in lines] == ["c1", "c2", "c3"]
+    assert "since" not in query(first)
+    assert query(resumed)["since"] == "2-g1AAAA"
+    assert code == ExitCode.INTERRUPTED
 
 
 async def test_changes_follow_refuses_limit(env: dict[str, str], database: Database) -> None:
