@@ -334,7 +334,11 @@ async def test_view_prints_rows_one_a_line_with_json_options(
 
 @pytest.mark.parametrize(
     ("option", "problem"),
-    [("colour=red", "unknown view option 'colour'"), ("limit", "name=value"), ("limit=-1", "")],
+    [
+        ("colour=red", "unknown view option 'colour'"),
+        ("limit", "name=value"),
+        ("limit=-1", "invalid view options: limit"),
+    ],
 )
 async def test_view_refuses_bad_options_before_any_request(
     env: dict[str, str], option: str, problem: str

@@ -10,11 +10,25 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any, BinaryIO
+from collections.abc import Awaitable, Callable
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 import click
 
 from .. import _json
+
+_Row = TypeVar("_Row")
+_Row_co = TypeVar("_Row_co", covariant=True)
+
+
+class ClosableRows(Protocol[_Row_co]):
+    """A stream of rows of the library (an async generator, a changes feed)."""
+
+    def __aiter__(self) -> ClosableRows[_Row_co]: ...
+
+    def __anext__(self) -> Awaitable[_Row_co]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class JsonOutput:
@@ -40,6 +54,19 @@ class JsonOutput:
     def flush(self) -> None:
         """Hands what was printed to the reader (a pipe, a follower of the output)."""
         self._stream.flush()
+
+    async def lines(self, rows: ClosableRows[_Row], shown: Callable[[_Row], Any]) -> None:
+        """Prints ``shown(row)`` for each row as it arrives, one a line, then flushes.
+
+        The stream is closed here, also when printing fails (a reader that went away):
+        left to the garbage collector, it would be closed while the client shuts down.
+        """
+        try:
+            async for row in rows:
+                self.line(shown(row))
+        finally:
+            await rows.aclose()
+        self.flush()
 
 
 def _is_terminal(stream: BinaryIO) -> bool:

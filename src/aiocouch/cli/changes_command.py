@@ -8,6 +8,8 @@ import click
 
 from ..couchdb import CouchDB
 from ..database import Database
+from ..event import BaseChangeEvent
+from ..typing import JsonDict
 from ._connection import Connection
 from ._output import JsonOutput
 
@@ -63,10 +65,8 @@ def changes(
         params: dict[str, Any] = {"since": since, "include_docs": include_docs or None}
         if doc_ids:
             params.update(filter="_doc_ids", doc_ids=list(doc_ids))
-        output = JsonOutput()
-        async for event in Database(couchdb, db).changes(limit=limit, **params):
-            output.line(event.json)
-        output.flush()
+        feed = Database(couchdb, db).changes(limit=limit, **params)
+        await JsonOutput().lines(feed, _row_of)
 
     async def followed(couchdb: CouchDB) -> None:
         heartbeat = HEARTBEAT
@@ -86,3 +86,8 @@ def changes(
                 output.flush()
 
     connection.run(followed if follow else once)
+
+
+def _row_of(event: BaseChangeEvent) -> JsonDict:
+    """The row of the changes feed that an event stands for."""
+    return event.json

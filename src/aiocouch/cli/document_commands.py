@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import click
 
 from ..couchdb import CouchDB
 from ..database import Database
 from ..document import Document
-from ..view_query import ViewQuery
+from ..view_query import ViewQuery, ViewRow
 from ._connection import Connection
 from ._errors import CommandError, ExitCode
 from ._input import fail_on_unknown, json_argument, json_object_from, view_options
-from ._output import JsonOutput
+from ._output import ClosableRows, JsonOutput
 
 _VIEW_OPTIONS = {option.name for option in dataclasses.fields(ViewQuery)}
 _DESIGN_PREFIX = "_design/"
@@ -30,7 +30,7 @@ def get(connection: Connection, db: str, doc_id: str, rev: str | None) -> None:
 
     async def work(couchdb: CouchDB) -> None:
         document = await Database(couchdb, db).get(doc_id, rev=rev)
-        JsonOutput().value(dict(document.items()))
+        JsonOutput().value(_document_data(document))
 
     connection.run(work)
 
@@ -89,10 +89,9 @@ def find(
         params["use_index"] = use_index
 
     async def work(couchdb: CouchDB) -> None:
-        output = JsonOutput()
-        async for document in Database(couchdb, db).find(query, limit=limit, **params):
-            output.line(dict(document.items()))
-        output.flush()
+        # (an async generator, typed as a plain AsyncIterator by the library)
+        documents = Database(couchdb, db).find(query, limit=limit, **params)
+        await JsonOutput().lines(cast(ClosableRows[Document], documents), _document_data)
 
     connection.run(work)
 
@@ -122,9 +121,13 @@ def view(
         ddoc = ddoc[len(_DESIGN_PREFIX) :]
 
     async def work(couchdb: CouchDB) -> None:
-        output = JsonOutput()
-        async for row in Database(couchdb, db).view(ddoc, view_name).query(**query):
-            output.line(row)
-        output.flush()
+        # (an async generator, typed as a plain AsyncIterator by the library)
+        rows = Database(couchdb, db).view(ddoc, view_name).query(**query).__aiter__()
+        await JsonOutput().lines(cast(ClosableRows[ViewRow], rows), dict)
 
     connection.run(work)
+
+
+def _document_data(document: Document) -> dict[str, Any]:
+    """All of a document's fields, ``_id`` and ``_rev`` included."""
+    return dict(document.items())
