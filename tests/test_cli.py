@@ -37,6 +37,7 @@ from testserver.scripted_server import (
     ScriptedServer,
     continuous_feed,
     error_answer,
+    http_response,
     in_turn,
     query,
 )
@@ -588,6 +589,71 @@ async def test_replicate_continuous_wait_returns_once_caught_up_and_keeps_runnin
 async def _until_copied(database: Database, doc_id: str) -> None:
     while "n" not in await database.get(doc_id, default={}):
         await asyncio.sleep(0.2)
+
+
+class _ReplicatingServer:
+    """Answers as CouchDB does for a one-shot ``_replicator`` document ``job`` (transcript
+    11.5, 14.101, 11.10): each poll of the scheduler finds 10 more documents read of 100."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+
+    async def __call__(self, request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        path = request.target.partition("?")[0]
+        if request.method == "HEAD":
+            answer = http_response(200)
+        elif (request.method, path) == ("PUT", "/_replicator/job"):
+            answer = http_response(201, b'{"ok":true,"id":"job","rev":"1-a"}')
+        elif path == "/_scheduler/docs/_replicator/job":
+            self.polls += 1
+            read = min(10 * self.polls, 90)
+            info = {"docs_read": read, "docs_written": read, "changes_pending": 100 - read}
+            running = {"doc_id": "job", "state": "running", "info": info}
+            answer = http_response(200, json.dumps(running).encode())
+        elif (request.method, path) == ("GET", "/_replicator/job"):
+            answer = http_response(200, b'{"_id":"job","_rev":"2-b"}')
+        elif request.method == "DELETE":
+            answer = http_response(200, b'{"ok":true,"id":"job","rev":"3-c"}')
+        else:
+            answer = http_response(404, b'{"error":"not_found","reason":"missing"}')
+        await connection.send(answer)
+
+
+async def test_replicate_shows_count_percent_and_eta_and_ctrl_c_cancels_it(
+    env: dict[str, str],
+) -> None:
+    replicating = _ReplicatingServer()
+    async with ScriptedServer(replicating) as server:
+        process = await asyncio.create_subprocess_exec(
+            str(SCRIPT),
+            "replicate",
+            "source",
+            "target",
+            "--id",
+            "job",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **env, "COUCHDB_URL": server.url},
+        )
+        assert process.stdout is not None and process.stderr is not None
+        try:
+            line = await asyncio.wait_for(process.stderr.readline(), WAIT)
+        finally:
+            process.send_signal(signal.SIGINT)
+            code = await asyncio.wait_for(process.wait(), WAIT)
+        requests = [(r.method, r.target) for r in server.requests]
+    # a plain line (stderr is a pipe): count of the total, percent, rate, time left
+    shown = line.decode()
+    assert shown.startswith("replicate source -> target: ")
+    count = shown.split(": ")[1].split(" ")[0]
+    read, total = (int(n) for n in count.split("/"))
+    assert total == 100 and 0 < read < 100
+    assert f"({read}%)" in shown and "/s" in shown and "ETA 0:" in shown
+    # Ctrl-C: the replication is cancelled (its document deleted), exit code 130
+    assert code == ExitCode.INTERRUPTED
+    assert requests[:3] == [("HEAD", "/source"), ("HEAD", "/target"), ("PUT", "/_replicator/job")]
+    assert requests[-2:] == [("GET", "/_replicator/job"), ("DELETE", "/_replicator/job?rev=2-b")]
+    assert (await process.stdout.read()) == b""
 
 
 # --- failures: exit codes and messages ---
