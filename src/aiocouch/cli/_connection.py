@@ -32,7 +32,7 @@ _T = TypeVar("_T")
 class Connection:
     """The server, credentials and limits given on the command line and in the environment.
 
-    ``settings.run(work)`` prompts for a missing password if needed, opens a client,
+    ``connection.run(work)`` prompts for a missing password if needed, opens a client,
     awaits ``work(client)``, closes the client, and turns failures into messages and
     exit codes (:mod:`aiocouch.cli._errors`).
     """
