@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from ssl import SSLContext
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
+from ._async_context import async_context_manager
 from ._body import StreamedBody
 from ._transport import (
     COALESCE_BELOW,
@@ -126,7 +127,7 @@ class AiohttpTransport(Transport):
                 raise data.failure from None
             raise
 
-    @asynccontextmanager
+    @async_context_manager
     async def stream(
         self,
         method: str,

@@ -11,12 +11,13 @@ request (:func:`changing_authentication` sorts them out).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from yarl import URL
 
+from ._async_context import async_context_manager
 from ._body import StreamedBody
 from ._transport import RawResponse, StreamedResponse, Transport
 from .auth import Authentication
@@ -81,7 +82,7 @@ class AuthenticatedSender:
         auth._observe(response.headers)
         return response
 
-    @asynccontextmanager
+    @async_context_manager
     async def stream(
         self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **options: Any
     ) -> AsyncIterator[StreamedResponse]:
@@ -106,7 +107,7 @@ class AuthenticatedSender:
                 )
             yield pieces
 
-    @asynccontextmanager
+    @async_context_manager
     async def _stream_with(
         self,
         auth: Authentication,

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from ._async_context import async_context_manager
 from ._body import StreamedBody
 from ._connect import Endpoint, TLSOption, is_lean_tls_option
 from ._http import ConnectionPool, HTTPConnection, ResponseHead, header_block
@@ -120,7 +120,7 @@ class HTTPTransport(Transport):
             raise self._error(method, target, headers, head, content, subject, overrides)
         return RawResponse(head.status, CIMultiDictProxy(head.headers), content)
 
-    @asynccontextmanager
+    @async_context_manager
     async def stream(
         self,
         method: str,

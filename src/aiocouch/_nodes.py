@@ -14,13 +14,14 @@ import enum
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from contextlib import AsyncExitStack, suppress
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
 from . import _json
+from ._async_context import async_context_manager
 from ._transport import RawResponse, StreamedResponse, Transport
 from .cluster import Failover, NodeStatus
 from .exception import ForbiddenError, NotFoundError, RemoteResponseError, UnauthorizedError
@@ -144,7 +145,7 @@ class NodeSet:
             self._found_healthy(node)
             return response
 
-    @asynccontextmanager
+    @async_context_manager
     async def stream(
         self, method: str, path: str, *, timeout: aiohttp.ClientTimeout, **options: Any
     ) -> AsyncIterator[StreamedResponse]:

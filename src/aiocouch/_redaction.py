@@ -7,11 +7,12 @@ Every :class:`aiohttp.ClientResponseError` that leaves the client passes through
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from ._async_context import async_context_manager
 from ._transport import StreamedResponse, public_request_info
 
 __all__ = ["redact", "redacted"]
@@ -50,7 +51,7 @@ def redact(exc: aiohttp.ClientResponseError) -> None:
             cause.headers = exc.headers
 
 
-@asynccontextmanager
+@async_context_manager
 async def redacted(
     stream: AbstractAsyncContextManager[StreamedResponse],
 ) -> AsyncIterator[StreamedResponse]:
