@@ -1,0 +1,1 @@
+"""The ``aiocouch`` command line (``pip install aiocouch[cli]``)."""
