@@ -9,6 +9,9 @@
 #   make bench-scale  bulk create and iterate 100,000 and 1,000,000 documents (this project)
 #   make bench-attachments  a 1 GiB attachment up and down, streamed (time, peak RSS); against
 #                   $COUCHDB_URL if set, else a disk-backed stand-in (testserver/attachment_server.py)
+#   make bench-backup  backup and restore of 100,000 documents: aiocouch, couchbackup/couchrestore
+#                   (npm, in bench/couchbackup) and the floor; results in bench/backup.md;
+#                   BENCH_ARGS="--n 20000 --rounds 3" for a smaller run
 #   make server     run a local pouchdb-server until Ctrl-C
 #   make bench      benchmark against aiocouch 4.0.1 and plain aiohttp (bench/run.py; against
 #                   $COUCHDB_URL if set); BENCH_N=1000000 for a bigger iterated database,
@@ -88,6 +91,16 @@ bench-scale: $(DEMO_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
 # Streamed attachments of 1 GiB on both transports (~2 min); BENCH_ARGS="--size 256" for less.
 bench-attachments: $(DEMO_STAMP)
 	$(BIN)/python bench/attachments.py $(BENCH_ARGS)
+
+# couchbackup/couchrestore for bench-backup, in a folder of their own.
+BACKUP_TOOLS_STAMP := bench/couchbackup/node_modules/.stamp-npm-ci
+$(BACKUP_TOOLS_STAMP): bench/couchbackup/package.json bench/couchbackup/package-lock.json
+	cd bench/couchbackup && $(NPM) ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+.PHONY: bench-backup
+bench-backup: $(DEMO_STAMP) $(BACKUP_TOOLS_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
+	$(BIN)/python bench/backup.py $(BENCH_ARGS)
 
 server: $(VENV_STAMP) $(NODE_STAMP)
 	$(BIN)/python -m testserver.pouchdb_server
