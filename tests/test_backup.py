@@ -392,3 +392,41 @@ async def test_corrupt_backup_names_the_line_and_writes_nothing(
     assert f"line {line}:" in str(info.value)
     assert await leaves(target) == {}
     assert (await target.info())["doc_count"] == 0
+
+
+async def test_restore_interrupted_among_design_documents_resumes_there(
+    database: Database, target: Database, tmp_path: Path
+) -> None:
+    """A restore stopped after the first design document goes on with the second; the
+    documents, all written before, are not sent again."""
+    docs = [{"_id": f"doc{n}", "_rev": f"1-{rev_hash()}", "n": n} for n in range(20)]
+    designs = [{"_id": f"_design/d{n}", "_rev": f"1-{rev_hash()}"} for n in range(3)]
+    assert await database.save_revisions(designs + docs) == []
+    path = tmp_path / "db.jsonl"
+    await backup(database, path)
+
+    def stop_in_design(progress: BackupProgress) -> None:
+        if progress.phase == "design":
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        await restore(path, target, batch_size=1, in_flight=1, progress=stop_in_design)
+    summary = await restore(path, target, batch_size=1, in_flight=1)
+
+    assert (summary.skipped, summary.revisions, summary.design_revisions) == (21, 0, 2)
+    assert await leaves(target) == await leaves(database)
+
+
+async def test_cut_gzip_backup_is_refused_and_writes_nothing(
+    database: Database, target: Database, tmp_path: Path
+) -> None:
+    """A gzip backup cut short raises BackupFormatError; the target stays empty."""
+    await fill(database, 250)
+    path = tmp_path / "db.jsonl.gz"
+    await backup(database, path)
+    path.write_bytes(path.read_bytes()[:-30])
+
+    with pytest.raises(BackupFormatError, match=r"line \d+"):
+        await restore(path, target)
+
+    assert await leaves(target) == {}

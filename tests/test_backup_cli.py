@@ -24,13 +24,20 @@ def _runner() -> CliRunner:
         return CliRunner()  # click 8.2 and later keep stderr apart by themselves
 
 
-async def run(command: click.Command, *args: str) -> Result:
-    """Runs ``command ARGS`` in this process (in a thread: it runs its own event loop)."""
-    return await asyncio.to_thread(_runner().invoke, command, list(args), catch_exceptions=False)
+async def run(command: click.Command, *args: str, password: str) -> Result:
+    """Runs ``command ARGS`` in this process (in a thread: it runs its own event loop),
+    with ``password`` in $COUCHDB_PASSWORD."""
+    return await asyncio.to_thread(
+        _runner().invoke,
+        command,
+        list(args),
+        env={"COUCHDB_PASSWORD": password},
+        catch_exceptions=False,
+    )
 
 
-def server_args(url: str, user: str, password: str) -> list[str]:
-    return ["--url", url, "--user", user, "--password", password, "--quiet"]
+def server_args(url: str, user: str) -> list[str]:
+    return ["--url", url, "--user", user, "--quiet"]
 
 
 async def fill(database: Database, count: int) -> None:
@@ -55,11 +62,11 @@ async def test_backup_and_restore_commands_round_trip(
     each prints a JSON summary; the password shows nowhere."""
     await fill(database, 120)
     path = tmp_path / "db.jsonl.gz"
-    options = server_args(server_url, admin_user, admin_password)
+    options = server_args(server_url, admin_user)
     target = f"{database.id}_restored"
 
-    backed_up = await run(backup, database.id, str(path), *options)
-    restored = await run(restore, str(path), target, "--create", *options)
+    backed_up = await run(backup, database.id, str(path), *options, password=admin_password)
+    restored = await run(restore, str(path), target, "--create", *options, password=admin_password)
 
     try:
         assert backed_up.exit_code == 0, backed_up.stderr
@@ -79,8 +86,10 @@ async def test_restore_command_names_the_corrupt_line_and_writes_nothing(
     """A corrupt backup: exit code 9, the line named on stderr, the target left empty."""
     good = tmp_path / "good.jsonl"
     await fill(database, 10)
-    options = server_args(server_url, admin_user, admin_password)
-    assert (await run(backup, database.id, str(good), *options)).exit_code == 0
+    options = server_args(server_url, admin_user)
+    assert (
+        await run(backup, database.id, str(good), *options, password=admin_password)
+    ).exit_code == 0
     lines = good.read_bytes().splitlines(keepends=True)
     lines[6] = lines[6][:-10] + b"\n"
     bad = tmp_path / "bad.jsonl"
@@ -88,7 +97,7 @@ async def test_restore_command_names_the_corrupt_line_and_writes_nothing(
     await database.delete()
     await database._couchdb.create(database.id)
 
-    result = await run(restore, str(bad), database.id, *options)
+    result = await run(restore, str(bad), database.id, *options, password=admin_password)
 
     assert result.exit_code == 9
     assert "line 7" in result.stderr and "nothing written" in result.stderr
@@ -105,10 +114,14 @@ async def test_restore_command_into_a_missing_database_exits_3(
 ) -> None:
     """Without --create, a database that does not exist: exit code 3, nothing created."""
     path = tmp_path / "db.jsonl"
-    options = server_args(server_url, admin_user, admin_password)
-    assert (await run(backup, database.id, str(path), *options)).exit_code == 0
+    options = server_args(server_url, admin_user)
+    assert (
+        await run(backup, database.id, str(path), *options, password=admin_password)
+    ).exit_code == 0
 
-    result = await run(restore, str(path), f"{database.id}_missing", *options)
+    result = await run(
+        restore, str(path), f"{database.id}_missing", *options, password=admin_password
+    )
 
     assert result.exit_code == 3, result.stderr
     assert result.stderr.startswith("aiocouch: not found")

@@ -187,7 +187,8 @@ async def _read(database: Database, rows: list[JsonDict]) -> list[bytes]:
         for row in rows
         if len(row["changes"]) == 1 and not row.get("deleted")
     ]
-    several = [id for id in lines if id not in {request["id"] for request in single}]
+    read_whole = {request["id"] for request in single}
+    several = [id for id in lines if id not in read_whole]
     async for result in database.bulk_get(single, revs=True, attachments=True):
         if result.doc is None:
             # changed (and compacted) since the feed listed it: read its leaves as they are

@@ -96,6 +96,8 @@ async def write_restore(
         done = counts.skipped + counts.revisions + counts.design_revisions
         report(batch.phase, done, contents.revisions)
 
+    if start_phase == "design":
+        counts.skipped = contents.revisions - len(design)  # all documents were written
     for phase in _PHASES[_PHASES.index(start_phase) :]:
 
         def in_phase(number: int, phase: str = phase) -> bool:

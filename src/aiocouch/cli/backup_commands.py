@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import Awaitable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,7 +51,9 @@ class _Server:
 
 
 def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--url``, ``--user``, ``--password`` (from the environment by default), ``--quiet``."""
+    """``--url``, ``--user``, ``--password`` (ask for it), ``--quiet``; the password comes
+    from ``COUCHDB_PASSWORD`` or a prompt, never from the command line (which others
+    may read)."""
     options = [
         click.option(
             "--url",
@@ -62,8 +65,10 @@ def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--user", envvar="COUCHDB_USER", help="Default: $COUCHDB_USER."),
         click.option(
             "--password",
-            envvar="COUCHDB_PASSWORD",
-            help="Default: $COUCHDB_PASSWORD, else asked for (not echoed) if --user is given.",
+            "ask_password",
+            is_flag=True,
+            help="Ask for the password (not echoed). Default: $COUCHDB_PASSWORD, else "
+            "asked for when --user is given.",
         ),
         click.option("--quiet", "-q", is_flag=True, help="No progress output, only errors."),
     ]
@@ -96,12 +101,12 @@ def backup(
     in_flight: int,
     url: str,
     user: str | None,
-    password: str | None,
+    ask_password: bool,
     quiet: bool,
 ) -> None:
     """Write every document of DB (winning and conflicting revisions, deletions, history,
     attachments) into FILE as JSON lines. Interrupted, run it again to continue."""
-    server = _complete(_Server(url, user, password))
+    server = _server(url, user, ask_password)
 
     async def work(couchdb: CouchDB) -> Any:
         with _progress_bars(f"backup {db}", quiet) as progress:
@@ -137,14 +142,14 @@ def restore(
     in_flight: int,
     url: str,
     user: str | None,
-    password: str | None,
+    ask_password: bool,
     quiet: bool,
 ) -> None:
     """Write the backup FILE into DB, revisions as they are, design documents last.
 
     FILE is checked whole first: if it is corrupt, the line is named and nothing is
     written. Interrupted, run it again to continue."""
-    server = _complete(_Server(url, user, password))
+    server = _server(url, user, ask_password)
 
     async def work(couchdb: CouchDB) -> Any:
         with _progress_bars(f"restore {db}", quiet) as progress:
@@ -162,13 +167,15 @@ def restore(
     click.echo(json.dumps({**asdict(summary), "path": str(summary.path)}))
 
 
-def _complete(server: _Server) -> _Server:
-    """Asks for a missing password of a named user (not echoed)."""
-    if server.user and server.password is None:
-        server.password = click.prompt(
-            f"Password for {server.user}", hide_input=True, err=True, default=""
+def _server(url: str, user: str | None, ask_password: bool) -> _Server:
+    """The server and credentials: the password from $COUCHDB_PASSWORD, else asked for
+    (not echoed) with ``--password`` or when a user is named."""
+    password = os.environ.get("COUCHDB_PASSWORD") or None
+    if password is None and (ask_password or user):
+        password = click.prompt(
+            f"Password for {user or 'the server'}", hide_input=True, err=True, default=""
         )
-    return server
+    return _Server(url, user, password)
 
 
 @contextlib.contextmanager
