@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from aiocouch import CouchDB
+from aiocouch import CouchDB, NotFoundError
 from aiocouch.backup import (
     BackupFormatError,
     BackupProgress,
@@ -287,7 +287,7 @@ async def test_interrupted_restore_resumes_without_doubling(
 
     def stop_after_three(progress: BackupProgress) -> None:
         reports.append(progress)
-        if len(reports) == 3:
+        if len(reports) == 4:  # the first report comes before any batch
             raise Interrupted
 
     with pytest.raises(Interrupted):
@@ -430,3 +430,13 @@ async def test_cut_gzip_backup_is_refused_and_writes_nothing(
         await restore(path, target)
 
     assert await leaves(target) == {}
+
+
+async def test_backup_of_a_missing_database_touches_no_file(
+    couchdb: CouchDB, tmp_path: Path
+) -> None:
+    """NotFoundError for a database that does not exist; no file, no checkpoint."""
+    path = tmp_path / "db.jsonl"
+    with pytest.raises(NotFoundError):
+        await backup(Database(couchdb, f"aiocouch_test_{uuid.uuid4().hex}"), path)
+    assert list(tmp_path.iterdir()) == []

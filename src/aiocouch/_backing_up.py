@@ -80,6 +80,8 @@ async def write_backup(
             raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
         compress = path.name.endswith(".gz") if compress is None else compress
         counts, since = BackupCounts(uuid.uuid4().hex), None
+    info = await database.info()  # NotFoundError before any file is touched
+    total = int(info.get("doc_count", 0)) + int(info.get("doc_del_count", 0))
     with open(path, "wb" if checkpoint is None else "r+b") as file:
         if checkpoint is not None:
             # what was written after the checkpoint is written again
@@ -89,8 +91,6 @@ async def write_backup(
             _append(file, backup_format.header_line(counts.backup_id, database.id), compress)
             counts.bytes = file.tell()
             checkpoints.save(checkpoint_path, _checkpoint(database, counts, since, compress))
-        info = await database.info()
-        total = int(info.get("doc_count", 0)) + int(info.get("doc_del_count", 0))
         report(counts.documents, max(total, counts.documents))
 
         async def write(batch: _Batch, lines: list[bytes]) -> None:

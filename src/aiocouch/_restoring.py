@@ -13,6 +13,7 @@ sent again after an interruption) changes nothing, so nothing is doubled.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
@@ -96,16 +97,17 @@ async def write_restore(
         done = counts.skipped + counts.revisions + counts.design_revisions
         report(batch.phase, done, contents.revisions)
 
+    def in_phase(number: int, phase: str) -> bool:
+        return 1 < number <= last and (number in design) == (phase == "design")
+
     if start_phase == "design":
         counts.skipped = contents.revisions - len(design)  # all documents were written
+    counts.skipped += sum(1 for number in range(2, start_line + 1) if in_phase(number, start_phase))
+    report(start_phase, counts.skipped, contents.revisions)
     for phase in _PHASES[_PHASES.index(start_phase) :]:
-
-        def in_phase(number: int, phase: str = phase) -> bool:
-            return 1 < number <= last and (number in design) == (phase == "design")
-
         after = start_line if phase == start_phase else 0
-        counts.skipped += sum(1 for number in range(2, after + 1) if in_phase(number))
-        batches = _batches(path, phase, in_phase, after, batch_size, batch_bytes)
+        wanted = functools.partial(in_phase, phase=phase)
+        batches = _batches(path, phase, wanted, after, batch_size, batch_bytes)
         await _send_in_order(database, batches, counts, written, in_flight)
     checkpoints.remove(checkpoint_path)
     return counts

@@ -7,8 +7,7 @@ flat at any size. :func:`restore` checks the whole file first, then writes it ba
 ``_bulk_docs`` and ``new_edits: false``, design documents last, so revisions, conflicts
 and deletions come back as they were. Both keep a checkpoint beside the file and, run
 again after an interruption, continue where they stopped. :func:`check_backup` checks a
-file without writing anything. The file format is described in
-:mod:`aiocouch._backup_format` and in the user documentation (docs/backup.md).
+file without writing anything. docs/backup.md describes the file format.
 """
 
 from __future__ import annotations
@@ -46,8 +45,9 @@ class BackupProgress:
 
     ``phase``: ``"backup"`` (``done`` documents of ``total``, the database's documents
     and deletions when it started), or for a restore ``"documents"`` then ``"design"``
-    (``done`` revisions written of the ``total`` the backup holds). Counts include the
-    work of an interrupted run that this one resumed.
+    (``done`` revisions written of the ``total`` the backup holds). The first report
+    comes before the first batch (once a restore has checked the file); counts include
+    the work of an interrupted run that this one resumed.
     """
 
     phase: str
@@ -111,10 +111,10 @@ async def backup(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> BackupSummary:
-    """Writes a backup of ``database`` into the file ``path``: GET /{db},
-    GET /{db}/_changes?style=all_docs (streamed), POST /{db}/_bulk_get?revs=true&
-    attachments=true per batch, GET /{db}/{docid}?open_revs=all&revs=true&attachments=true
-    for each conflicted or deleted document.
+    """Writes a backup of ``database`` into the file ``path``: GET /{db}, then per batch
+    GET /{db}/_changes?style=all_docs&limit=&since=, POST /{db}/_bulk_get?revs=true&
+    attachments=true, and GET /{db}/{docid}?open_revs=all&revs=true&attachments=true for
+    each conflicted or deleted document.
 
     ``gzip``: compress (None: if ``path`` ends in ``.gz``). ``batch_size`` documents are
     read per request, ``in_flight`` batches at once; memory holds at most that many

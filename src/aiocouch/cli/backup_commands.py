@@ -182,22 +182,19 @@ def _server(url: str, user: str | None, ask_password: bool) -> _Server:
 def _progress_bars(
     label: str, quiet: bool
 ) -> Iterator[Callable[[backup_module.BackupProgress], None]]:
-    """A progress callback drawing one bar per phase on stderr."""
-    bars: dict[str, Progress] = {}
+    """A progress callback drawing one bar on stderr, from its first report on; the work
+    an interrupted run did before is left out of the count (and of the rate)."""
     with contextlib.ExitStack() as stack:
+        bar: Progress | None = None
+        start = 0
 
         def show(progress: backup_module.BackupProgress) -> None:
-            bar = bars.get(progress.phase)
+            nonlocal bar, start
             if bar is None:
-                for earlier in bars.values():
-                    earlier.set_total(earlier.completed)
-                name = label if progress.phase == "backup" else f"{label} ({progress.phase})"
-                bar = bars[progress.phase] = stack.enter_context(
-                    Progress(progress.total, name, quiet)
-                )
-                bar.completed = progress.done
-            bar.set_total(progress.total)
-            bar.advance(progress.done - bar.completed)
+                start = progress.done
+                bar = stack.enter_context(Progress(None, label, quiet))
+            bar.set_total(None if progress.total is None else progress.total - start)
+            bar.advance(progress.done - start - bar.completed)
 
         yield show
 
