@@ -132,8 +132,8 @@ def run_measured(
     command: list[str], env: dict[str, str], stdin_path: str | None = None, limit: float = 3600
 ) -> tuple[float, float, float, str]:
     """Runs ``command`` (its stdin from ``stdin_path``), killed after ``limit`` seconds;
-    wall seconds, CPU seconds (user + sys), peak RSS MB and, if it failed, its exit code
-    and last line on stderr."""
+    wall seconds, CPU seconds (user + sys), peak RSS MB (sampled every 10 ms) and, if it
+    failed, its exit code and last line on stderr."""
     with contextlib.ExitStack() as stack:
         stdin = stack.enter_context(open(stdin_path, "rb")) if stdin_path else None
         errors = stack.enter_context(tempfile.TemporaryFile())
@@ -146,14 +146,18 @@ def run_measured(
             stderr=errors,
         )
         timed_out = False
+        peak = 0.0
         while True:
+            # VmHWM of the program itself: wait4's ru_maxrss would also count this
+            # process's size, which a forked child takes along through exec
+            peak = max(peak, high_water_mb(process.pid))
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
             if time.perf_counter() - started > limit and not timed_out:
                 process.kill()
                 timed_out = True
-            time.sleep(0.02)
+            time.sleep(0.01)
         wall = time.perf_counter() - started
         process.returncode = code = os.waitstatus_to_exitcode(status)
         errors.seek(0)
@@ -163,7 +167,19 @@ def run_measured(
         failure = f"no result after {limit:.0f} s (killed)"
     elif code != 0:
         failure = f"exit {code}: " + (text.strip().splitlines() or [""])[-1][:160]
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, failure
+    return wall, usage.ru_utime + usage.ru_stime, peak, failure
+
+
+def high_water_mb(pid: int) -> float:
+    """The peak resident set (VmHWM) of process ``pid`` so far, in MB (0 once it ended)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
