@@ -159,8 +159,8 @@ async def test_round_trip_of_20000_documents_is_exact(
     """20,000 documents with attachments (binary, not UTF-8), deletions, conflicts
     (deleted ones too) and a design document come back identical: ids, winning and
     conflicting revisions, histories, bodies, attachment bytes. The backup's memory
-    stays flat: its peak is far below the file's size. (About 40 s with pouchdb-server
-    on an idle machine, 2 minutes on a busy one: the server's work takes most of it.)"""
+    stays flat: its peak is far below the file's size. (Slow: 2 minutes with
+    pouchdb-server on 2 cores at load 8, nearly all of it the server's work.)"""
     written = await fill(database, 20_000, size=1000)
     path = tmp_path / "db.jsonl"
     tracemalloc.start()
