@@ -10,6 +10,9 @@
 #   make bench-scale  bulk create and iterate 100,000 and 1,000,000 documents (this project)
 #   make bench-attachments  a 1 GiB attachment up and down, streamed (time, peak RSS); against
 #                   $COUCHDB_URL if set, else a disk-backed stand-in (testserver/attachment_server.py)
+#   make bench-backup  backup and restore of 100,000 documents: aiocouch, couchbackup/couchrestore
+#                   (npm, in bench/couchbackup) and the floor; results in bench/backup.md;
+#                   BENCH_ARGS="--n 20000 --rounds 3" for a smaller run
 #   make server     run a local pouchdb-server until Ctrl-C
 #   make bench      benchmark against aiocouch 4.0.1 and plain aiohttp (bench/run.py; against
 #                   $COUCHDB_URL if set); BENCH_N=1000000 for a bigger iterated database,
@@ -100,6 +103,16 @@ bench-attachments: $(DEMO_STAMP)
 # no --quiet: it hides the warnings and with them the failure of --strict.
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# couchbackup/couchrestore for bench-backup, in a folder of their own.
+BACKUP_TOOLS_STAMP := bench/couchbackup/node_modules/.stamp-npm-ci
+$(BACKUP_TOOLS_STAMP): bench/couchbackup/package.json bench/couchbackup/package-lock.json
+	cd bench/couchbackup && $(NPM) ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+.PHONY: bench-backup
+bench-backup: $(DEMO_STAMP) $(BACKUP_TOOLS_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
+	$(BIN)/python bench/backup.py $(BENCH_ARGS)
 
 server: $(VENV_STAMP) $(NODE_STAMP)
 	$(BIN)/python -m testserver.pouchdb_server
