@@ -39,14 +39,14 @@ class Document(RemoteDocument):
         self._data["_id"] = id
         self._snapshot: bytes | None = None
         self._synced_rev: Any = None
-        self._synced_source: tuple[str, str | None] | None = None
+        self._synced_source: tuple[bytes | str, str | None] | None = None
 
     @classmethod
     def _from_server(
         cls,
         database: Database | None,
         doc: JsonDict,
-        source: str | None = None,
+        source: bytes | str | None = None,
         *,
         source_key: str | None = "doc",
     ) -> Document:
@@ -57,7 +57,8 @@ class Document(RemoteDocument):
         it: iterating many documents then costs no encoding at all.
         """
         document = cls.__new__(cls)
-        RemoteDocument.__init__(document, database, doc["_id"])
+        document._database = database
+        document.id = doc["_id"]
         document._data = doc
         document._synced_rev = doc.get("_rev")
         if source is None:
@@ -76,7 +77,7 @@ class Document(RemoteDocument):
         self._synced_rev = self._data.get("_rev")
         self._synced_source = None
 
-    def _load_synced_state(self, source: str, key: str | None) -> None:
+    def _load_synced_state(self, source: bytes | str, key: str | None) -> None:
         """Encodes the synced state from the server's JSON text, kept since the fetch."""
         original = _json.loads(source)
         if key is not None:
