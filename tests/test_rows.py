@@ -247,7 +247,7 @@ def test_the_separator_between_rows_inside_a_row(separator: str) -> None:
     # Once rows are found by the bytes between them ("},{"id":"), the same bytes inside a
     # row (an array of objects) must not cut it: the bytes up to there are no JSON value.
     inner = [{"id": f"i{n}", "v": n} for n in range(8)]
-    many = [{"id": f"r{n}", "items": inner[: n % 9], "value": "},{\"id\":"} for n in range(40)]
+    many = [{"id": f"r{n}", "items": inner[: n % 9], "value": '},{"id":'} for n in range(40)]
     body = '{"total_rows":40,"rows":[' + separator.join(map(compact, many)) + "]}"
     for size in (1, 7, 100, len(body)):
         rows, meta = parse("rows", chunks(body, size))
