@@ -34,7 +34,9 @@ class Document(RemoteDocument):
         _paths.validate_document_id(id)
         if data is not None and not isinstance(data, dict):
             raise TypeError(f"The data of a document must be a dict, not {type(data).__name__}")
-        super().__init__(database, id)
+        # (RemoteDocument.__init__, without the call: bulk creation makes many)
+        self._database = database
+        self.id = id
         self._data: JsonDict = data if data is not None else {}
         self._data["_id"] = id
         self._synced_source: tuple[bytes | str, str | None] | None = None
