@@ -108,6 +108,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._waiter: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._sock_read: float | None = None
         self._deadline: float | None = None
         self._last_io = 0.0
@@ -413,7 +414,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if self._paused and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
-            if not self._done and self._timer is None and not self.closed:
+            if not self._done and not self.closed:
                 self._last_io = self._loop.time()
                 self._schedule()
         return chunk
@@ -459,7 +460,6 @@ class HTTPConnection(asyncio.BufferedProtocol):
     # --- time limits ---
 
     def _start_timer(self, sock_read: float | None, deadline: float | None) -> None:
-        self._stop_timer()
         self._sock_read = sock_read or None
         self._deadline = deadline
         if self._sock_read is not None or deadline is not None:
@@ -472,8 +472,14 @@ class HTTPConnection(asyncio.BufferedProtocol):
             silent_until = self._last_io + self._sock_read
             if at is None or silent_until < at:
                 at = silent_until
-        if at is not None:
-            self._timer = self._loop.call_at(at, self._on_timer)
+        if at is None:
+            return
+        if self._timer is not None:
+            if self._timer_at <= at:
+                return  # it fires first, and looks again
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -522,8 +528,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._error = error
 
     def _finish(self) -> None:
+        # The timer stays: it finds nothing to do, or it serves the next exchange on this
+        # connection (one timer per request, scheduled and cancelled, costs more CPU).
         self._done = True
-        self._stop_timer()
 
     def _invalid(self, error: BaseException) -> None:
         if not isinstance(error, InvalidResponseError):
