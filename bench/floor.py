@@ -156,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         body = Path(tmp) / "all_docs.json"
         started = time.perf_counter()
         db = asyncio.run(prepare(server.url, server.user, server.password, args.n, body))
-        print(f"{body.stat().st_size / 1e6:.0f} MB body saved ({time.perf_counter() - started:.0f} s)")
+        took = time.perf_counter() - started
+        print(f"{body.stat().st_size / 1e6:.0f} MB body saved ({took:.0f} s)")
         env = {**os.environ, "COUCHDB_USER": server.user, "COUCHDB_PASSWORD": server.password}
         samples: dict[str, list[dict[str, Any]]] = {"gc": [], "nogc": [], "docs": []}
         for _ in range(args.repeat):  # interleaved, so that a slow spell falls on all three
