@@ -37,12 +37,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 
 import worker  # noqa: E402
+
+_SILENCE = 1800.0
+"""Seconds the server may take before the first byte of the answer (and between bytes)."""
 
 
 def cpu_seconds() -> float:
@@ -88,7 +93,10 @@ async def iterate_step(url: str, user: str, password: str, db: str) -> dict[str,
     """Every document of ``db`` through this project's ``db.docs()``."""
     from aiocouch import CouchDB, Database
 
-    async with CouchDB(url, user=user, password=password) as couchdb:
+    # pouchdb-server builds the whole answer before its first byte: minutes for 1,000,000
+    # documents on a loaded machine, longer than the default sock_read
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=_SILENCE)
+    async with CouchDB(url, user=user, password=password, timeout=timeout) as couchdb:
         await couchdb.info()  # the connection and the first-use imports, not timed
         database = Database(couchdb, db)
         gc.collect()
@@ -115,7 +123,9 @@ async def prepare(url: str, user: str, password: str, n: int, path: Path) -> str
                 pass
             print(f"seeding {name} with {n:,} documents ...", flush=True)
             await worker.seed(session, f"{url}/{name}", n)
-        async with session.get(f"{url}/{name}/_all_docs?include_docs=true") as resp:
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=_SILENCE)
+        path = f"{url}/{name}/_all_docs?include_docs=true"
+        async with session.get(path, timeout=timeout) as resp:
             resp.raise_for_status()
             with path.open("wb") as file:
                 async for piece in resp.content.iter_chunked(1 << 20):
