@@ -124,8 +124,8 @@ async def prepare(url: str, user: str, password: str, n: int, path: Path) -> str
             print(f"seeding {name} with {n:,} documents ...", flush=True)
             await worker.seed(session, f"{url}/{name}", n)
         timeout = aiohttp.ClientTimeout(total=None, sock_read=_SILENCE)
-        path = f"{url}/{name}/_all_docs?include_docs=true"
-        async with session.get(path, timeout=timeout) as resp:
+        all_docs = f"{url}/{name}/_all_docs?include_docs=true"
+        async with session.get(all_docs, timeout=timeout) as resp:
             resp.raise_for_status()
             with path.open("wb") as file:
                 async for piece in resp.content.iter_chunked(1 << 20):
