@@ -14,6 +14,15 @@ def test_integers_beyond_64_bits_decode_exactly_from_bytes_and_str() -> None:
     assert _json.loads(text.encode()) == expected
 
 
+def test_the_integers_just_beyond_64_bits_decode_exactly() -> None:
+    # orjson's range is -2**63 .. 2**64 - 1: the first negative beyond has only 19 digits
+    text = f'{{"low":{-(2**63) - 1},"high":{2**64},"lowest":{-(2**63)},"highest":{2**64 - 1}}}'
+    expected = {"low": -(2**63) - 1, "high": 2**64, "lowest": -(2**63), "highest": 2**64 - 1}
+    assert _json.loads(text) == expected
+    assert _json.loads(text.encode()) == expected
+    assert all(type(value) is int for value in _json.loads(text.encode()).values())
+
+
 def test_digit_runs_inside_strings_decode_unchanged() -> None:
     rev = "1-" + "1234567890" * 3 + "ab"
     assert _json.loads(f'{{"_rev":"{rev}","n":18446744073709551615}}') == {

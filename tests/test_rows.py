@@ -2,13 +2,13 @@
 
 ``RowParser`` splits a streamed JSON object into the elements of one array (``rows``,
 ``results`` or ``docs``) and the remaining fields; ``LineParser`` splits newline-delimited
-JSON (a continuous feed). Both take ``str`` pieces: ``aiocouch.remote`` decodes the bytes
-with an incremental UTF-8 decoder first, which the helpers below reproduce.
+JSON (a continuous feed). ``RowParser`` takes the body's bytes as they arrive (cut
+anywhere, even inside a character); ``LineParser`` takes text, decoded with an incremental
+UTF-8 decoder first, which the helpers below reproduce.
 """
 
 from __future__ import annotations
 
-import codecs
 import json
 import random
 import re
@@ -23,21 +23,26 @@ from testserver.random_pieces import random_pieces
 # --- helpers ---
 
 
-def values(rows_with_text: list[tuple[Any, str]]) -> list[Any]:
+def values(rows_with_text: list[tuple[Any, bytes]]) -> list[Any]:
     """The rows of RowParser's output, checking that each row's text decodes to it."""
     for row, text in rows_with_text:
         assert json.loads(text) == row
     return [row for row, _ in rows_with_text]
 
 
-def parse(array_key: str, pieces: Iterable[str]) -> tuple[list[Any], dict[str, Any]]:
-    """Feeds every piece to a new RowParser; returns all rows and the meta fields."""
+def parse(array_key: str, pieces: Iterable[str | bytes]) -> tuple[list[Any], dict[str, Any]]:
+    """Feeds every piece (text is encoded) to a new RowParser; returns all rows and the
+    meta fields."""
     parser = RowParser(array_key)
     rows: list[Any] = []
     for piece in pieces:
-        rows.extend(values(parser.feed(piece)))
+        rows.extend(values(parser.feed(piece.encode() if isinstance(piece, str) else piece)))
     rows.extend(values(parser.close()))
     return rows, parser.meta()
+
+
+def compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def chunks(text: str, size: int) -> Iterator[str]:
@@ -45,18 +50,12 @@ def chunks(text: str, size: int) -> Iterator[str]:
         yield text[start : start + size]
 
 
-def decoded_byte_chunks(body: bytes, cuts: Iterable[int]) -> Iterator[str]:
-    """``body`` cut at the byte offsets ``cuts``, decoded the way the transport does it."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+def byte_chunks(body: bytes, cuts: Iterable[int]) -> Iterator[bytes]:
+    """``body`` cut at the byte offsets ``cuts`` (inside characters too)."""
     previous = 0
     for cut in [*cuts, len(body)]:
-        text = decoder.decode(body[previous:cut])
+        yield body[previous:cut]
         previous = cut
-        if text:
-            yield text
-    tail = decoder.decode(b"", final=True)
-    if tail:
-        yield tail
 
 
 def couchdb_layout(array_key: str, rows: list[Any], head: str, tail: str) -> str:
@@ -101,9 +100,9 @@ def test_couchdb_rows_come_out_before_the_body_ends() -> None:
     parser = RowParser("rows")
     # everything up to and including the line of the second row
     second_line_end = body.index("\n", body.index('"id":"b"'))
-    early = values(parser.feed(body[: second_line_end + 1]))
+    early = values(parser.feed(body[: second_line_end + 1].encode()))
     assert early == ROWS[:2]
-    rest = values(parser.feed(body[second_line_end + 1 :]))
+    rest = values(parser.feed(body[second_line_end + 1 :].encode()))
     last = values(parser.close())
     assert early + rest + last == ROWS
     assert parser.meta()["total_rows"] == 3
@@ -208,7 +207,7 @@ def test_utf8_split_inside_multibyte_characters(seed: int) -> None:
     rng = random.Random(seed)
     inside_characters = [n for n in range(1, len(body)) if 0x80 <= body[n] < 0xC0]
     cuts = sorted(set(rng.sample(inside_characters, 20)) | set(rng.sample(range(1, len(body)), 20)))
-    rows, meta = parse("rows", decoded_byte_chunks(body, cuts))
+    rows, meta = parse("rows", byte_chunks(body, cuts))
     assert rows == multibyte
     assert meta["total_rows"] == 8
 
@@ -216,7 +215,7 @@ def test_utf8_split_inside_multibyte_characters(seed: int) -> None:
 def test_utf8_every_byte_separately() -> None:
     multibyte = [{"id": "😀", "value": "日本語"}, {"id": "é", "value": "€"}]
     body = couchdb_layout("rows", multibyte, "", "").encode("utf-8")
-    rows, _ = parse("rows", decoded_byte_chunks(body, range(1, len(body))))
+    rows, _ = parse("rows", byte_chunks(body, range(1, len(body))))
     assert rows == multibyte
 
 
@@ -241,6 +240,19 @@ def test_tricky_strings_on_a_single_line() -> None:
     rows, meta = parse("rows", chunks(body, 3))
     assert rows == TRICKY_ROWS
     assert meta["total_rows"] == 10
+
+
+@pytest.mark.parametrize("separator", [",", ",\r\n"])
+def test_the_separator_between_rows_inside_a_row(separator: str) -> None:
+    # Once rows are found by the bytes between them ("},{"id":"), the same bytes inside a
+    # row (an array of objects) must not cut it: the bytes up to there are no JSON value.
+    inner = [{"id": f"i{n}", "v": n} for n in range(8)]
+    many = [{"id": f"r{n}", "items": inner[: n % 9], "value": '},{"id":'} for n in range(40)]
+    body = '{"total_rows":40,"rows":[' + separator.join(map(compact, many)) + "]}"
+    for size in (1, 7, 100, len(body)):
+        rows, meta = parse("rows", chunks(body, size))
+        assert rows == many, size
+        assert meta["total_rows"] == 40
 
 
 def test_meta_string_before_the_array_that_mentions_the_key() -> None:
@@ -361,7 +373,7 @@ def test_a_long_body_without_the_array_raises_before_it_ends() -> None:
     parser = RowParser("rows")
     with pytest.raises(ValueError, match="not valid JSON"):
         for _ in range(100):
-            parser.feed("<p>" + "x" * 65536 + "</p>\n")
+            parser.feed(b"<p>" + b"x" * 65536 + b"</p>\n")
 
 
 def test_many_rows_stream_with_bounded_buffering() -> None:
@@ -370,7 +382,7 @@ def test_many_rows_stream_with_bounded_buffering() -> None:
     parser = RowParser("rows")
     seen = 0
     for piece in chunks(body, 4096):
-        out = parser.feed(piece)
+        out = parser.feed(piece.encode())
         seen += len(out)
         # rows are handed out as their lines complete, not all at the end
         assert len(out) <= 4096 // 20 + 2
@@ -402,7 +414,7 @@ def test_large_single_line_body_in_small_chunks() -> None:
 def test_truncated_body_raises_value_error_on_close(body: str) -> None:
     parser = RowParser("rows")
     for piece in chunks(body, 3):
-        parser.feed(piece)
+        parser.feed(piece.encode())
     with pytest.raises(ValueError):
         parser.close()
         parser.meta()
@@ -420,7 +432,7 @@ def test_truncated_body_raises_value_error_on_close(body: str) -> None:
 def test_incomplete_or_non_object_body_raises_value_error_on_close(body: str) -> None:
     parser = RowParser("rows")
     for piece in chunks(body, 2):
-        parser.feed(piece)
+        parser.feed(piece.encode())
     with pytest.raises(ValueError):
         parser.close()
         parser.meta()
@@ -436,7 +448,7 @@ def test_the_elements_before_a_fault_come_out_first_whatever_the_pieces(layout: 
         received: list[Any] = []
         with pytest.raises(ValueError, match="is a number, not a JSON object"):
             for piece in chunks(body, size):
-                received.extend(values(parser.feed(piece)))
+                received.extend(values(parser.feed(piece.encode())))
             received.extend(values(parser.close()))
             parser.meta()
         assert received == good, size
@@ -446,13 +458,13 @@ def test_the_elements_before_a_fault_come_out_first_whatever_the_pieces(layout: 
 
 def test_a_body_cut_inside_the_array_hands_out_its_complete_elements_then_raises() -> None:
     parser = RowParser("rows")
-    assert parser.feed('{"rows":[{"id":"a"},{"id":"b"},{"id":') == [
-        ({"id": "a"}, '{"id":"a"}'),
-        ({"id": "b"}, '{"id":"b"}'),
+    assert parser.feed(b'{"rows":[{"id":"a"},{"id":"b"},{"id":') == [
+        ({"id": "a"}, b'{"id":"a"}'),
+        ({"id": "b"}, b'{"id":"b"}'),
     ]
     parser = RowParser("rows")
-    assert parser.feed('{"rows":[') == []
-    assert parser.feed('{"id":"a"},{"id":"b"},{"id":') == []  # waits for a newline
+    assert parser.feed(b'{"rows":[') == []
+    assert parser.feed(b'{"id":"a"},{"id":"b"},{"id":') == []  # waits for a newline
     assert values(parser.close()) == [{"id": "a"}, {"id": "b"}]
     with pytest.raises(ValueError, match="not valid or complete JSON"):
         parser.meta()

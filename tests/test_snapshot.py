@@ -6,8 +6,9 @@ import json
 import sys
 
 import orjson
+import pytest
 
-from aiocouch._snapshot import compact, encode_without_rev, with_rev
+from aiocouch._snapshot import changed, compact, encode, encode_without_rev
 
 
 def test_encode_without_rev_drops_only_the_top_level_rev() -> None:
@@ -20,14 +21,42 @@ def test_encode_without_rev_ignores_key_order() -> None:
     assert encode_without_rev({"a": 1, "b": 2}) == encode_without_rev({"b": 2, "a": 1})
 
 
-def test_with_rev_adds_the_revision_to_any_object() -> None:
-    assert json.loads(with_rev(b"{}", "1-a")) == {"_rev": "1-a"}
-    body = with_rev(encode_without_rev({"_id": "d", "v": [1, 2]}), "3-c")
-    assert json.loads(body) == {"_id": "d", "v": [1, 2], "_rev": "3-c"}
-
-
 def test_compact_keeps_the_bytes_in_an_allocation_of_their_size() -> None:
     encoded = orjson.dumps({"pad": "x" * 300})
     copy = compact(encoded)
     assert copy == encoded
     assert sys.getsizeof(copy) < len(encoded) + 64
+
+
+SYNCED = {"_id": "d", "_rev": "1-a", "n": 1, "tags": ["x"], "nested": {"a": 1, "b": 2}}
+
+
+@pytest.mark.parametrize(
+    ("data", "is_changed"),
+    [
+        (dict(SYNCED), False),
+        ({"nested": {"b": 2, "a": 1}, "tags": ["x"], "n": 1, "_rev": "1-a", "_id": "d"}, False),
+        ({**SYNCED, "tags": ("x",)}, False),  # a tuple is sent as the same JSON array
+        ({**SYNCED, "n": 2}, True),  # same length
+        ({**SYNCED, "n": True}, True),  # equal in Python, not in JSON
+        ({**SYNCED, "n": 1.0}, True),
+        ({**SYNCED, "nested": {"a": 1, "b": 3}}, True),
+        ({**SYNCED, "extra": None}, True),
+        ({**SYNCED, "_rev": "1-b"}, True),  # another revision
+        ({key: value for key, value in SYNCED.items() if key != "_rev"}, True),
+    ],
+)
+def test_changed_compares_the_canonical_json_and_the_revision(
+    data: dict[str, object], is_changed: bool
+) -> None:
+    for source in (orjson.dumps(SYNCED), json.dumps(SYNCED, indent=1)):
+        assert changed(source, None, "1-a", data, encode(data)) is is_changed
+
+
+def test_changed_reads_the_synced_state_from_a_field_of_the_text_with_the_given_rev() -> None:
+    row = orjson.dumps({"id": "d", "doc": {**SYNCED, "_rev": "1-a"}})
+    assert not changed(row, "doc", "1-a", dict(SYNCED), encode(SYNCED))
+    # after a save the text is the body sent (its old revision); the new one counts
+    saved = {**SYNCED, "_rev": "2-b"}
+    assert not changed(encode(SYNCED), None, "2-b", saved, encode(saved))
+    assert changed(encode(SYNCED), None, "2-b", dict(SYNCED), encode(SYNCED))

@@ -46,6 +46,7 @@ _MAX_UNPARSED = 64 * 1024
 chunk size lines (llhttp itself would buffer a header, or skip a chunk extension, for ever)."""
 _MAX_FIELDS = 256
 _MAX_BUFFERED = 4 * 1024 * 1024
+_READ_BUFFER = 128 * 1024
 _WRITE_PIECE = 256 * 1024
 """Bodies are written in pieces of this size, each after the socket drained."""
 # Node's http server closes keep-alive connections idle for 5 s; reconnecting after a
@@ -71,8 +72,11 @@ class ResponseHead:
         self.headers = headers
 
 
-class HTTPConnection(asyncio.Protocol):
+class HTTPConnection(asyncio.BufferedProtocol):
     """One keep-alive connection; :meth:`send` a request, then read its response.
+
+    The socket reads into one buffer of the connection's own (no new bytes object, and
+    no allocation of the system's, per read); llhttp copies out the body's pieces.
 
     The time limits of the exchange run here, on one timer: ``sock_read`` bounds each
     silence of the server (not while reading is paused for back-pressure), ``deadline``
@@ -104,6 +108,7 @@ class HTTPConnection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._sock_read: float | None = None
         self._deadline: float | None = None
         self._last_io = 0.0
@@ -111,6 +116,7 @@ class HTTPConnection(asyncio.Protocol):
         self.reusable = True
         self.received = False
         self.idle_since = 0.0
+        self._read_buffer: memoryview | None = None
 
     # --- asyncio.Protocol ---
 
@@ -121,7 +127,16 @@ class HTTPConnection(asyncio.Protocol):
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._read_buffer is None:
+            self._read_buffer = memoryview(bytearray(_READ_BUFFER))
+        return self._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        assert self._read_buffer is not None
+        self.data_received(self._read_buffer[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         self.received = True
         self._last_io = self._loop.time()
         parser = self._parser
@@ -135,7 +150,7 @@ class HTTPConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _EndOfHead):
-                end = data.find(b"\r\n\r\n")
+                end = bytes(data).find(b"\r\n\r\n")
                 if end < 0 or end + 4 != len(data):
                     self.reusable = False  # (something after the head: out of step)
             elif self._done:
@@ -399,7 +414,7 @@ class HTTPConnection(asyncio.Protocol):
         if self._paused and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
-            if not self._done and self._timer is None and not self.closed:
+            if not self._done and not self.closed:
                 self._last_io = self._loop.time()
                 self._schedule()
         return chunk
@@ -445,7 +460,6 @@ class HTTPConnection(asyncio.Protocol):
     # --- time limits ---
 
     def _start_timer(self, sock_read: float | None, deadline: float | None) -> None:
-        self._stop_timer()
         self._sock_read = sock_read or None
         self._deadline = deadline
         if self._sock_read is not None or deadline is not None:
@@ -458,8 +472,14 @@ class HTTPConnection(asyncio.Protocol):
             silent_until = self._last_io + self._sock_read
             if at is None or silent_until < at:
                 at = silent_until
-        if at is not None:
-            self._timer = self._loop.call_at(at, self._on_timer)
+        if at is None:
+            return
+        if self._timer is not None:
+            if self._timer_at <= at:
+                return  # it fires first, and looks again
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -508,8 +528,9 @@ class HTTPConnection(asyncio.Protocol):
             self._error = error
 
     def _finish(self) -> None:
+        # The timer stays: it finds nothing to do, or it serves the next exchange on this
+        # connection (one timer per request, scheduled and cancelled, costs more CPU).
         self._done = True
-        self._stop_timer()
 
     def _invalid(self, error: BaseException) -> None:
         if not isinstance(error, InvalidResponseError):

@@ -14,25 +14,34 @@ def _stdlib_dumps(value: Any, *, sort_keys: bool) -> bytes:
     ).encode()
 
 
-# The largest integer orjson decodes exactly, 2**64 - 1, has 20 digits. A number starts
-# after ":", "," or "[" (and blanks); mapping those to ":" and digits to "0" lets two
-# substring searches find a long number, while long digit runs inside strings (such as
-# revision hashes, which follow a letter, a digit or "-") rarely match.
+# orjson decodes integers from -2**63 to 2**64 - 1 exactly and any other as a float: a
+# positive one of 20 or more digits, a negative one of 19 or more. A number starts after
+# ":", "," or "[" (and blanks); mapping those and "-" to ":" and digits to "0" lets one
+# substring search find any such number, while long digit runs inside strings (such as
+# revision hashes, which follow a letter or a digit) rarely match. A match is looked at
+# again without mapping "-": most 19-digit positive numbers are no match then.
 _NUMBER_CONTEXT = "123456789,[ \t\r\n"
 _NUMBER_CONTEXT_AS = "000000000::::::"
-_DIGITS_AS_ZERO_STR = str.maketrans(_NUMBER_CONTEXT, _NUMBER_CONTEXT_AS)
-_DIGITS_AS_ZERO_BYTES = bytes.maketrans(_NUMBER_CONTEXT.encode(), _NUMBER_CONTEXT_AS.encode())
-_LONG_NUMBER = ":" + "0" * 20
-_LONG_NEGATIVE_NUMBER = ":-" + "0" * 20
+_CANDIDATE_STR = str.maketrans(_NUMBER_CONTEXT + "-", _NUMBER_CONTEXT_AS + ":")
+_CANDIDATE_BYTES = bytes.maketrans(
+    _NUMBER_CONTEXT.encode() + b"-", _NUMBER_CONTEXT_AS.encode() + b":"
+)
+_EXACT_STR = str.maketrans(_NUMBER_CONTEXT, _NUMBER_CONTEXT_AS)
+_CANDIDATE = ":" + "0" * 19
+_LONG_NUMBERS = (":" + "0" * 20, ":-" + "0" * 19)
+_CANDIDATE_AS_BYTES = _CANDIDATE.encode()
 
 
 def has_long_number(text: bytes | str) -> bool:
-    """True if ``text`` may hold an integer of 20 or more digits."""
-    if isinstance(text, str):
-        mapped = text.translate(_DIGITS_AS_ZERO_STR)
-        return _LONG_NUMBER in mapped or _LONG_NEGATIVE_NUMBER in mapped
-    mapped_bytes = text.translate(_DIGITS_AS_ZERO_BYTES)
-    return _LONG_NUMBER.encode() in mapped_bytes or _LONG_NEGATIVE_NUMBER.encode() in mapped_bytes
+    """True if ``text`` may hold an integer beyond orjson's 64 bits."""
+    if isinstance(text, bytes):
+        if _CANDIDATE_AS_BYTES not in text.translate(_CANDIDATE_BYTES):
+            return False
+        text = text.decode(errors="replace")
+    elif _CANDIDATE not in text.translate(_CANDIDATE_STR):
+        return False
+    mapped = text.translate(_EXACT_STR)
+    return any(number in mapped for number in _LONG_NUMBERS)
 
 
 loads: Callable[[bytes | str], Any]

@@ -78,6 +78,17 @@ class RemoteDocument:
         document: JsonDict = await self._read(params, OBJECT)
         return document
 
+    async def _get_with_text(self, **params: Any) -> tuple[JsonDict, bytes]:
+        """GET /{db}/{docid}?params, as :meth:`_get`: the document and its JSON text."""
+        response, document = await self._remote._request(
+            "GET",
+            self.endpoint,
+            params={**self._remote._quorum._read(), **params},
+            subject=self._subject,
+            expect=OBJECT,
+        )
+        return document, response._body
+
     async def _read(self, params: Mapping[str, Any], expect: AnswerShape) -> Any:
         """GET /{db}/{docid}?params; an answer not of the ``expect``-ed shape raises.
 

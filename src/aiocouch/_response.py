@@ -41,6 +41,8 @@ class HTTPResponse:
         self.status = resp.status
         self._raw_headers: Mapping[str, str] = resp.headers
         self._headers: ResponseHeaders | None = None
+        self._body: bytes = getattr(resp, "body", b"")
+        """The undecoded body (a document's JSON text, kept as its synced state)."""
 
     @property
     def headers(self) -> ResponseHeaders:

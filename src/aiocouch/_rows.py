@@ -1,11 +1,12 @@
 """Incremental parsing of streamed responses, one row at a time, in bounded memory.
 
 ``_all_docs``, views, ``_find`` and normal ``_changes`` answer one JSON object holding one
-large array (``rows``, ``docs`` or ``results``). CouchDB writes one array element per line;
-:class:`RowParser` decodes each such line as it arrives and falls back to a general
-scanner for any other layout (several rows on a line, or a row across lines), so only
-the row being received is held in memory. Continuous feeds are newline-delimited JSON,
-split by :class:`LineParser` with no limit on the length of a line.
+large array (``rows``, ``docs`` or ``results``). CouchDB writes one array element per line,
+pouchdb-server all of them on one line; :class:`RowParser` reads the bytes as they arrive,
+finds each element by the separator between elements (or the end of its line) and decodes
+it with one call, and falls back to a general scanner for any other layout (a row across
+lines), so only the row being received is held in memory. Continuous feeds are
+newline-delimited JSON, split by :class:`LineParser` with no limit on the length of a line.
 
 Every element and every line must be a JSON object, as CouchDB sends them. A body that is
 not the expected JSON raises ``ValueError`` saying what is wrong with it, at the latest
@@ -36,6 +37,13 @@ __all__ = [
 ]
 
 _WHITESPACE_AND_COMMAS = " \t\r\n,"
+_SEPARATOR_CHARS = _WHITESPACE_AND_COMMAS.encode()
+_SEPARATOR_BYTES = frozenset(_SEPARATOR_CHARS)
+_LINE_END_CHARS = b" \t\r,"
+_CLOSING_BRACKET = ord("]")
+# How often a separator found inside an element is skipped before the scanner reads it.
+_MAX_MISSES = 4
+_SCAN_WINDOW = 1 << 14
 _MIN_RETRY_CHARS = 1 << 16
 # CouchDB writes a few fields before the array (total_rows, offset, update_seq); more than
 # this without the array means the body is something else (an HTML page, say).
@@ -48,7 +56,7 @@ _T = TypeVar("_T")
 class BodyParser(Protocol):
     """A parser of a streamed body: the values each piece completes, then those at its end."""
 
-    def feed(self, text: str) -> list[Any]: ...
+    def feed(self, text: Any) -> list[Any]: ...
 
     def close(self) -> list[Any]: ...
 
@@ -133,47 +141,78 @@ class _BufferedParser(_Parser):
         raise NotImplementedError
 
 
-class RowParser(_BufferedParser):
+class RowParser(_Parser):
     """Splits a streamed JSON object into the elements of one array and the other fields.
 
-    The elements must be JSON objects (rows, documents or changes).
+    It takes the body's bytes as they arrive (no decoding to text first) and decodes each
+    element on its own. The elements must be JSON objects (rows, documents or changes).
+    Once two elements were read, the bytes between them (``},{"id":`` or ``},\\r\\n{"id":``)
+    are taken for the separator of the others: each element is then found with one search
+    and decoded with one call. Any other layout (pretty-printed, an element across lines)
+    is read by a general scanner, so the result never depends on the layout or on where
+    the body was cut into pieces.
     """
+
+    takes_bytes = True
 
     def __init__(self, array_key: str) -> None:
         super().__init__()
-        self._array_start = re.compile(r'"' + re.escape(array_key) + r'"\s*:\s*\[')
+        self._array_start = re.compile(rb'"' + re.escape(array_key.encode()) + rb'"\s*:\s*\[')
         self._array_key = array_key
         self._in_array = False
         self._after_array = False
-        self._head: list[str] = []
-        self._tail: list[str] = []
+        self._head = b""
+        self._tail: list[bytes] = []
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._retry_at = 0
+        self._separator: bytes | None = None
+        self._gap = 0
         self._scanner = json.JSONDecoder()
         self._meta: dict[str, Any] = {}
 
-    def feed(self, text: str) -> list[tuple[Any, str]]:
+    def feed(self, piece: bytes) -> list[tuple[Any, bytes]]:
         """Takes the next piece of the body; returns the elements it completed.
 
         Each element comes with its JSON text, for callers that keep the server's copy.
         Raises ValueError for an element that is not a JSON object, or a body that is not
-        JSON at all.
+        JSON (or not UTF-8) at all.
         """
         self._raise_fault()
         if self._after_array:
-            self._tail.append(text)
+            self._tail.append(piece)
             return []
-        if not self._ready(text):
+        self._pending.append(piece)
+        self._pending_bytes += len(piece)
+        separator = self._separator
+        if not (
+            b"\n" in piece
+            or self._pending_bytes >= self._retry_at
+            or (separator is not None and separator in piece)
+        ):
             return []
-        return self._parse_pending()
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        rows: list[tuple[Any, bytes]] = []
+        try:
+            rest = self._consume(data, rows)
+        except ValueError as fault:
+            return self._fail(fault, rows)
+        if rest:
+            self._pending.append(rest)
+        self._pending_bytes = len(rest)
+        self._retry_at = max(2 * len(rest), _MIN_RETRY_CHARS)
+        return rows
 
-    def close(self) -> list[tuple[Any, str]]:
+    def close(self) -> list[tuple[Any, bytes]]:
         """Ends the body; returns its last elements (then see :meth:`meta`).
 
         Raises ValueError if the body is not a complete JSON object with the array.
         """
         self._raise_fault()
-        rest = "".join(self._pending)
+        rest = b"".join(self._pending)
         self._pending.clear()
-        rows: list[tuple[Any, str]] = []
+        rows: list[tuple[Any, bytes]] = []
         try:
             if not self._after_array:
                 rest = self._consume(rest, rows)
@@ -190,26 +229,26 @@ class RowParser(_BufferedParser):
         self._raise_fault()
         return self._meta
 
-    def _object_without_array(self, rest: str) -> dict[str, Any]:
+    def _object_without_array(self, rest: bytes) -> dict[str, Any]:
         if not self._in_array:
-            raise ValueError(missing_array("".join(self._head) + rest, self._array_key))
+            raise ValueError(missing_array(_text(self._head + rest), self._array_key))
         if not self._after_array:
             raise ValueError(self._broken_array(rest))
-        return object_after_array("".join(self._head) + "".join(self._tail) + rest, self._array_key)
+        return object_after_array(_text(self._head + b"".join(self._tail) + rest), self._array_key)
 
-    def _broken_array(self, rest: str) -> str:
+    def _broken_array(self, rest: bytes) -> str:
         """Why the array did not end: the body stopped, or an element is not JSON."""
-        rest = rest.lstrip(_WHITESPACE_AND_COMMAS)
-        if not rest:
+        text = _text(rest).lstrip(_WHITESPACE_AND_COMMAS)
+        if not text:
             return f"the body ended inside the {self._array_key!r} array"
         detail = ""
         try:
-            self._scanner.raw_decode(rest)
+            self._scanner.raw_decode(text)
         except ValueError as exc:
             detail = f" ({exc})"
         return (
             f"an element of the {self._array_key!r} array is not valid or complete "
-            f"JSON{detail}, starting {rest[:_EXCERPT_CHARS]!r}"
+            f"JSON{detail}, starting {text[:_EXCERPT_CHARS]!r}"
         )
 
     def _not_an_object(self, value: Any) -> ValueError:
@@ -217,57 +256,133 @@ class RowParser(_BufferedParser):
             f"an element of the {self._array_key!r} array is {kind_of(value)}, not a JSON object"
         )
 
-    def _consume(self, text: str, rows: list[tuple[Any, str]]) -> str:
-        """Parses what ``text`` completes; returns the incomplete rest."""
-        position = 0
-        loads = json.loads if _json.has_long_number(text) else _json.loads_unchecked
+    def _consume(self, data: bytes, rows: list[tuple[Any, bytes]]) -> bytes:
+        """Parses what ``data`` completes into ``rows``; returns the incomplete rest."""
         if not self._in_array:
-            match = self._array_start.search("".join(self._head) + text)
+            head = self._head + data
+            match = self._array_start.search(head)
             if match is None:
-                self._head.append(text)
-                head_chars = sum(len(part) for part in self._head)
-                if head_chars > _MAX_HEAD_CHARS:
-                    raise ValueError(missing_array("".join(self._head), self._array_key))
-                return ""
-            head = "".join(self._head) + text
-            self._head = [head[: match.end()]]
-            text, self._in_array = head[match.end() :], True
-        line_end = -1
-        multi_value_line_end = -1
-        length = len(text)
+                if len(head) > _MAX_HEAD_CHARS:
+                    raise ValueError(missing_array(_text(head, final=False), self._array_key))
+                self._head = head
+                return b""
+            self._head = head[: match.end()]
+            data, self._in_array = head[match.end() :], True
+        loads = _json.loads if _json.has_long_number(data) else _json.loads_unchecked
+        position = 0
+        length = len(data)
+        previous_end = -1
+        # the end of a line that holds more than one element (or part of one)
+        mixed_line_end = -1
         while True:
-            while position < length and text[position] in _WHITESPACE_AND_COMMAS:
+            while position < length and data[position] in _SEPARATOR_BYTES:
                 position += 1
             if position == length:
-                return ""
-            if text[position] == "]":
+                return b""
+            if data[position] == _CLOSING_BRACKET:
                 self._after_array = True
-                self._tail.append(text[position:])
-                return ""
-            if line_end < position:
-                line_end = text.find("\n", position)
-                if line_end == -1:
-                    line_end = length
-            if line_end < length and line_end > multi_value_line_end:
-                line = text[position:line_end].rstrip(_WHITESPACE_AND_COMMAS)
-                try:
-                    row = loads(line)
-                except ValueError:
-                    multi_value_line_end = line_end
-                else:
-                    if type(row) is not dict:
-                        raise self._not_an_object(row)
-                    rows.append((row, line))
-                    position = line_end + 1
-                    continue
-            try:
-                row, end = self._scanner.raw_decode(text, position)
-            except ValueError:
-                return text[position:]
+                self._tail.append(data[position:])
+                return b""
+            if self._separator is not None:
+                position = self._split(data, position, loads, rows)
+            elif previous_end >= 0:
+                self._learn(data[previous_end:position], data, position)
+            row: Any = None
+            if position > mixed_line_end:
+                line_end = data.find(b"\n", position)
+                if line_end != -1:
+                    element = data[position:line_end].rstrip(_LINE_END_CHARS)
+                    try:
+                        row = loads(element)
+                    except ValueError:
+                        mixed_line_end = line_end
+            if row is None:
+                scanned = self._scan(data, position)
+                if scanned is None:
+                    return data[position:]
+                row, element = scanned
             if type(row) is not dict:
                 raise self._not_an_object(row)
-            rows.append((row, text[position:end]))
-            position = end
+            rows.append((row, element))
+            position = previous_end = position + len(element)
+
+    def _split(
+        self,
+        data: bytes,
+        position: int,
+        loads: Callable[[bytes], Any],
+        rows: list[tuple[Any, bytes]],
+    ) -> int:
+        """Decodes the elements from ``position`` on that the separator ends; returns where
+        the first element that it does not end begins.
+
+        The separator may also occur inside an element (in an array of objects): the
+        bytes up to it are then no JSON value, and the next occurrence is tried, a few
+        times, before the slower ways take over.
+        """
+        separator = self._separator
+        assert separator is not None
+        step = 1 + self._gap
+        search = position
+        misses = 0
+        append = rows.append
+        while True:
+            found = data.find(separator, search)
+            if found == -1:
+                return position
+            element = data[position : found + 1]
+            try:
+                row = loads(element)
+            except ValueError:
+                misses += 1
+                if misses > _MAX_MISSES:
+                    return position
+                search = found + 1
+                continue
+            append((row, element))
+            position = search = found + step
+            misses = 0
+
+    def _scan(self, data: bytes, position: int) -> tuple[Any, bytes] | None:
+        """The element at ``position``, read by the general scanner, with its bytes; None
+        if ``data`` ends inside it. Raises UnicodeDecodeError for bytes that are no UTF-8.
+
+        It decodes a window of the bytes that grows until it holds the element, so that
+        reading many elements of one large piece this way costs no more than the piece.
+        """
+        window = _SCAN_WINDOW
+        while True:
+            piece = data[position : position + window]
+            fault: UnicodeDecodeError | None = None
+            try:
+                text = codecs.utf_8_decode(piece, "strict", False)[0]
+            except UnicodeDecodeError as exc:
+                text, fault = piece[: exc.start].decode(), exc
+            try:
+                row, end = self._scanner.raw_decode(text)
+            except ValueError:
+                if fault is not None:
+                    raise fault from None
+                if position + window >= len(data):
+                    return None
+                window *= 4
+                continue
+            return row, text[:end].encode()
+
+    def _learn(self, gap: bytes, data: bytes, start: int) -> None:
+        """Takes the bytes between two elements and the start of the second up to its first
+        colon (``},{"id":``) for the separator of the elements that follow."""
+        colon = data.find(b":", start)
+        if gap.count(b",") != 1 or gap.strip(_SEPARATOR_CHARS) or colon == -1:
+            return
+        self._separator = b"}" + gap + data[start : colon + 1]
+        self._gap = len(gap)
+
+
+def _text(data: bytes, *, final: bool = True) -> str:
+    """``data`` decoded as UTF-8 (UnicodeDecodeError if it is not); unless ``final``, a
+    character cut short at its end is left out."""
+    return codecs.utf_8_decode(data, "strict", final)[0]
 
 
 def missing_array(body: str, array_key: str) -> str:
@@ -351,22 +466,30 @@ async def parsed_pieces(
 ) -> AsyncIterator[list[Any]]:
     """What ``parser`` completes from each piece of a body, then at the body's end.
 
-    A body that is not what ``parser`` expects (see the module docstring) raises
-    ``invalid(error)``, once the values before the fault are handed out.
+    A parser whose ``takes_bytes`` is true gets the bytes as they are; the others get
+    text, decoded here. A body that is not what ``parser`` expects (see the module
+    docstring) raises ``invalid(error)``, once the values before the fault are handed out.
     """
-    decoder = Utf8Decoder()
-    async for piece in pieces:
-        try:
-            values: list[Any] = parser.feed(decoder.decode(piece))
-        except ValueError as exc:
-            raise invalid(exc) from exc
-        if values:
-            yield values
-    # The body's end may complete values (compact JSON, or a last line without a newline).
-    end_of_body: tuple[Callable[[], list[Any]], ...] = (
-        lambda: parser.feed(decoder.decode(b"", final=True)),
-        parser.close,
-    )
+    if getattr(parser, "takes_bytes", False):
+        async for piece in pieces:
+            try:
+                values: list[Any] = parser.feed(piece)
+            except ValueError as exc:
+                raise invalid(exc) from exc
+            if values:
+                yield values
+        end_of_body: tuple[Callable[[], list[Any]], ...] = (parser.close,)
+    else:
+        decoder = Utf8Decoder()
+        async for piece in pieces:
+            try:
+                values = parser.feed(decoder.decode(piece))
+            except ValueError as exc:
+                raise invalid(exc) from exc
+            if values:
+                yield values
+        # The body's end may complete values (compact JSON, or a last line without a newline).
+        end_of_body = (lambda: parser.feed(decoder.decode(b"", final=True)), parser.close)
     for step in end_of_body:
         try:
             values = step()

@@ -1,9 +1,12 @@
 """The synced state of a document, kept compactly for change detection.
 
-A document is dirty when its data differs from what the server last confirmed. The
-state is kept as the canonical JSON of the data without ``_rev`` (plus the revision on
-its own), so that a write can reuse those bytes as its body and as the new state, and a
-new revision needs no re-encoding.
+A document is dirty when its data differs from what the server last confirmed, compared
+as the canonical JSON (sorted keys) of the data without ``_rev``, plus the revision on its
+own. The state is kept as JSON text, the server's (as it arrived) or the body last sent,
+and decoded only when a check needs it: iterating or saving many documents then costs
+no encoding beyond the request body. The check compares the plain encodings first (equal
+bytes mean equal data; a different length means a different canonical form too) and
+sorts keys only when neither decides.
 """
 
 from __future__ import annotations
@@ -13,22 +16,39 @@ from typing import Any
 from . import _json
 from .typing import JsonDict
 
-__all__ = ["compact", "encode_without_rev", "with_rev"]
+__all__ = ["changed", "compact", "encode", "encode_without_rev"]
+
+
+def encode(data: JsonDict) -> bytes:
+    """The JSON of ``data`` (as a request body carries it), compactly stored."""
+    return compact(_json.dumps(data))
 
 
 def encode_without_rev(data: JsonDict) -> bytes:
-    """The canonical JSON of ``data`` without its top-level ``_rev``, compactly stored."""
+    """The canonical JSON of ``data`` without its top-level ``_rev``."""
     if "_rev" in data:
         data = {key: value for key, value in data.items() if key != "_rev"}
-    return compact(_json.dumps_canonical(data))
+    return _json.dumps_canonical(data)
 
 
-def with_rev(encoded: bytes, rev: Any) -> bytes:
-    """``encoded`` (a JSON object without ``_rev``) with ``"_rev": rev`` added."""
-    field = b'"_rev":' + _json.dumps(rev)
-    if encoded == b"{}":
-        return b"{" + field + b"}"
-    return b"{" + field + b"," + encoded[1:]
+def changed(source: bytes | str, key: str | None, rev: Any, data: JsonDict, encoded: bytes) -> bool:
+    """Whether ``data`` (encoded as ``encoded``) differs from the synced state: the JSON
+    text ``source`` (its ``key`` field, if given) with the revision ``rev``."""
+    synced = _json.loads(source)
+    if key is not None:
+        synced = synced[key]
+    if type(synced) is not dict:
+        return True
+    if rev is None:
+        synced.pop("_rev", None)
+    else:
+        synced["_rev"] = rev  # (where the text had it: the data has it there too)
+    plain = _json.dumps(synced)
+    if plain == encoded:
+        return False
+    if len(plain) != len(encoded):
+        return True
+    return encode_without_rev(synced) != encode_without_rev(data) or rev != data.get("_rev")
 
 
 def compact(encoded: bytes) -> bytes:

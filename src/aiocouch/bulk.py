@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["BulkCreateOperation", "BulkOperation", "BulkUpdateOperation"]
 
 
-_Pending = tuple[Document, bytes]
-"""A document sent in a batch, with the synced state it takes if the server accepts it."""
+_Batch = tuple[list[Document], list[bytes]]
+"""The documents sent in one request, and the JSON of each: its synced state once saved."""
 
 
 class BulkOperation:
@@ -123,44 +123,45 @@ class BulkOperation:
             return
         self.response, self.ok, self.error, self.accepted = [], [], [], []
         batches = enumerate(self._batches())
-        answered: dict[int, tuple[list[_Pending], list[JsonDict] | None]] = {}
+        answered: dict[int, tuple[_Batch, list[JsonDict] | None]] = {}
         failures: list[BaseException] = []
 
         async def send_batches() -> None:
-            for index, (pending, body) in batches:
-                answered[index] = (pending, None)
+            for index, (batch, body) in batches:
+                answered[index] = (batch, None)
                 if failures:
                     continue
                 try:
-                    answered[index] = (pending, await self._post(body))
+                    answered[index] = (batch, await self._post(body))
                 except Exception as exc:
                     failures.append(exc)
 
         await asyncio.gather(*(send_batches() for _ in range(self.concurrency)))
         for index in sorted(answered):
-            pending, items = answered[index]
-            self._record(pending, items or [])
+            batch, items = answered[index]
+            self._record(batch, items or [])
         if failures:
             raise failures[0]
 
-    def _batches(self) -> Iterator[tuple[list[_Pending], bytes]]:
+    def _batches(self) -> Iterator[tuple[_Batch, bytes]]:
         """The changed documents in batches with their request bodies, built lazily."""
-        batch: list[_Pending] = []
+        docs: list[Document] = []
         encoded: list[bytes] = []
         size = 0
+        batch_size, batch_bytes = self.batch_size, self.batch_bytes
         for doc in self._docs:
             change = doc._encode_if_dirty()
             if change is None:
                 continue
-            data, state = change
-            if batch and (len(batch) >= self.batch_size or size + len(data) > self.batch_bytes):
-                yield batch, b'{"docs":[' + b",".join(encoded) + b"]}"
-                batch, encoded, size = [], [], 0
-            batch.append((doc, state))
+            data = change[0]  # (the synced state it takes once saved: the same bytes)
+            if docs and (len(docs) >= batch_size or size + len(data) > batch_bytes):
+                yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
+                docs, encoded, size = [], [], 0
+            docs.append(doc)
             encoded.append(data)
             size += len(data) + 1
-        if batch:
-            yield batch, b'{"docs":[' + b",".join(encoded) + b"]}"
+        if docs:
+            yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
 
     async def _post(self, body: bytes) -> list[JsonDict]:
         """POST /{db}/_bulk_docs with ``body``; repeated after a lost answer.
@@ -187,35 +188,35 @@ class BulkOperation:
             return await bulk_writes(database._remote, database.id, sent, list(items))
         return list(items)
 
-    def _record(self, pending: list[_Pending], items: list[JsonDict]) -> None:
+    def _record(self, batch: _Batch, items: list[JsonDict]) -> None:
         """Matches the server's items to the batch's documents by id."""
         assert self.response is not None and self.ok is not None and self.error is not None
         assert self.accepted is not None
+        docs, encoded = batch
         self.response.extend(items)
-        in_order = len(items) == len(pending) and all(
-            item.get("id") == doc.id for (doc, _), item in zip(pending, items)
-        )
-        results = items if in_order else _match_by_id(pending, items)
-        for (doc, state), result in zip(pending, results):
+        in_order = [item.get("id") for item in items] == [doc.id for doc in docs]
+        results = items if in_order else _match_by_id(docs, items)
+        ok, accepted, error = self.ok, self.accepted, self.error
+        for doc, state, result in zip(docs, encoded, results):
             if result is not None and "error" not in result and "rev" in result:
                 doc._saved(state, result["rev"])
-                self.ok.append(doc)
+                ok.append(doc)
                 if result.get("accepted") is True:
-                    self.accepted.append(doc)
+                    accepted.append(doc)
             else:
-                self.error.append(doc)
+                error.append(doc)
 
 
-def _match_by_id(pending: list[_Pending], items: list[JsonDict]) -> list[JsonDict | None]:
-    """The item for each pending document, by id (in order for repeated ids), or None."""
+def _match_by_id(docs: list[Document], items: list[JsonDict]) -> list[JsonDict | None]:
+    """The item for each document, by id (in order for repeated ids), or None."""
     by_id = {item.get("id"): item for item in items}
-    if len(by_id) == len(items) == len(pending):
-        return [by_id.get(doc.id) for doc, _ in pending]
+    if len(by_id) == len(items) == len(docs):
+        return [by_id.get(doc.id) for doc in docs]
     waiting: defaultdict[str, deque[JsonDict]] = defaultdict(deque)
     for item in items:
         waiting[item.get("id", "")].append(item)
     results: list[JsonDict | None] = []
-    for doc, _ in pending:
+    for doc in docs:
         queue = waiting.get(doc.id)
         results.append(queue.popleft() if queue else None)
     return results

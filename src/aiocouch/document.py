@@ -9,7 +9,7 @@ from collections.abc import ItemsView, KeysView, Sequence, ValuesView
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _json, _paths, _snapshot, revisions
+from . import _paths, _snapshot, revisions
 from .attachment import Attachment
 from .cluster import check_quorum
 from .exception import ConflictError, NotFoundError
@@ -34,88 +34,79 @@ class Document(RemoteDocument):
         _paths.validate_document_id(id)
         if data is not None and not isinstance(data, dict):
             raise TypeError(f"The data of a document must be a dict, not {type(data).__name__}")
-        super().__init__(database, id)
+        # (RemoteDocument.__init__, without the call: bulk creation makes many)
+        self._database = database
+        self.id = id
         self._data: JsonDict = data if data is not None else {}
         self._data["_id"] = id
-        self._snapshot: bytes | None = None
+        self._synced_source: tuple[bytes | str, str | None] | None = None
         self._synced_rev: Any = None
-        self._synced_source: tuple[str, str | None] | None = None
 
     @classmethod
     def _from_server(
         cls,
         database: Database | None,
         doc: JsonDict,
-        source: str | None = None,
+        source: bytes | str | None = None,
         *,
         source_key: str | None = "doc",
     ) -> Document:
         """A clean document holding ``doc`` as the server sent it (no request).
 
         ``source``, the JSON text that held ``doc`` (under ``source_key``, or as a whole
-        when that is None), defers encoding the synced state until a change check needs
-        it: iterating many documents then costs no encoding at all.
+        when that is None), is kept as the synced state: iterating many documents then
+        costs no encoding at all.
         """
         document = cls.__new__(cls)
-        RemoteDocument.__init__(document, database, doc["_id"])
+        document._database = database
+        document.id = doc["_id"]
         document._data = doc
         document._synced_rev = doc.get("_rev")
         if source is None:
-            document._snapshot = _snapshot.encode_without_rev(doc)
-            document._synced_source = None
+            document._synced_source = (_snapshot.encode(doc), None)
         else:
-            document._snapshot = None
             document._synced_source = (source, source_key)
         return document
 
     # --- state ---
 
-    def _mark_synced(self, encoded: bytes) -> None:
-        """Records ``encoded`` (see _snapshot.encode_without_rev) as the server's state."""
-        self._snapshot = encoded
+    def _mark_synced(self, encoded: bytes | str) -> None:
+        """Records ``encoded``, the JSON of the data, as the server's state."""
+        self._synced_source = (encoded, None)
         self._synced_rev = self._data.get("_rev")
-        self._synced_source = None
 
-    def _load_synced_state(self, source: str, key: str | None) -> None:
-        """Encodes the synced state from the server's JSON text, kept since the fetch."""
-        original = _json.loads(source)
-        if key is not None:
-            original = original[key]
-        self._snapshot = _snapshot.encode_without_rev(original)
-        self._synced_rev = original.get("_rev")
-        self._synced_source = None
-
-    def _update_cache(self, new_cache: JsonDict) -> None:
-        """Replaces the local data with ``new_cache`` as the server's copy (clean)."""
+    def _update_cache(self, new_cache: JsonDict, source: bytes | None = None) -> None:
+        """Replaces the local data with ``new_cache`` as the server's copy (clean);
+        ``source``: its JSON text, if the server's answer is at hand."""
         self._data = new_cache
-        self._mark_synced(_snapshot.encode_without_rev(new_cache))
+        self._mark_synced(_snapshot.encode(new_cache) if source is None else source)
 
     def _update_rev_after_save(self, result: JsonDict) -> None:
         """Takes the revision of a successful write; the data is then clean."""
         self._data["_rev"] = result["rev"]
-        self._mark_synced(_snapshot.encode_without_rev(self._data))
+        self._mark_synced(_snapshot.encode(self._data))
 
     @property
     def _dirty_cache(self) -> bool:
         """True if the local data differs from the last fetched or saved state."""
-        if self._snapshot is None and self._synced_source is None:
-            return True
         return self._encode_if_dirty() is not None
 
     def _encode_if_dirty(self) -> tuple[bytes, bytes] | None:
-        """``(request body, new synced state)`` if the data changed since the last sync."""
-        if self._synced_source is not None:
-            self._load_synced_state(*self._synced_source)
-        encoded = _snapshot.encode_without_rev(self._data)
-        rev = self._data.get("_rev")
-        if encoded == self._snapshot and rev == self._synced_rev:
+        """``(request body, new synced state)`` if the data changed since the last sync
+        (both the same bytes: the JSON of the data, ``_rev`` included)."""
+        encoded = _snapshot.encode(self._data)
+        if self._synced_source is None:
+            return encoded, encoded
+        source, key = self._synced_source
+        if not _snapshot.changed(source, key, self._synced_rev, self._data, encoded):
             return None
-        return (encoded if rev is None else _snapshot.with_rev(encoded, rev)), encoded
+        return encoded, encoded
 
     def _saved(self, encoded: bytes, rev: str) -> None:
         """Takes the revision of a successful write of ``encoded``; the data is then clean."""
         self._data["_rev"] = rev
-        self._mark_synced(encoded)
+        self._synced_source = (encoded, None)
+        self._synced_rev = rev
 
     @property
     def _fresh(self) -> bool:
@@ -163,7 +154,7 @@ class Document(RemoteDocument):
             "atts_since": atts_since,
             "att_encoding_info": att_encoding_info or None,
         }
-        self._update_cache(await self._get(**params, **self._remote._quorum._read(r)))
+        self._update_cache(*await self._get_with_text(**params, **self._remote._quorum._read(r)))
 
     async def save(self, *, w: int | None = None) -> HTTPResponse | None:
         """Saves the local data if it changed: PUT /{db}/{docid}[?w=]; otherwise sends nothing.

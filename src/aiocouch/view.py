@@ -23,7 +23,7 @@ __all__ = ["AllDocsView", "View", "ViewResponse"]
 def _row_document(
     database: Database,
     row: JsonDict,
-    source: str | None,
+    source: bytes | str | None,
     *,
     create: bool,
     include_ddocs: bool,
@@ -191,9 +191,17 @@ class View(RemoteView):
         params = self._range(prefix, params)
         params["include_docs"] = True
         database = self._database
+        document_class = self._document_class
+        from_server = document_class._from_server
         stream = self._stream(ids, params)
         async for batch in stream.batches():
             for row, source in batch:
+                doc = row.get("doc")
+                # (the common row, checked as _row_document checks it, without the call)
+                if type(doc) is dict and type(doc.get("_id")) is str and "error" not in row:
+                    if include_ddocs or not doc["_id"].startswith("_design/"):
+                        yield from_server(database, doc, source)
+                    continue
                 try:
                     document = _row_document(
                         database,
@@ -201,7 +209,7 @@ class View(RemoteView):
                         source,
                         create=create,
                         include_ddocs=include_ddocs,
-                        document_class=self._document_class,
+                        document_class=document_class,
                     )
                 except ValueError as exc:
                     raise stream.invalid(exc) from exc
