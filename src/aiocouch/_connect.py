@@ -35,7 +35,7 @@ __all__ = ["Endpoint", "TLSOption", "is_lean_tls_option"]
 TLSOption = Union[ssl.SSLContext, bool, None]
 """The ``ssl=`` values the lean transport serves itself."""
 
-_Protocol = TypeVar("_Protocol", bound=asyncio.Protocol)
+_Protocol = TypeVar("_Protocol", bound=asyncio.BaseProtocol)
 
 
 def is_lean_tls_option(option: object) -> bool:
