@@ -531,11 +531,15 @@ class Chaise(AsyncWorkloads):
 
     async def warm_up(self) -> None:
         # chaise's SessionPool first checks GET /_up, which pouchdb-server does not have;
-        # the session's public constructor takes the httpx client and the root URL.
+        # the session's public constructor takes the httpx client and the root URL. The
+        # time limit is couchdb3's default (300 s): httpx's own 5 s ends a 100,000-document
+        # _all_docs before its first byte on a loaded machine.
         import httpx
         from chaise.dictful import BasicSession
 
-        client = httpx.AsyncClient(auth=(self.settings.user, self.settings.password))
+        client = httpx.AsyncClient(
+            auth=(self.settings.user, self.settings.password), timeout=httpx.Timeout(300)
+        )
         self.session = BasicSession(client, httpx.URL(self.settings.url))
         self.db = await self.session.get_db(self.settings.db)
 

@@ -932,7 +932,9 @@ NOTES = [
     "time). Their requests are counted by a proxy in front of the server (`bench/proxy.py`).",
     "- chaise's `SessionPool` first checks `GET /_up`, which pouchdb-server does not have; "
     "the benchmark builds chaise's session with its public constructor "
-    "(`BasicSession(httpx.AsyncClient(auth=...), url)`) instead.",
+    "(`BasicSession(httpx.AsyncClient(auth=..., timeout=300), url)`) instead; the time limit "
+    "is couchdb3's default, since httpx's own 5 s ends a 100,000-document `_all_docs` before "
+    "its first byte on a loaded machine.",
     "- https: every client talks to a local TLS-terminating proxy (asyncio, a certificate "
     "made by `trustme` at run time, trusted through `SSL_CERT_FILE` / `REQUESTS_CA_BUNDLE`), "
     "which forwards to the server over loopback http; the proxy's CPU is not the client's.",
