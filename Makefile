@@ -14,7 +14,8 @@
 #                   (npm, in bench/couchbackup) and the floor; results in bench/backup.md;
 #                   BENCH_ARGS="--n 20000 --rounds 3" for a smaller run
 #   make server     run a local pouchdb-server until Ctrl-C
-#   make bench      benchmark against aiocouch 4.0.1 and plain aiohttp (bench/run.py; against
+#   make bench      benchmark against aiocouch 4.0.1, plain aiohttp and the other Python
+#                   clients, each library in a venv of its own (bench/run.py; against
 #                   $COUCHDB_URL if set); BENCH_N=1000000 for a bigger iterated database,
 #                   BENCH_QUICK=1 for a smoke run, BENCH_ARGS for more options of bench/run.py
 #   make clean
@@ -86,7 +87,8 @@ pytest: $(TEST_STAMP) $(NODE_STAMP)
 demo: $(DEMO_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
 	$(BIN)/python examples/demo.py
 
-# aiocouch 4.0.1 goes into bench/.venv-aiocouch401 (created by bench/run.py on first use).
+# aiocouch 4.0.1 and the other libraries go into bench/.venv-<name> (created by bench/run.py
+# on first use, pinned versions from PyPI).
 bench: $(BENCH_STAMP) $(if $(COUCHDB_URL),,$(NODE_STAMP))
 	$(BIN)/python bench/run.py $(if $(BENCH_N),--n $(BENCH_N)) $(BENCH_ARGS)
 
@@ -119,5 +121,5 @@ server: $(VENV_STAMP) $(NODE_STAMP)
 
 clean:
 	rm -rf $(VENV) testserver/node_modules .mypy_cache .pytest_cache .ruff_cache \
-		build dist src/*.egg-info bench/.venv-aiocouch401 site
+		build dist src/*.egg-info bench/.venv-* site
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

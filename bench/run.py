@@ -1,28 +1,35 @@
-"""Benchmark: this project's aiocouch against aiocouch 4.0.1 and plain aiohttp.
+"""Benchmark: this project's aiocouch against aiocouch 4.0.1, plain aiohttp and the field.
 
 ``make bench`` runs this with the repository's ``.venv`` Python. It
 
 1. starts a local pouchdb-server once (or uses ``COUCHDB_URL``, with ``COUCHDB_USER`` /
    ``COUCHDB_PASSWORD``), through ``testserver.pouchdb_server``;
-2. creates ``bench/.venv-aiocouch401`` with ``aiocouch==4.0.1`` from PyPI on the first run
-   (pinned to the aiohttp version of ``.venv``, so both libraries sit on the same aiohttp);
+2. creates a virtual environment per other library on the first run, each with pinned
+   versions from PyPI (:data:`ENVIRONMENTS`): ``bench/.venv-aiocouch401`` (pinned to the
+   aiohttp version of ``.venv``), ``bench/.venv-couchdb3``, ``-ibmcloudant``,
+   ``-couchdb-python``, ``-chaise``, ``-aiocouchdb3``; a library that does not install is
+   reported as such;
 3. seeds the databases (plain aiohttp ``_bulk_docs``, not timed);
-4. runs every workload for every client in a fresh process (``bench/worker.py``);
-5. prints a Markdown table, writes ``bench/results.md``, ``bench/results.json`` and the
+4. puts two proxies in front of the server (``bench/proxy.py``): one that counts the
+   requests of the libraries without a request hook, and one that terminates TLS with
+   certificates made by ``trustme`` for the https rows (every client);
+5. runs every workload for every client in a fresh process (``bench/worker.py`` for this
+   project, 4.0.1 and aiohttp; ``bench/peers.py`` for the other libraries);
+6. prints Markdown tables, writes ``bench/results.md``, ``bench/results.json`` and the
    chart ``docs/bench.png``.
 
 Options: ``--n`` documents of the iterated database (``make bench BENCH_N=1000000``),
-``--quick`` (or ``BENCH_QUICK=1``) for a smoke run of about a minute, ``--repeat`` (3 by
+``--quick`` (or ``BENCH_QUICK=1``) for a smoke run of under two minutes, ``--repeat`` (3 by
 default, 1 with ``--quick``) runs each measurement that often, each time in a fresh process
 and on a fresh database, and keeps the median; a failed run is not repeated. The repeats of
 one workload take turns between the clients (round by round), so a slow spell of the
-machine falls on all of them. ``--clients`` picks the clients (see ``bench/worker.py``;
-``ours-no-retry`` and ``ours-session`` are not run by default), ``--workloads`` the
-workloads, ``--no-save`` keeps the recorded results.
+machine falls on all of them. ``--clients`` picks the clients (see ``bench/worker.py`` and
+``bench/peers.py``; ``ours-no-retry`` and ``ours-session`` are not run by default),
+``--workloads`` the workloads, ``--no-save`` keeps the recorded results.
 
 The exit status is 1 when this project or the aiohttp baseline failed a workload, or when
-the clients did not do the same work (items or checksums differ); failures of aiocouch
-4.0.1 are reported, not fatal.
+the clients did not do the same work (items or checksums differ); failures of the other
+libraries are reported, not fatal.
 """
 
 from __future__ import annotations
@@ -38,22 +45,25 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+import peers
 import worker
+from proxy import CountingProxy, TlsFiles
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 WORKER = BENCH / "worker.py"
+PEERS = BENCH / "peers.py"
 VENV_401 = BENCH / ".venv-aiocouch401"
-PYTHON_401 = VENV_401 / "bin" / "python"
 RESULTS_MD = BENCH / "results.md"
 RESULTS_JSON = BENCH / "results.json"
 CHART = REPO / "docs" / "bench.png"
@@ -64,6 +74,30 @@ CLIENT_LABELS = {
     "aiohttp": "aiohttp",
     "ours-no-retry": "this project, retry=False",
     "ours-session": "this project, SessionAuth",
+    "couchdb3": "couchdb3",
+    "couchdb3-async": "couchdb3 async",
+    "ibmcloudant": "ibmcloudant",
+    "couchdb-python": "couchdb-python",
+    "chaise": "chaise",
+    "aiocouchdb3": "aiocouchdb3",
+}
+#: The clients of a plain ``make bench``.
+DEFAULT_CLIENTS = (*worker.DEFAULT_CLIENTS, *peers.CLIENTS)
+#: The virtual environments of the clients that do not run in ``.venv``: name -> pinned
+#: requirements (PyPI), each in ``bench/.venv-<name>``.
+ENVIRONMENTS = {
+    "aiocouch401": ["aiocouch==4.0.1", f"aiohttp=={version('aiohttp')}"],
+    "couchdb3": ["couchdb3==3.5.0"],
+    "ibmcloudant": ["ibmcloudant==0.11.12"],
+    "couchdb-python": ["CouchDB==1.2"],
+    "chaise": ["chaise==0.7.1"],
+    "aiocouchdb3": ["aiocouchdb3==0.1.5"],
+}
+#: The environment each of those clients runs in.
+CLIENT_ENVIRONMENTS = {
+    "aiocouch401": "aiocouch401",
+    **{client: client for client in peers.CLIENTS},
+    "couchdb3-async": "couchdb3",
 }
 #: The ratio columns of the CPU table, (heading, numerator, denominator), each shown when
 #: both clients ran.
@@ -73,14 +107,34 @@ RATIOS = (
     ("defaults / retry=False", "ours", "ours-no-retry"),
     ("session / basic", "ours-session", "ours"),
 )
-#: Workloads whose CPU is summed up in the "mix total" row (all of them).
-MIX = worker.WORKLOADS
+#: The https rows: workload name -> the workload run through the TLS proxy.
+HTTPS_WORKLOADS = {"https_get": "get", "https_create_save": "create_save"}
+WORKLOADS = (*worker.WORKLOADS, *HTTPS_WORKLOADS)
+#: Workloads whose CPU is summed up in the "mix total" row.
+MIX = (
+    "create_save",
+    "get",
+    "get_concurrent",
+    "update",
+    "bulk_create",
+    "iterate_all",
+    "bulk_update",
+)
+#: The throughput rows (documents per second of wall time).
+THROUGHPUT = ("get_throughput", "iterate_all")
 #: Workloads that read the seeded N-document database.
-READ_WORKLOADS = ("get", "get_concurrent", "iterate_all")
+READ_WORKLOADS = ("get", "get_concurrent", "iterate_all", "get_throughput")
 #: Workloads that write into a database seeded with ``count`` documents first.
 SEEDED_WORKLOADS = ("update", "bulk_update")
 #: Workloads after which the database must hold exactly ``count`` documents.
-CREATE_WORKLOADS = ("create_save", "bulk_create")
+CREATE_WORKLOADS = ("create_save", "db_create_save", "bulk_create")
+
+
+def base_workload(workload: str) -> str:
+    """The workload a worker runs for ``workload`` (an https row runs its http workload)."""
+    return HTTPS_WORKLOADS.get(workload, workload)
+
+
 WORKER_TIMEOUT = 3600.0
 
 
@@ -98,19 +152,27 @@ class Sizes:
 
 FULL_COUNTS = {
     "create_save": 500,
+    "db_create_save": 500,
     "get": 500,
     "get_concurrent": 2_000,
     "update": 500,
     "bulk_create": 40_000,
     "bulk_update": 5_000,
+    "get_throughput": 10_000,
+    "https_get": 500,
+    "https_create_save": 500,
 }
 QUICK_COUNTS = {
-    "create_save": 100,
-    "get": 100,
-    "get_concurrent": 400,
-    "update": 100,
-    "bulk_create": 2_000,
-    "bulk_update": 1_000,
+    "create_save": 50,
+    "db_create_save": 50,
+    "get": 50,
+    "get_concurrent": 200,
+    "update": 50,
+    "bulk_create": 1_000,
+    "bulk_update": 500,
+    "get_throughput": 500,
+    "https_get": 50,
+    "https_create_save": 50,
 }
 
 
@@ -128,13 +190,20 @@ class Run:
     items: int = 0
     checksum: int = 0
     error: str | None = None
+    #: Why the client cannot do the workload (shown as "—"); nothing was measured.
+    unsupported: str | None = None
     library: str = ""
     samples: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when the workload ran to its end."""
-        return self.error is None
+        return self.error is None and self.unsupported is None
+
+    @property
+    def per_second(self) -> float:
+        """Items per second of wall time."""
+        return self.items / self.wall_s if self.wall_s > 0 else 0.0
 
 
 # -- the server and plain HTTP set-up ------------------------------------------------------
@@ -210,23 +279,51 @@ def ensure_read_database(server: Server, n: int) -> str:
     return name
 
 
-# -- the aiocouch 4.0.1 environment --------------------------------------------------------
+# -- the other libraries' environments ---------------------------------------------------
 
 
-def ensure_venv_401() -> None:
-    """Creates ``bench/.venv-aiocouch401`` with aiocouch 4.0.1 unless it is up to date."""
-    requirements = ["aiocouch==4.0.1", f"aiohttp=={version('aiohttp')}"]
-    stamp = VENV_401 / ".stamp-bench"
-    if PYTHON_401.exists() and stamp.exists() and stamp.read_text().split() == requirements:
-        return
-    print(f"creating {VENV_401.relative_to(REPO)} with {' '.join(requirements)}", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV_401)], check=True)
-    subprocess.run(
-        [str(PYTHON_401), "-m", "pip", "install", "--quiet", *requirements],
-        check=True,
+def environment_python(name: str) -> Path:
+    """The interpreter of the environment ``name`` (``bench/.venv-<name>``)."""
+    return BENCH / f".venv-{name}" / "bin" / "python"
+
+
+def ensure_environment(name: str) -> str | None:
+    """Creates ``bench/.venv-<name>`` with its pinned requirements unless it is up to date.
+
+    Returns None, or why the library cannot run (its install failed: the last line of
+    pip's error), so that the report shows it instead of stopping the benchmark.
+    """
+    requirements = ENVIRONMENTS[name]
+    python = environment_python(name)
+    stamp = python.parent.parent / ".stamp-bench"
+    if python.exists() and stamp.exists() and stamp.read_text().split() == requirements:
+        return None
+    print(f"creating {python.parent.parent.relative_to(REPO)} with {' '.join(requirements)}")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(python.parent.parent)], check=True)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", *requirements],
         env=clean_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
+    if install.returncode != 0:
+        errors = [line for line in install.stderr.splitlines() if line.startswith("ERROR")]
+        return f"does not install on Python {platform.python_version()}: " + (
+            errors[-1] if errors else f"pip exited with {install.returncode}"
+        )
     stamp.write_text("\n".join(requirements) + "\n")
+    return None
+
+
+def ensure_environments(clients: Sequence[str]) -> dict[str, str]:
+    """The environments of ``clients``; returns client -> why it cannot run, for failures."""
+    problems: dict[str, str] = {}
+    for name in dict.fromkeys(CLIENT_ENVIRONMENTS[c] for c in clients if c in CLIENT_ENVIRONMENTS):
+        problem = ensure_environment(name)
+        if problem:
+            problems.update({c: problem for c, e in CLIENT_ENVIRONMENTS.items() if e == name})
+    return problems
 
 
 # -- running the workers -------------------------------------------------------------------
@@ -281,41 +378,105 @@ def client_label(client: str) -> str:
 
 def python_for(client: str) -> Path:
     """The interpreter a client runs in."""
-    return PYTHON_401 if client == "aiocouch401" else Path(sys.executable)
+    environment = CLIENT_ENVIRONMENTS.get(client.partition("@")[0])
+    return environment_python(environment) if environment else Path(sys.executable)
 
 
-def run_worker(server: Server, client: str, workload: str, db: str, sizes: Sizes) -> dict[str, Any]:
-    """One fresh worker process (``python -I``: no script directory, no PYTHONPATH)."""
+@dataclass
+class Endpoints:
+    """Where the clients send their requests: the server, or one of the proxies."""
+
+    server: Server
+    #: Counts the requests of the libraries without a request hook (bench/peers.py).
+    counting: CountingProxy
+    #: Terminates TLS for the https rows (every client); counts their requests too.
+    tls: CountingProxy
+    tls_files: TlsFiles
+
+    def route(self, client: str, workload: str) -> tuple[str, CountingProxy | None]:
+        """The URL ``client`` uses for ``workload``, and the proxy that counts its requests
+        (None: the worker counts them itself with an aiohttp trace hook)."""
+        if workload in HTTPS_WORKLOADS:
+            return self.tls.url, self.tls
+        if client in peers.CLIENTS:
+            return self.counting.url, self.counting
+        return self.server.url, None
+
+
+def run_worker(
+    endpoints: Endpoints, client: str, workload: str, db: str, sizes: Sizes
+) -> dict[str, Any]:
+    """One fresh worker process (``python -I``: no script directory, no PYTHONPATH).
+
+    The worker stops at the start and the end of its timed region (``measure.checkpoint``)
+    until this answers on its stdin; the counting proxy's counter is read at both.
+    """
     base, _, commit = client.partition("@")
+    url, proxy = endpoints.route(base, workload)
     command = [
         str(python_for(client)),
         "-I",
-        str(WORKER),
+        str(PEERS if base in peers.CLIENTS else WORKER),
         f"--client={base}",
         *([f"--src={baseline_src(commit)}"] if commit else []),
-        f"--workload={workload}",
-        f"--url={server.url}",
+        f"--workload={base_workload(workload)}",
+        f"--url={url}",
         f"--db={db}",
         f"--count={sizes.count(workload)}",
         f"--db-size={sizes.n}",
     ]
-    process = subprocess.run(
-        command,
-        env=worker_environment(server),
-        capture_output=True,
-        text=True,
-        timeout=WORKER_TIMEOUT,
-        check=False,
-    )
-    lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
+    env = worker_environment(endpoints.server)
+    env["BENCH_CHECKPOINTS"] = "1"
+    # The trust store of the TLS proxy's certificate authority: Python's ssl module
+    # (aiohttp, httpx, http.client) reads SSL_CERT_FILE, requests REQUESTS_CA_BUNDLE.
+    env["SSL_CERT_FILE"] = env["REQUESTS_CA_BUNDLE"] = str(endpoints.tls_files.ca_file)
+    counted: dict[str, int] = {}
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        watchdog = threading.Timer(WORKER_TIMEOUT, process.kill)
+        watchdog.start()
+        try:
+            lines = answer_checkpoints(process, proxy, counted)
+        finally:
+            watchdog.cancel()
+        errors.seek(0)
+        stderr = errors.read()
     if process.returncode != 0 or not lines:
-        tail = (process.stderr.strip().splitlines() or ["(no output)"])[-1]
+        tail = (stderr.strip().splitlines() or ["(no output)"])[-1]
         return {"error": f"worker exited with {process.returncode}: {tail}"}
     result: dict[str, Any] = json.loads(lines[-1])
+    if proxy is not None and {"start", "end"} <= counted.keys():
+        result["requests"] = counted["end"] - counted["start"]
     if result.get("error"):
-        print(process.stderr.rstrip(), file=sys.stderr)
+        print(stderr.rstrip(), file=sys.stderr)
     check_library(client, result)
     return result
+
+
+def answer_checkpoints(
+    process: subprocess.Popen[str], proxy: CountingProxy | None, counted: dict[str, int]
+) -> list[str]:
+    """Reads the worker's stdout to its end: notes the proxy's counter at each checkpoint
+    and lets the worker go on; returns the JSON lines."""
+    assert process.stdin is not None and process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        if line.startswith("@"):
+            counted[line[1:].strip()] = proxy.requests if proxy is not None else 0
+            process.stdin.write("\n")
+            process.stdin.flush()
+        elif line.startswith("{"):
+            lines.append(line)
+    process.stdin.close()
+    process.wait()
+    return lines
 
 
 def check_library(client: str, result: dict[str, Any]) -> None:
@@ -329,10 +490,13 @@ def check_library(client: str, result: dict[str, Any]) -> None:
         result.get("library") != "aiocouch 4.0.1" or VENV_401 not in path.parents
     ):
         raise SystemExit(f"'aiocouch401' imported {result.get('library')} from {path}")
+    if client in peers.CLIENTS and python_for(client).parent.parent not in path.parents:
+        raise SystemExit(f"'{client}' imported {result.get('library')} from {path}")
 
 
 def prepare_database(server: Server, workload: str, client: str, sizes: Sizes, read_db: str) -> str:
     """The database a run works on: the shared read database, or a fresh one."""
+    workload = base_workload(workload)
     if workload in READ_WORKLOADS:
         return read_db
     name = f"bench_{workload}_{client}_{uuid.uuid4().hex[:8]}"
@@ -346,30 +510,49 @@ def prepare_database(server: Server, workload: str, client: str, sizes: Sizes, r
 
 
 def measure_workload(
-    server: Server, clients: Sequence[str], workload: str, sizes: Sizes, read_db: str, repeat: int
+    endpoints: Endpoints,
+    clients: Sequence[str],
+    workload: str,
+    sizes: Sizes,
+    read_db: str,
+    repeat: int,
+    broken: dict[str, str],
 ) -> list[Run]:
     """Runs one workload ``repeat`` times for each client; keeps the medians.
 
     Round by round, each round starting with the next client, so that neither a slow spell
-    of the shared machine nor the order favours one client. A client that failed stops.
+    of the shared machine nor the order favours one client. A client that failed, or that
+    has no call for the workload, stops; one in ``broken`` (client -> why it cannot run,
+    e.g. it does not install) is not started.
     """
     runs = [Run(client, workload, sizes.count(workload)) for client in clients]
     for round_number in range(repeat):
         turn = round_number % len(runs)
         for run in runs[turn:] + runs[:turn]:
-            if not (run.samples and run.samples[-1].get("error")):
-                run.samples.append(sample_run(server, run, sizes, read_db))
+            if run.client in broken:
+                run.samples = [{"error": broken[run.client]}]
+            elif not (run.samples and (run.samples[-1].get("error") or run.unsupported)):
+                run.samples.append(sample_run(endpoints, run, sizes, read_db))
+                run.unsupported = run.samples[-1].get("unsupported")
     for run in runs:
         summarize(run)
     return runs
 
 
-def sample_run(server: Server, run: Run, sizes: Sizes, read_db: str) -> dict[str, Any]:
+def sample_run(endpoints: Endpoints, run: Run, sizes: Sizes, read_db: str) -> dict[str, Any]:
     """One measurement of ``run``'s workload and client, on a fresh database if it writes."""
+    server = endpoints.server
+    library = peers.LIBRARIES.get(run.client)
+    if library is not None and base_workload(run.workload) in library.unsupported:
+        return {"unsupported": library.unsupported[base_workload(run.workload)]}
     db = prepare_database(server, run.workload, run.client, sizes, read_db)
     try:
-        sample = run_worker(server, run.client, run.workload, db, sizes)
-        if run.workload in CREATE_WORKLOADS and not sample.get("error"):
+        sample = run_worker(endpoints, run.client, run.workload, db, sizes)
+        if (
+            base_workload(run.workload) in CREATE_WORKLOADS
+            and not sample.get("error")
+            and not sample.get("unsupported")
+        ):
             stored = doc_count(server, db)
             if stored != run.count:
                 sample["error"] = f"database holds {stored} documents, not {run.count}"
@@ -383,6 +566,7 @@ def summarize(run: Run) -> None:
     """Fills ``run`` with the medians of its samples, or with the failed (last) one."""
     last = run.samples[-1]
     run.error = last.get("error")
+    run.unsupported = last.get("unsupported")
     used = [last] if run.error else run.samples
     for name in ("cpu_s", "wall_s", "rss_mb"):
         setattr(run, name, statistics.median(float(s.get(name, 0.0)) for s in used))
@@ -394,7 +578,9 @@ def summarize(run: Run) -> None:
 
 def print_run(run: Run) -> None:
     """One progress line."""
-    status = "ok" if run.ok else f"FAILED: {run.error}"
+    status = (
+        "ok" if run.ok else f"— {run.unsupported}" if run.unsupported else f"FAILED: {run.error}"
+    )
     print(
         f"  {run.workload:<15} {client_label(run.client):<26} cpu {run.cpu_s:8.3f} s  "
         f"wall {run.wall_s:8.3f} s  rss {run.rss_mb:8.1f} MB  requests {run.requests:>6}  "
@@ -441,29 +627,45 @@ def ratio(numerator: Run | None, denominator: Run | None) -> str:
 
 
 def cpu_cell(run: Run | None) -> str:
-    """Client CPU seconds, or the CPU spent until a failure."""
+    """Client CPU seconds, "—" for a workload the client has no call for, or the CPU spent
+    until a failure."""
     if run is None:
         return "-"
+    if run.unsupported:
+        return "—"
     return f"{run.cpu_s:.3f}" if run.ok else f"failed after {run.cpu_s:.3f}"
 
 
+def result_cell(run: Run) -> str:
+    """The outcome of a run in the detail table."""
+    if run.unsupported:
+        return f"— ({run.unsupported})"
+    return "ok" if run.ok else f"**failed**: {run.error}"
+
+
 def detail_table(runs: Sequence[Run], clients: Sequence[str]) -> list[str]:
-    """Every workload for every client: CPU (and its range), wall, peak RSS growth, requests."""
+    """Every workload for every client: CPU (median, min-max), wall, peak RSS, requests."""
     lines = [
-        "| workload | count | client | client CPU s | CPU range s | wall s | peak RSS MB "
+        "| workload | count | client | client CPU s | CPU min-max s | wall s | peak RSS MB "
         "| requests | result |",
         "|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
-    for workload in worker.WORKLOADS:
+    for workload in WORKLOADS:
         for client in clients:
             run = find(runs, workload, client)
             if run is None:
                 continue
-            result = "ok" if run.ok else f"**failed**: {run.error}"
+            if run.unsupported:
+                lines.append(
+                    f"| {workload} | {run.count:,} | {client_label(client)} | — | | | | | "
+                    f"{result_cell(run)} |"
+                )
+                continue
+            requests = f"{run.requests:,}" if run.requests or run.ok else "not counted"
             lines.append(
                 f"| {workload} | {run.count:,} | {client_label(client)} | {run.cpu_s:.3f} | "
-                f"{cpu_range(run)} | {run.wall_s:.3f} | {run.rss_mb:.1f} | {run.requests:,} | "
-                f"{result} |"
+                f"{cpu_range(run)} | {run.wall_s:.3f} | {run.rss_mb:.1f} | {requests} | "
+                f"{result_cell(run)} |"
             )
     return lines
 
@@ -474,37 +676,115 @@ def cpu_range(run: Run) -> str:
     return f"{min(values):.3f}-{max(values):.3f}" if len(values) > 1 else "-"
 
 
-def cpu_table(runs: Sequence[Run], clients: Sequence[str]) -> list[str]:
-    """Client CPU side by side, with the ratios of :data:`RATIOS` whose clients ran."""
+def best_other(runs: Sequence[Run], workload: str, clients: Sequence[str]) -> Run | None:
+    """The cheapest finished run of ``workload`` by a client other than this project."""
+    done = [
+        run
+        for client in clients
+        if not client.startswith("ours")
+        and (run := find(runs, workload, client)) is not None
+        and run.ok
+    ]
+    return min(done, key=lambda run: run.cpu_s, default=None)
+
+
+def cpu_table(
+    runs: Sequence[Run], clients: Sequence[str], workloads: Sequence[str], with_total: bool
+) -> list[str]:
+    """Client CPU side by side, the cheapest other client, and the ratios of :data:`RATIOS`
+    whose clients ran; the cheapest client of each row in bold."""
     ratios = [
         *((h, top, bottom) for h, top, bottom in RATIOS if {top, bottom} <= set(clients)),
         *((f"ours / {c.partition('@')[2]}", "ours", c) for c in clients if "@" in c),
     ]
-    lines = [
-        "| workload | "
-        + " | ".join([*(f"{client_label(c)} CPU s" for c in clients), *(h for h, _, _ in ratios)])
-        + " |",
-        "|---|" + "---:|" * (len(clients) + len(ratios)),
+    show_best = "ours" in clients and any(not c.startswith("ours") for c in clients)
+    heads = [
+        *(client_label(c) for c in clients),
+        *(["cheapest other", "ours / cheapest other"] if show_best else []),
+        *(h for h, _, _ in ratios),
     ]
-    for workload in worker.WORKLOADS:
+    lines = [
+        "| workload | " + " | ".join(heads) + " |",
+        "|---|" + "---:|" * len(heads),
+    ]
+    for workload in workloads:
         row = [find(runs, workload, c) for c in clients]
         if all(r is None for r in row):
             continue
-        cells = [cpu_cell(r) for r in row]
+        cheapest = min((r.cpu_s for r in row if r is not None and r.ok), default=None)
+        cells = [
+            f"**{cpu_cell(r)}**" if r is not None and r.ok and r.cpu_s == cheapest else cpu_cell(r)
+            for r in row
+        ]
+        if show_best:
+            other = best_other(runs, workload, clients)
+            cells.append(f"{other.cpu_s:.3f} ({client_label(other.client)})" if other else "-")
+            cells.append(ratio(find(runs, workload, "ours"), other))
         cells += [
             ratio(find(runs, workload, top), find(runs, workload, bottom))
             for _, top, bottom in ratios
         ]
         lines.append(f"| {workload} | " + " | ".join(cells) + " |")
-    if not set(MIX) <= {run.workload for run in runs}:
+    if not with_total or not set(MIX) <= {run.workload for run in runs}:
         return lines
     totals = {c: mix_total(runs, c) for c in clients}
     cells = [
-        f"{total:.3f}" if complete else f">= {total:.3f} (failures)"
-        for total, complete in totals.values()
+        f"{total:.3f}"
+        if complete
+        else "—"
+        if any(r is not None and r.unsupported for r in (find(runs, w, c) for w in MIX))
+        else f">= {total:.3f} (failures)"
+        for c, (total, complete) in totals.items()
     ]
+    cells += ["", ""] if show_best else []
     cells += [total_ratio(totals, top, bottom) for _, top, bottom in ratios]
-    lines.append("| **mix total** | " + " | ".join(cells) + " |")
+    lines.append(f"| **mix total** ({', '.join(MIX)}) | " + " | ".join(cells) + " |")
+    return lines
+
+
+def throughput_table(runs: Sequence[Run], clients: Sequence[str]) -> list[str]:
+    """Documents per second of wall time (client process, server on the same machine)."""
+    lines = [
+        "| workload | " + " | ".join(client_label(c) for c in clients) + " |",
+        "|---|" + "---:|" * len(clients),
+    ]
+    for workload in THROUGHPUT:
+        row = [find(runs, workload, c) for c in clients]
+        if all(r is None for r in row):
+            continue
+        cells = [
+            "-"
+            if r is None
+            else "—"
+            if r.unsupported
+            else f"{r.per_second:,.0f}/s"
+            if r.ok
+            else "failed"
+            for r in row
+        ]
+        count = next(r.count for r in row if r is not None)
+        lines.append(f"| {workload} ({count:,} documents) | " + " | ".join(cells) + " |")
+    return lines
+
+
+def https_table(runs: Sequence[Run], clients: Sequence[str]) -> list[str]:
+    """Client CPU over https (through the TLS proxy) and the same over http."""
+    lines = [
+        "| workload | " + " | ".join(client_label(c) for c in clients) + " |",
+        "|---|" + "---:|" * len(clients),
+    ]
+    for workload, plain in HTTPS_WORKLOADS.items():
+        row = [find(runs, workload, c) for c in clients]
+        if all(r is None for r in row):
+            continue
+        cells = []
+        for client, run in zip(clients, row):
+            over_http = find(runs, plain, client)
+            cell = cpu_cell(run)
+            if run is not None and run.ok and over_http is not None and over_http.ok:
+                cell += f" ({run.cpu_s / over_http.cpu_s:.1f}x http)"
+            cells.append(cell)
+        lines.append(f"| {workload} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -564,26 +844,62 @@ def targets(runs: Sequence[Run], sizes: Sizes) -> list[str]:
     return lines
 
 
+HTTP_WORKLOADS = tuple(w for w in WORKLOADS if w not in HTTPS_WORKLOADS)
+
+
 def render_markdown(
     runs: Sequence[Run], clients: Sequence[str], sizes: Sizes, info: dict[str, Any]
 ) -> str:
     """The whole report as Markdown."""
     machine = info["machine"]
+    libraries = dict.fromkeys(
+        f"{client_label(r.client)}: {r.library}" for r in runs if r.library and r.client in clients
+    )
+    load = info.get("load", {})
     head = [
-        "# Benchmark: aiocouch (this project) vs aiocouch 4.0.1 vs plain aiohttp",
+        "# Benchmark: aiocouch (this project) and the other Python CouchDB clients",
         "",
-        f"Server: {machine['server']} at {machine['server_url']}; "
-        f"{machine['nproc']} CPUs ({machine['cpu_model']}), Python {machine['python']}, "
-        f"aiohttp {machine['aiohttp']}. Iterated database: {sizes.n:,} documents of about "
-        "350 bytes. Client CPU = user + sys time of the client process during the workload "
-        "only; peak RSS = growth of the peak resident set over the RSS just before it; "
-        f"requests = requests sent. Median of {info['settings']['repeat']} run(s), each in a "
-        f"fresh process. Whole run: {info['total_wall_s']:.0f} s.",
+        "## Method",
         "",
-        "## Client CPU",
+        f"- Server: {machine['server']} at {machine['server_url']}, on the same machine as "
+        "the clients (so wall times include the server's work, and clients compete with it "
+        f"for the {machine['nproc']} CPUs).",
+        f"- Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), {machine['platform']}, "
+        f"Python {machine['python']}, aiohttp {machine['aiohttp']}; load average "
+        f"{load.get('start', '?')} at the start, {load.get('end', '?')} at the end (other "
+        "jobs shared the machine).",
+        f"- Libraries: {'; '.join(libraries)}.",
+        f"- Iterated database: {sizes.n:,} documents of about 350 bytes.",
+        "- Client CPU = user + system time of the client process during the workload only "
+        "(`getrusage`); peak RSS = growth of the peak resident set over the RSS just before "
+        "it; requests = requests sent (aiohttp trace hook, or the counting proxy for the "
+        "libraries without one).",
+        f"- Median of {info['settings']['repeat']} run(s) (get_throughput: "
+        f"{info['settings'].get('throughput_repeat', 1)}), each in a fresh process, the "
+        "clients taking turns; the detail table gives the lowest and highest. Whole run: "
+        f"{info['total_wall_s']:.0f} s.",
+        "",
+        "## Client CPU seconds (http; the cheapest client of each row in bold)",
         "",
     ]
-    body = [*cpu_table(runs, clients), "", "## Targets", "", *targets(runs, sizes)]
+    body = [
+        *cpu_table(runs, clients, HTTP_WORKLOADS, with_total=True),
+        "",
+        "## Throughput (documents per second of wall time, whole client process)",
+        "",
+        "The server runs on the same machine and takes most of the wall time; compare the "
+        "clients with each other, not with a remote server's figures.",
+        "",
+        *throughput_table(runs, clients),
+        "",
+        "## https (client CPU seconds; through a local TLS-terminating proxy)",
+        "",
+        *https_table(runs, clients),
+        "",
+        "## Targets",
+        "",
+        *targets(runs, sizes),
+    ]
     details = ["", "## All measurements", "", *detail_table(runs, clients)]
     return "\n".join([*head, *body, *details, "", "## Notes", "", *notes(runs, machine), ""])
 
@@ -599,6 +915,29 @@ NOTES = [
     "aiocouch 4.0.1 sends one request.",
     "- A failed run shows the CPU spent until the failure, a lower bound of its cost; "
     "ratios against it are upper bounds (`<=`).",
+    "- `create_save` is this project's `Document(db, id, data=...).save()` (one PUT), "
+    "`db_create_save` its `await db.create(id, data=...)` then `save()`; the other libraries "
+    'show their own one-PUT call in `create_save` and "—" in `db_create_save`.',
+    "- The other libraries (`bench/peers.py`) run in virtual environments of their own "
+    "(`bench/.venv-<name>`, pinned versions from PyPI) through their documented public "
+    "calls: couchdb3 `db.save(doc)`, `db.get(id)`, `db.bulk_docs(docs)`, "
+    "`db.all_docs(include_docs=True)`, `db.bulk_get(...)` (sync, and the same awaited from "
+    "`couchdb3.aio`); ibmcloudant `put_document`, `get_document`, `post_bulk_docs`, "
+    "`post_all_docs` (with `keys` for the bulk update); couchdb-python `db.save(doc)`, "
+    "`db[id]`, `db.update(docs)`, `db.view('_all_docs', include_docs=True)` (with `keys`); "
+    "chaise `db.attempt_put`, `db.get`, `db.iter_all_docs(include_docs=True)`; aiocouchdb3 "
+    "`db.create_doc`, `db.get_doc`, `db.update_doc`. The synchronous libraries keep 32 "
+    "(64) requests in flight with a thread pool; bulk writes go in batches of "
+    f"{peers.BULK_BATCH:,} documents (the asynchronous libraries {peers.BULK_IN_FLIGHT} at a "
+    "time). Their requests are counted by a proxy in front of the server (`bench/proxy.py`).",
+    "- chaise's `SessionPool` first checks `GET /_up`, which pouchdb-server does not have; "
+    "the benchmark builds chaise's session with its public constructor "
+    "(`BasicSession(httpx.AsyncClient(auth=..., timeout=300), url)`) instead; the time limit "
+    "is couchdb3's default, since httpx's own 5 s ends a 100,000-document `_all_docs` before "
+    "its first byte on a loaded machine.",
+    "- https: every client talks to a local TLS-terminating proxy (asyncio, a certificate "
+    "made by `trustme` at run time, trusted through `SSL_CERT_FILE` / `REQUESTS_CA_BUNDLE`), "
+    "which forwards to the server over loopback http; the proxy's CPU is not the client's.",
 ]
 ORDER_NOTE = (
     "- aiocouch 4.0.1 matches `_bulk_docs` results to its documents by position and asserts "
@@ -634,6 +973,14 @@ def notes(runs: Sequence[Run], machine: dict[str, Any]) -> list[str]:
     ]
     if order_failures and str(machine.get("server", "")).startswith("pouchdb"):
         lines.append(f"{ORDER_NOTE} Failed here: {', '.join(order_failures)}.")
+    missing: dict[tuple[str, str], list[str]] = {}
+    for run in runs:
+        if run.unsupported:
+            missing.setdefault((run.client, run.unsupported), []).append(run.workload)
+    lines += [
+        f'- "—" for {client_label(client)} in {", ".join(workloads)}: {reason}.'
+        for (client, reason), workloads in missing.items()
+    ]
     return lines
 
 
@@ -665,84 +1012,121 @@ def machine_info(server: Server) -> dict[str, Any]:
     }
 
 
+COLORS = {
+    "ours": "#1f5fa8",
+    "aiocouch401": "#d95f02",
+    "aiohttp": "#7f7f7f",
+    "ours-no-retry": "#7fb8e0",
+    "ours-session": "#1b9e77",
+    "couchdb3": "#e7298a",
+    "couchdb3-async": "#f4a6cf",
+    "ibmcloudant": "#66a61e",
+    "couchdb-python": "#e6ab02",
+    "chaise": "#a6761d",
+    "aiocouchdb3": "#7570b3",
+}
+
+
 def write_chart(
     runs: Sequence[Run], clients: Sequence[str], path: Path, n: int, caption: str
 ) -> None:
-    """Grouped bars of client CPU per workload, and the peak RSS of ``iterate_all``."""
+    """Client CPU per workload (grouped bars), throughput, and the peak RSS of iterate_all."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {
-        "ours": "#2b7bba",
-        "aiocouch401": "#d95f02",
-        "aiohttp": "#7f7f7f",
-        "ours-no-retry": "#7fb8e0",
-        "ours-session": "#1b9e77",
-    }
-    workloads = [w for w in worker.WORKLOADS if any(find(runs, w, c) for c in clients)]
-    figure, (cpu_axes, rss_axes) = plt.subplots(
-        1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [3.2, 1]}
-    )
-    width = 0.8 / len(clients)
-    for offset, client in enumerate(clients):
-        xs, heights, failed = [], [], []
-        for index, workload in enumerate(workloads):
-            run = find(runs, workload, client)
-            if run is not None:
-                xs.append(index + (offset - (len(clients) - 1) / 2) * width)
-                heights.append(max(run.cpu_s, 1e-3))
-                failed.append(not run.ok)
-        bars = cpu_axes.bar(
-            xs, heights, width, label=client_label(client), color=colors.get(client, "#9467bd")
-        )
-        for bar, is_failed in zip(bars, failed):
-            if is_failed:
-                bar.set_hatch("//")
-                bar.set_alpha(0.5)
-                cpu_axes.annotate(
-                    "failed",
-                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    xytext=(0, 2),
-                    textcoords="offset points",
-                    ha="center",
-                    va="bottom",
-                    fontsize=8,
-                )
+    workloads = [w for w in WORKLOADS if any(find(runs, w, c) for c in clients)]
+    figure = plt.figure(figsize=(19, 11))
+    grid = figure.add_gridspec(2, 2, height_ratios=[1.3, 1], width_ratios=[1.6, 1])
+    cpu_axes = figure.add_subplot(grid[0, :])
+    rate_axes = figure.add_subplot(grid[1, 0])
+    rss_axes = figure.add_subplot(grid[1, 1])
+    grouped_bars(cpu_axes, runs, clients, workloads, lambda run: max(run.cpu_s, 1e-3))
     cpu_axes.set_yscale("log")
-    cpu_axes.margins(y=0.12)
-    cpu_axes.set_xticks(range(len(workloads)))
-    cpu_axes.set_xticklabels(workloads, rotation=20)
     cpu_axes.set_ylabel("client CPU seconds (log scale, lower is better)")
-    cpu_axes.set_title("Client CPU per workload (hatched: failed, CPU until the failure)")
-    cpu_axes.legend()
-    cpu_axes.grid(axis="y", which="both", alpha=0.3)
-
-    measured = [(client, find(runs, "iterate_all", client)) for client in clients]
-    rss = [(client, run) for client, run in measured if run is not None]
-    bars = rss_axes.bar(
-        [client_label(c) for c, _ in rss],
-        [run.rss_mb for _, run in rss],
-        color=[colors.get(c, "#9467bd") for c, _ in rss],
+    cpu_axes.set_title(
+        "Client CPU per workload (—: the library has no call for it; hatched: failed, CPU "
+        "until the failure)"
     )
-    for bar, (_, run) in zip(bars, rss):
-        label = f"{run.rss_mb:.0f} MB" if run.ok else "failed"
+    cpu_axes.legend(ncol=6, fontsize=9, loc="upper left")
+
+    rates = [w for w in THROUGHPUT if w in workloads]
+    grouped_bars(rate_axes, runs, clients, rates, lambda run: run.per_second)
+    rate_axes.set_yscale("log")
+    rate_axes.set_ylabel("documents per second (log scale, higher is better)")
+    rate_axes.set_title("Throughput, wall time of the client process (server on the same machine)")
+
+    measured = [(c, run) for c in clients if (run := find(runs, "iterate_all", c)) is not None]
+    shown = [(c, run) for c, run in measured if run.ok]
+    bars = rss_axes.bar(
+        [client_label(c) for c, _ in shown],
+        [run.rss_mb for _, run in shown],
+        color=[COLORS.get(c, "#9467bd") for c, _ in shown],
+    )
+    for bar, (_, run) in zip(bars, shown):
         rss_axes.annotate(
-            label,
+            f"{run.rss_mb:.0f} MB",
             (bar.get_x() + bar.get_width() / 2, bar.get_height()),
             ha="center",
             va="bottom",
-            fontsize=9,
+            fontsize=8,
         )
-    rss_axes.set_ylabel("peak RSS growth, MB")
-    rss_axes.set_title(f"iterate_all, {n:,} docs: peak RSS")
-    rss_axes.tick_params(axis="x", rotation=20)
+    rss_axes.set_ylabel("peak RSS growth, MB (lower is better)")
+    rss_axes.set_title(f"iterate_all, {n:,} docs: peak RSS growth")
+    rss_axes.tick_params(axis="x", rotation=30, labelsize=8)
     figure.suptitle(caption, fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def grouped_bars(
+    axes: Any,
+    runs: Sequence[Run],
+    clients: Sequence[str],
+    workloads: Sequence[str],
+    height: Callable[[Run], float],
+) -> None:
+    """One group of bars per workload, one bar per client; "—" marks an unsupported one."""
+    width = 0.85 / len(clients)
+    for offset, client in enumerate(clients):
+        for index, workload in enumerate(workloads):
+            run = find(runs, workload, client)
+            if run is None:
+                continue
+            x = index + (offset - (len(clients) - 1) / 2) * width
+            if run.unsupported or (not run.ok and workload in THROUGHPUT):
+                axes.annotate(
+                    "—",
+                    (x, 0),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    xycoords=("data", "axes fraction"),
+                    fontsize=12,
+                    color=COLORS.get(client),
+                )
+                continue
+            bar = axes.bar(
+                x,
+                height(run),
+                width,
+                color=COLORS.get(client, "#9467bd"),
+                label=None if client_label(client) in labelled(axes) else client_label(client),
+            )[0]
+            if not run.ok:
+                bar.set_hatch("//")
+                bar.set_alpha(0.5)
+    axes.set_xticks(range(len(workloads)))
+    axes.set_xticklabels(workloads, rotation=15)
+    axes.grid(axis="y", which="both", alpha=0.3)
+
+
+def labelled(axes: Any) -> set[str]:
+    """The labels already in the axes' legend handles."""
+    return {str(label) for label in axes.get_legend_handles_labels()[1]}
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -755,7 +1139,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--n",
         type=int,
         default=None,
-        help="documents of the iterated database (default 100000; 2000 quick)",
+        help="documents of the iterated database (default 100000; 1000 quick)",
     )
     parser.add_argument(
         "--quick",
@@ -770,6 +1154,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="runs per measurement, the median is kept (default 3; 1 with --quick)",
     )
     parser.add_argument(
+        "--throughput-repeat",
+        type=int,
+        default=1,
+        help="runs of get_throughput (10,000 GETs each; default 1, its wall time is long)",
+    )
+    parser.add_argument(
         "--no-save",
         action="store_true",
         help="only print the report; keep bench/results.* and docs/bench.png as they are",
@@ -778,17 +1168,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--json", type=Path, help="also write the raw samples to this file (as results.json)"
     )
     parser.add_argument(
-        "--clients", nargs="+", choices=worker.CLIENTS, default=list(worker.DEFAULT_CLIENTS)
+        "--clients",
+        nargs="+",
+        choices=[*worker.CLIENTS, *peers.CLIENTS],
+        default=list(DEFAULT_CLIENTS),
     )
-    parser.add_argument(
-        "--workloads", nargs="+", choices=worker.WORKLOADS, default=worker.WORKLOADS
-    )
+    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=WORKLOADS)
     parser.add_argument(
         "--baseline",
         metavar="COMMIT",
         help="also run this project's src/ as of COMMIT (git archive), as client ours@COMMIT",
     )
     return parser.parse_args(argv)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (``uptime``), as text."""
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def write_json(path: Path, runs: Sequence[Run], info: dict[str, Any]) -> None:
@@ -821,38 +1217,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.repeat = 1 if args.quick else 3
     started = time.perf_counter()
     counts = QUICK_COUNTS if args.quick else FULL_COUNTS
-    sizes = Sizes(args.n or (2_000 if args.quick else 100_000), counts)
+    sizes = Sizes(args.n or (1_000 if args.quick else 100_000), counts)
     clients = list(args.clients)
-    if "aiocouch401" in clients:
-        ensure_venv_401()
+    broken = ensure_environments(clients)
     runs: list[Run] = []
+    load_start = load_average()
     with contextlib.ExitStack() as stack:
         if args.baseline:
             clients.append(stack.enter_context(exported_baseline(args.baseline)))
         server = stack.enter_context(bench_server())
         print(f"server: {server.url}", flush=True)
+        upstream = urlsplit(server.url)
+        host, port = upstream.hostname or "127.0.0.1", upstream.port or 80
+        tls_files = stack.enter_context(TlsFiles())
+        endpoints = Endpoints(
+            server,
+            counting=stack.enter_context(CountingProxy(host, port)),
+            tls=stack.enter_context(CountingProxy(host, port, tls=tls_files)),
+            tls_files=tls_files,
+        )
         machine = machine_info(server)
         read_db = ensure_read_database(server, sizes.n)
+        settings = {
+            "n": sizes.n,
+            "counts": counts,
+            "quick": args.quick,
+            "repeat": args.repeat,
+            "throughput_repeat": args.throughput_repeat,
+        }
         for workload in args.workloads:
-            for run in measure_workload(server, clients, workload, sizes, read_db, args.repeat):
+            repeat = args.throughput_repeat if workload == "get_throughput" else args.repeat
+            measured = measure_workload(
+                endpoints, clients, workload, sizes, read_db, repeat, broken
+            )
+            for run in measured:
                 print_run(run)
                 runs.append(run)
-    info = {
-        "machine": machine,
-        "settings": {"n": sizes.n, "counts": counts, "quick": args.quick, "repeat": args.repeat},
-        "total_wall_s": time.perf_counter() - started,
-    }
-    report = render_markdown(runs, clients, sizes, info)
+            info = {
+                "load": {"start": load_start, "end": load_average()},
+                "machine": machine,
+                "settings": settings,
+                "total_wall_s": time.perf_counter() - started,
+            }
+            report = render_markdown(runs, clients, sizes, info)
+            if not args.no_save:  # after every workload: a stopped run keeps what it measured
+                save_reports(runs, clients, sizes, report, info)
     print("\n" + report)
-    if not args.no_save:
-        save_reports(runs, clients, sizes, report, info)
     if args.json:
         write_json(args.json, runs, info)
     problems = check_same_work(runs)
     problems += [
         f"{r.workload}/{r.client} failed: {r.error}"
         for r in runs
-        if not r.ok and r.client != "aiocouch401"
+        if r.error and r.client.partition("@")[0] in ("ours", "aiohttp")
     ]
     for problem in problems:
         print(f"ERROR: {problem}", file=sys.stderr)

@@ -23,9 +23,10 @@ is inside the timed region: the data to write is generated before it, one warm-u
 ``GET /`` opens the connection and runs the first-use imports, and the request counter and
 the kernel's peak-RSS mark are reset right before it.
 
-This file imports only the standard library, aiohttp and (lazily, for the two aiocouch
-clients) aiocouch, so that it runs unchanged in either virtual environment. ``run.py``
-imports it too, for :func:`make_doc` and the seeding helpers.
+This file imports only the standard library, ``measure.py`` beside it, aiohttp and
+(lazily, for the two aiocouch clients) aiocouch, so that it runs unchanged in either
+virtual environment. ``run.py`` imports it too, for the seeding helpers. The other client
+libraries have their workloads in ``bench/peers.py``.
 """
 
 from __future__ import annotations
@@ -33,65 +34,44 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import gc
 import json
 import os
-import resource
 import sys
-import time
-import traceback
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-CLIENTS = ("ours", "aiocouch401", "aiohttp", "ours-no-retry", "ours-session")
-#: The clients of a plain ``make bench``.
-DEFAULT_CLIENTS = ("ours", "aiocouch401", "aiohttp")
-WORKLOADS = (
-    "create_save",
-    "get",
-    "get_concurrent",
-    "update",
-    "bulk_create",
-    "iterate_all",
-    "bulk_update",
+# ``python -I`` leaves the script's directory out of sys.path; measure.py lives beside this.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import (
+    WORKLOADS,
+    Body,
+    Unsupported,
+    bounded_gather,
+    concurrency_of,
+    doc_id,
+    make_doc,
+    measure,
+    new_docs,
+    read_ids,
+    seeded_ids,
 )
-#: Gets in flight at once in ``get_concurrent``.
-CONCURRENCY = 32
+
+__all__ = ["WORKLOADS", "doc_id", "make_doc"]
+
+CLIENTS = ("ours", "aiocouch401", "aiohttp", "ours-no-retry", "ours-session")
+#: The clients of this file in a plain ``make bench`` (the other libraries: bench/peers.py).
+DEFAULT_CLIENTS = ("ours", "aiocouch401", "aiohttp")
 #: Documents per ``_bulk_docs`` request of the aiohttp client; the same as the default
 #: ``BulkOperation.batch_size`` of this project (src/aiocouch/bulk.py), which also keeps
 #: up to :data:`BULK_IN_FLIGHT` batches in flight. aiocouch 4.0.1 sends one request.
 BULK_BATCH = 10_000
 BULK_IN_FLIGHT = 4
-
-#: A prepared workload: the timed part, returning (items processed, checksum).
-Body = Callable[[], Awaitable[tuple[int, int]]]
-
-_PAYLOAD = "lorem ipsum dolor sit amet " * 5
-
-
-def doc_id(index: int) -> str:
-    """The id of the ``index``-th document of a seeded database (``doc-000001``...)."""
-    return f"doc-{index:06d}"
-
-
-def make_doc(index: int) -> dict[str, Any]:
-    """A document body of about 350 bytes of JSON (``_id`` included), without ``_id``."""
-    return {
-        "type": "bench",
-        "index": index,
-        "name": f"document number {index}",
-        "tags": ["alpha", "beta", "gamma", f"t{index % 97}"],
-        "nested": {"a": index % 7, "b": [1, 2, 3], "c": None, "d": True},
-        "payload": _PAYLOAD[: 100 + index % 16],
-    }
-
-
-# -- measurement -------------------------------------------------------------------------
 
 
 @dataclass
@@ -109,6 +89,8 @@ class Result:
     error: str | None
     library: str
     library_path: str
+    #: Why the client cannot do the workload (no such public call); nothing was measured.
+    unsupported: str | None = None
 
 
 class RequestCounter:
@@ -153,84 +135,6 @@ class RequestCounter:
             raise RuntimeError(f"Accept header not applied: {sent!r}")
 
 
-def _current_rss_bytes() -> int:
-    """The resident set size of this process right now (Linux ``/proc/self/statm``)."""
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def _reset_peak_rss() -> bool:
-    """Resets the kernel's peak-RSS mark to the current RSS (Linux >= 4.0); True if it did.
-
-    Without the reset the peak would also cover whatever the process did before the
-    workload (start-up, preparing the data), not only the workload itself.
-    """
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def _peak_rss_bytes(was_reset: bool) -> int:
-    """The peak RSS: ``VmHWM`` after a reset, else ``ru_maxrss`` (KiB on Linux)."""
-    if was_reset:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-@dataclass
-class Measurement:
-    """CPU, wall and peak-RSS growth of one timed region, and what it returned."""
-
-    cpu_s: float
-    wall_s: float
-    rss_mb: float
-    items: int = 0
-    checksum: int = 0
-    #: Set when the workload raised; the numbers then cover the time until the failure.
-    error: str | None = None
-
-
-async def measure(body: Body) -> Measurement:
-    """Runs ``body`` and measures it; an exception is recorded, not raised."""
-    gc.collect()
-    was_reset = _reset_peak_rss()
-    rss_before = _current_rss_bytes()
-    cpu_before = _cpu_seconds()
-    wall_before = time.perf_counter()
-    items = checksum = 0
-    error = None
-    try:
-        items, checksum = await body()
-    except Exception as exc:
-        traceback.print_exc()
-        error = describe_error(exc)
-    wall = time.perf_counter() - wall_before
-    cpu = _cpu_seconds() - cpu_before
-    peak = _peak_rss_bytes(was_reset)
-    growth = max(0, peak - rss_before) / (1024 * 1024)
-    return Measurement(cpu, wall, growth, items, checksum, error)
-
-
-def describe_error(exc: BaseException) -> str:
-    """``Type: message (at file.py:line)`` of the innermost frame of ``exc``."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
-    message = str(exc).splitlines()[0][:200] if str(exc) else ""
-    return f"{type(exc).__name__}: {message}{where}" if message else f"{type(exc).__name__}{where}"
-
-
 # -- the aiocouch clients (this project and 4.0.1 share the same API) ---------------------
 
 
@@ -246,7 +150,7 @@ class AiocouchWorkloads:
         """``count`` x ``Document(db, id, data=...).save()``: one PUT each."""
         from aiocouch import Document
 
-        bodies = [(doc_id(i), make_doc(i)) for i in range(1, self.count + 1)]
+        bodies = new_docs(self.count)
 
         async def run() -> tuple[int, int]:
             for identifier, data in bodies:
@@ -255,9 +159,21 @@ class AiocouchWorkloads:
 
         return run
 
+    def db_create_save(self) -> Body:
+        """``count`` x ``await db.create(id, data=...)`` then ``await doc.save()``."""
+        bodies = new_docs(self.count)
+
+        async def run() -> tuple[int, int]:
+            for identifier, data in bodies:
+                doc = await self.db.create(identifier, data=data)
+                await doc.save()
+            return len(bodies), 0
+
+        return run
+
     def get(self) -> Body:
         """``count`` x ``await db[id]``, one after the other: one GET each."""
-        ids = _read_ids(self.count, self.db_size)
+        ids = read_ids(self.count, self.db_size)
 
         async def run() -> tuple[int, int]:
             checksum = 0
@@ -267,22 +183,26 @@ class AiocouchWorkloads:
 
         return run
 
-    def get_concurrent(self) -> Body:
-        """``count`` x ``await db[id]``, :data:`CONCURRENCY` at a time."""
-        ids = _read_ids(self.count, self.db_size)
+    def get_concurrent(self, workload: str = "get_concurrent") -> Body:
+        """``count`` x ``await db[id]``, :func:`concurrency_of` the workload at a time."""
+        ids = read_ids(self.count, self.db_size)
 
         async def fetch(identifier: str) -> int:
             index: int = (await self.db[identifier])["index"]
             return index
 
         async def run() -> tuple[int, int]:
-            return len(ids), sum(await bounded_gather(fetch, ids))
+            return len(ids), sum(await bounded_gather(fetch, ids, concurrency_of(workload)))
 
         return run
 
+    def get_throughput(self) -> Body:
+        """``get_concurrent`` with 64 in flight (10,000 GETs: documents per second)."""
+        return self.get_concurrent("get_throughput")
+
     def update(self) -> Body:
         """``count`` x fetch, modify, save: GET + PUT each."""
-        ids = [doc_id(i) for i in range(1, self.count + 1)]
+        ids = seeded_ids(self.count)
 
         async def run() -> tuple[int, int]:
             checksum = 0
@@ -297,7 +217,7 @@ class AiocouchWorkloads:
 
     def bulk_create(self) -> Body:
         """``count`` new documents in one ``db.create_docs()`` block."""
-        bodies = [(doc_id(i), make_doc(i)) for i in range(1, self.count + 1)]
+        bodies = new_docs(self.count)
 
         async def run() -> tuple[int, int]:
             async with self.db.create_docs() as bulk:
@@ -323,7 +243,7 @@ class AiocouchWorkloads:
 
     def bulk_update(self) -> Body:
         """``count`` documents modified in one ``db.update_docs(ids)`` block."""
-        ids = [doc_id(i) for i in range(1, self.count + 1)]
+        ids = seeded_ids(self.count)
 
         async def run() -> tuple[int, int]:
             checksum = 0
@@ -372,7 +292,7 @@ class AiohttpWorkloads:
 
     def create_save(self) -> Body:
         """``count`` x PUT of a new document."""
-        bodies = [(doc_id(i), make_doc(i)) for i in range(1, self.count + 1)]
+        bodies = new_docs(self.count)
 
         async def run() -> tuple[int, int]:
             for identifier, data in bodies:
@@ -384,7 +304,7 @@ class AiohttpWorkloads:
 
     def get(self) -> Body:
         """``count`` x GET of a document, one after the other."""
-        ids = _read_ids(self.count, self.db_size)
+        ids = read_ids(self.count, self.db_size)
 
         async def run() -> tuple[int, int]:
             checksum = 0
@@ -394,22 +314,30 @@ class AiohttpWorkloads:
 
         return run
 
-    def get_concurrent(self) -> Body:
-        """``count`` x GET of a document, :data:`CONCURRENCY` at a time."""
-        ids = _read_ids(self.count, self.db_size)
+    def db_create_save(self) -> Body:
+        """Not a call of aiohttp: ``create_save`` is its one PUT."""
+        raise Unsupported("no db.create() (an aiocouch call); its one-PUT create is create_save")
+
+    def get_concurrent(self, workload: str = "get_concurrent") -> Body:
+        """``count`` x GET of a document, :func:`concurrency_of` the workload at a time."""
+        ids = read_ids(self.count, self.db_size)
 
         async def fetch(identifier: str) -> int:
             index: int = (await self._get_json(self._doc_url(identifier)))["index"]
             return index
 
         async def run() -> tuple[int, int]:
-            return len(ids), sum(await bounded_gather(fetch, ids))
+            return len(ids), sum(await bounded_gather(fetch, ids, concurrency_of(workload)))
 
         return run
 
+    def get_throughput(self) -> Body:
+        """``get_concurrent`` with 64 in flight (10,000 GETs: documents per second)."""
+        return self.get_concurrent("get_throughput")
+
     def update(self) -> Body:
         """``count`` x GET, modify, PUT."""
-        ids = [doc_id(i) for i in range(1, self.count + 1)]
+        ids = seeded_ids(self.count)
 
         async def run() -> tuple[int, int]:
             checksum = 0
@@ -468,7 +396,7 @@ class AiohttpWorkloads:
 
     def bulk_update(self) -> Body:
         """POST ``_all_docs?include_docs=true`` with the keys, modify, POST ``_bulk_docs``."""
-        ids = [doc_id(i) for i in range(1, self.count + 1)]
+        ids = seeded_ids(self.count)
 
         async def run() -> tuple[int, int]:
             answer = await self._send_json(
@@ -491,31 +419,6 @@ class AiohttpWorkloads:
 def _check(resp: aiohttp.ClientResponse, body: bytes) -> None:
     if resp.status >= 400:
         raise RuntimeError(f"{resp.method} {resp.url} -> {resp.status}: {body[:200]!r}")
-
-
-def _read_ids(count: int, db_size: int) -> list[str]:
-    """``count`` ids of the seeded read database, spread over it (wrapping around)."""
-    if db_size <= 0:
-        raise ValueError("--db-size is needed for the read workloads")
-    step = max(1, db_size // count)
-    return [doc_id(1 + (i * step) % db_size) for i in range(count)]
-
-
-async def bounded_gather(
-    function: Callable[[Any], Awaitable[Any]], arguments: Iterable[Any], limit: int = CONCURRENCY
-) -> list[Any]:
-    """``function(argument)`` for every argument, at most ``limit`` at a time, in order."""
-    queue = list(enumerate(arguments))
-    results: list[Any] = [None] * len(queue)
-    queue.reverse()
-
-    async def drain() -> None:
-        while queue:
-            index, argument = queue.pop()
-            results[index] = await function(argument)
-
-    await asyncio.gather(*(drain() for _ in range(min(limit, len(results)))))
-    return results
 
 
 # -- seeding (used by run.py, untimed) ----------------------------------------------------
@@ -560,7 +463,10 @@ async def run_worker(args: argparse.Namespace) -> Result:
         db_url = f"{args.url}/{quote(args.db, safe='')}"
         async with client_session(user, password, trace_configs=counter.trace_configs) as s:
             plain = AiohttpWorkloads(s, db_url, args.count, args.db_size)
-            body = getattr(plain, args.workload)()
+            try:
+                body = getattr(plain, args.workload)()
+            except Unsupported as exc:
+                return unsupported(args, library, library_path, str(exc))
             await plain._get_json(f"{args.url}/")  # warm-up: connection, lazy imports
             counter.count = 0
             measured = await measure(body)
@@ -573,7 +479,10 @@ async def run_worker(args: argparse.Namespace) -> Result:
         options = couchdb_options(args.client, user, password)
         async with CouchDB(args.url, trace_configs=counter.trace_configs, **options) as couchdb:
             client = AiocouchWorkloads(Database(couchdb, args.db), args.count, args.db_size)
-            body = getattr(client, args.workload)()
+            try:
+                body = getattr(client, args.workload)()
+            except Unsupported as exc:
+                return unsupported(args, library, library_path, str(exc))
             await couchdb.info()  # warm-up: connection, lazy imports, a login
             counter.count = 0
             measured = await measure(body)
@@ -591,6 +500,11 @@ async def run_worker(args: argparse.Namespace) -> Result:
         library=library,
         library_path=library_path,
     )
+
+
+def unsupported(args: argparse.Namespace, library: str, path: str, reason: str) -> Result:
+    """The result of a workload the client has no public call for."""
+    return Result(args.client, args.workload, 0.0, 0.0, 0.0, 0, 0, 0, None, library, path, reason)
 
 
 def couchdb_options(client: str, user: str, password: str) -> dict[str, Any]:
