@@ -40,6 +40,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -499,7 +500,9 @@ def prepare_database(server: Server, workload: str, client: str, sizes: Sizes, r
     workload = base_workload(workload)
     if workload in READ_WORKLOADS:
         return read_db
-    name = f"bench_{workload}_{client}_{uuid.uuid4().hex[:8]}"
+    # a valid database name: "ours@abc123" and "couchdb3-async" say more than CouchDB allows
+    label = re.sub(r"[^a-z0-9_]", "_", client.lower())
+    name = f"bench_{workload}_{label}_{uuid.uuid4().hex[:8]}"
     if workload in SEEDED_WORKLOADS:
         seed_database(server, name, sizes.count(workload))
     else:
