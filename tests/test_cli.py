@@ -27,6 +27,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from aiocouch import CouchDB, Database, Document, NotFoundError
+from aiocouch.backup import BackupFormatError
 from aiocouch.cli._errors import ExitCode, classify
 from aiocouch.cli._progress import Progress
 from aiocouch.cli.main import cli
@@ -725,6 +726,16 @@ def test_exceptions_map_to_their_exit_codes() -> None:
         "not found: Database 'x' does not exist",
     )
     assert classify(RuntimeError("bug"))[0] is ExitCode.FAILURE
+    corrupt = BackupFormatError(Path("db.jsonl"), 7, "not JSON")
+    assert classify(corrupt) == (
+        ExitCode.CORRUPT_BACKUP,
+        "corrupt backup, nothing written: db.jsonl, line 7: not JSON",
+    )
+    assert classify(FileExistsError("db.jsonl exists"))[0] is ExitCode.INVALID_INPUT
+    assert classify(PermissionError(13, "Permission denied", "db.jsonl")) == (
+        ExitCode.FAILURE,
+        "file error: [Errno 13] Permission denied: 'db.jsonl'",
+    )
 
 
 async def test_an_invalid_url_is_refused_without_showing_it(env: dict[str, str]) -> None:
@@ -815,9 +826,11 @@ async def test_the_url_may_hold_the_credentials(
 async def test_the_console_script_is_installed_and_documents_its_exit_codes() -> None:
     code, out, _ = await run_script({}, "--help")
     assert code == 0
-    for command in ("info", "dbs", "db", "get", "put", "find", "view", "changes", "replicate"):
+    commands = ("info", "dbs", "db", "get", "put", "find", "view", "changes", "replicate")
+    for command in (*commands, "backup", "restore"):
         assert f"  {command} " in out
     assert "  3    database, document or view not found\n" in out
+    assert "  9    corrupt backup file (nothing restored)\n" in out
     assert "  130  interrupted" in out
 
 

@@ -21,7 +21,7 @@ import aiohttp
 import click
 
 from ..couchdb import CouchDB
-from ._errors import CommandError, ExitCode, basic_tokens, reported_errors
+from ._errors import INTERRUPTED, CommandError, ExitCode, basic_tokens, reported_errors
 
 DEFAULT_URL = "http://localhost:5984"
 
@@ -85,13 +85,20 @@ class Connection:
             total=None, connect=self.timeout, sock_connect=self.timeout, sock_read=self.timeout
         )
 
-    def run(self, work: Callable[[CouchDB], Awaitable[_T]], *, secrets: Collection[str] = ()) -> _T:
+    def run(
+        self,
+        work: Callable[[CouchDB], Awaitable[_T]],
+        *,
+        secrets: Collection[str] = (),
+        interrupted: str = INTERRUPTED,
+    ) -> _T:
         """Awaits ``work`` with a client of this server; exits with a message on failure.
 
         ``secrets``: more text no message may show (the passwords of other servers).
+        ``interrupted``: the message on Ctrl-C (work that resumes says how).
         """
         self._complete_password()
-        with reported_errors([*self.secrets, *secrets]):
+        with reported_errors([*self.secrets, *secrets], interrupted=interrupted):
             return asyncio.run(self._with_client(work))
 
     async def _with_client(self, work: Callable[[CouchDB], Awaitable[_T]]) -> _T:

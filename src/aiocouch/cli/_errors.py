@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterator
 import aiohttp
 import click
 
+from ..backup import BackupFormatError, RestoreError
 from ..exception import (
     BadRequestError,
     ConflictError,
@@ -37,9 +38,11 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     FAILURE = 1
-    """The server answered with an error no other code names (5xx, an invalid answer)."""
+    """The server answered with an error no other code names (5xx, an invalid answer), or
+    refused some revisions of a restore."""
     INVALID_INPUT = 2
-    """Wrong arguments, invalid JSON, or a request the server refused as bad (400)."""
+    """Wrong arguments, invalid JSON, a finished backup as ``backup``'s FILE (without
+    ``--overwrite``), or a request the server refused as bad (400)."""
     NOT_FOUND = 3
     """The database, document, design document or view does not exist (404)."""
     BAD_CREDENTIALS = 4
@@ -60,17 +63,21 @@ class ExitCode(enum.IntEnum):
 
 EXIT_CODE_MEANINGS = {
     ExitCode.OK: "done",
-    ExitCode.FAILURE: "server error (or another failure)",
-    ExitCode.INVALID_INPUT: "invalid input (arguments, JSON, a request the server refused)",
+    ExitCode.FAILURE: "server error, a restore partly refused, or another failure",
+    ExitCode.INVALID_INPUT: "invalid input (arguments, JSON, an existing backup, a bad request)",
     ExitCode.NOT_FOUND: "database, document or view not found",
     ExitCode.BAD_CREDENTIALS: "bad credentials",
     ExitCode.FORBIDDEN: "not allowed for this account",
     ExitCode.UNREACHABLE: "server unreachable, or silent too long",
     ExitCode.CONFLICT: "conflict (document revision, existing database)",
     ExitCode.REPLICATION_FAILED: "replication failed",
-    ExitCode.CORRUPT_BACKUP: "corrupt backup file",
-    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitCode.CORRUPT_BACKUP: "corrupt backup file (nothing restored)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C; backup and restore continue when run again)",
 }
+
+
+INTERRUPTED = "interrupted"
+"""What the command says on Ctrl-C, unless its work says how to resume."""
 
 
 def exit_codes_help() -> str:
@@ -99,6 +106,11 @@ def classify(error: BaseException) -> tuple[ExitCode, str]:
     """The exit code of ``error`` and the message that explains it to a user."""
     if isinstance(error, RemoteResponseError):
         return _classify_answer(error)
+    if isinstance(error, BackupFormatError):
+        # its message names the file and the line; restore checks the file before writing
+        return ExitCode.CORRUPT_BACKUP, f"corrupt backup, nothing written: {_detail(error)}"
+    if isinstance(error, RestoreError):
+        return ExitCode.FAILURE, f"restore incomplete: {_detail(error)}"
     if isinstance(error, ReplicationError):
         return ExitCode.REPLICATION_FAILED, f"replication failed: {_detail(error)}"
     if isinstance(error, (TimeLimitError, asyncio.TimeoutError)):
@@ -107,6 +119,12 @@ def classify(error: BaseException) -> tuple[ExitCode, str]:
         return ExitCode.UNREACHABLE, f"cannot connect to the server ({_detail(error)})"
     if isinstance(error, (aiohttp.ClientConnectionError, ConnectionError)):
         return ExitCode.UNREACHABLE, f"the connection to the server failed ({_detail(error)})"
+    if isinstance(error, FileExistsError):
+        # a backup never writes over a finished backup unless told to
+        return ExitCode.INVALID_INPUT, f"invalid input: {_detail(error)}"
+    if isinstance(error, OSError) and error.filename is not None:
+        # a file given on the command line (backup, restore) cannot be read or written
+        return ExitCode.FAILURE, f"file error: {_detail(error)}"
     if isinstance(error, (ValueError, TypeError)):
         # the library refuses input it cannot send before any request, with these
         return ExitCode.INVALID_INPUT, f"invalid input: {_detail(error)}"
@@ -153,18 +171,20 @@ def basic_tokens(user: str | None, password: str | None) -> list[str]:
 
 
 @contextlib.contextmanager
-def reported_errors(secrets: Collection[str] = ()) -> Iterator[None]:
+def reported_errors(
+    secrets: Collection[str] = (), *, interrupted: str = INTERRUPTED
+) -> Iterator[None]:
     """Turns an exception of the block into ``aiocouch: message`` on stderr and an exit.
 
     Exits with the :class:`ExitCode` of the failure; a closed stdout (``| head``) ends the
-    command quietly with 0.
+    command quietly with 0; Ctrl-C says ``interrupted``.
     """
     try:
         yield
     except (click.ClickException, click.exceptions.Exit, click.Abort):
         raise
     except KeyboardInterrupt:
-        click.echo("aiocouch: interrupted", err=True)
+        click.echo(f"aiocouch: {interrupted}", err=True)
         sys.exit(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         _silence_stdout()

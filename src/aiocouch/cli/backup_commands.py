@@ -1,80 +1,33 @@
 """``aiocouch backup DB FILE`` and ``aiocouch restore FILE DB`` (see :mod:`aiocouch.backup`).
 
-Each prints a JSON summary on stdout, progress on stderr (a bar on a terminal, plain
-lines otherwise, nothing with ``--quiet``) and, on failure, one line ``aiocouch: ...`` on
-stderr with an exit code that names the kind of failure: 0 ok, 1 a failure of the server
-or a refused revision, 2 invalid input (such as an existing FILE), 3 no such database,
-4 bad credentials, 6 server unreachable, 9 corrupt backup file (nothing written),
-130 interrupted (run the same command again to resume).
+Both take the server, credentials, ``--quiet`` and ``--timeout`` from the ``aiocouch``
+group (:class:`~aiocouch.cli._connection.Connection`); their failures become messages and
+exit codes in :mod:`aiocouch.cli._errors` (a corrupt backup file: 9, naming the line).
+Each prints a JSON summary on stdout and its progress on stderr.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
-import os
-from collections.abc import Awaitable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, NoReturn, TypeVar
+from typing import Any, Callable, Union
 
-import aiohttp
 import click
 
 from .. import backup as backup_module
 from ..couchdb import CouchDB
 from ..database import Database
-from ..exception import NotFoundError, UnauthorizedError
+from ._connection import Connection
+from ._output import JsonOutput
 from ._progress import Progress
 
 __all__ = ["backup", "restore"]
 
-_T = TypeVar("_T")
+RESUME_HINT = "interrupted: run the same command again to continue"
 
-EXIT_FAILURE = 1
-EXIT_INVALID_INPUT = 2
-EXIT_NOT_FOUND = 3
-EXIT_BAD_CREDENTIALS = 4
-EXIT_UNREACHABLE = 6
-EXIT_CORRUPT_BACKUP = 9
-EXIT_INTERRUPTED = 130
-
-
-@dataclass
-class _Server:
-    """The server and credentials of a command (never shown)."""
-
-    url: str
-    user: str | None = field(default=None, repr=False)
-    password: str | None = field(default=None, repr=False)
-
-
-def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--url``, ``--user``, ``--password`` (ask for it), ``--quiet``; the password comes
-    from ``COUCHDB_PASSWORD`` or a prompt, never from the command line (which others
-    may read)."""
-    options = [
-        click.option(
-            "--url",
-            envvar="COUCHDB_URL",
-            default="http://localhost:5984",
-            show_default=True,
-            help="The server (default: $COUCHDB_URL).",
-        ),
-        click.option("--user", envvar="COUCHDB_USER", help="Default: $COUCHDB_USER."),
-        click.option(
-            "--password",
-            "ask_password",
-            is_flag=True,
-            help="Ask for the password (not echoed). Default: $COUCHDB_PASSWORD, else "
-            "asked for when --user is given.",
-        ),
-        click.option("--quiet", "-q", is_flag=True, help="No progress output, only errors."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+_Summary = Union[backup_module.BackupSummary, backup_module.RestoreSummary]
 
 
 @click.command()
@@ -88,10 +41,23 @@ def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option("--overwrite", is_flag=True, help="Replace FILE if it is a finished backup.")
 @click.option("--restart", is_flag=True, help="Ignore the checkpoint of an interrupted backup.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
-@click.option("--in-flight", type=click.IntRange(min=1), default=4, show_default=True)
-@_server_options
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Documents read per request.",
+)
+@click.option(
+    "--in-flight",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Batches in progress at once.",
+)
+@click.pass_obj
 def backup(
+    connection: Connection,
     db: str,
     file: Path,
     compress: bool | None,
@@ -99,17 +65,16 @@ def backup(
     restart: bool,
     batch_size: int,
     in_flight: int,
-    url: str,
-    user: str | None,
-    ask_password: bool,
-    quiet: bool,
 ) -> None:
-    """Write every document of DB (winning and conflicting revisions, deletions, history,
-    attachments) into FILE as JSON lines. Interrupted, run it again to continue."""
-    server = _server(url, user, ask_password)
+    """Writes every document of DB into the backup FILE.
 
-    async def work(couchdb: CouchDB) -> Any:
-        with _progress_bars(f"backup {db}", quiet) as progress:
+    Every document's winning and conflicting revisions and deletions, with their
+    histories and attachments, as JSON lines (gzip if FILE ends in .gz). Prints a JSON
+    summary. Interrupted, run it again to continue.
+    """
+
+    async def work(couchdb: CouchDB) -> backup_module.BackupSummary:
+        with _progress_bars(f"backup {db}", connection.quiet) as progress:
             return await backup_module.backup(
                 Database(couchdb, db),
                 file,
@@ -121,8 +86,7 @@ def backup(
                 progress=progress,
             )
 
-    summary = _run(server, work)
-    click.echo(json.dumps({**asdict(summary), "path": str(summary.path)}))
+    _print_summary(connection.run(work, interrupted=RESUME_HINT))
 
 
 @click.command()
@@ -130,29 +94,39 @@ def backup(
 @click.argument("db")
 @click.option("--create", is_flag=True, help="Create DB if it does not exist.")
 @click.option("--restart", is_flag=True, help="Ignore the checkpoint of an interrupted restore.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
-@click.option("--in-flight", type=click.IntRange(min=1), default=4, show_default=True)
-@_server_options
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Revisions written per request.",
+)
+@click.option(
+    "--in-flight",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Requests in progress at once.",
+)
+@click.pass_obj
 def restore(
+    connection: Connection,
     file: Path,
     db: str,
     create: bool,
     restart: bool,
     batch_size: int,
     in_flight: int,
-    url: str,
-    user: str | None,
-    ask_password: bool,
-    quiet: bool,
 ) -> None:
-    """Write the backup FILE into DB, revisions as they are, design documents last.
+    """Writes the backup FILE into DB, exactly as it was backed up.
 
-    FILE is checked whole first: if it is corrupt, the line is named and nothing is
-    written. Interrupted, run it again to continue."""
-    server = _server(url, user, ask_password)
+    Revisions, conflicts and deletions as they are, design documents last. FILE is
+    checked whole first: if it is corrupt, the line is named and nothing is
+    written (exit code 9). Prints a JSON summary. Interrupted, run it again to continue.
+    """
 
-    async def work(couchdb: CouchDB) -> Any:
-        with _progress_bars(f"restore {db}", quiet) as progress:
+    async def work(couchdb: CouchDB) -> backup_module.RestoreSummary:
+        with _progress_bars(f"restore {db}", connection.quiet) as progress:
             return await backup_module.restore(
                 file,
                 Database(couchdb, db),
@@ -163,19 +137,12 @@ def restore(
                 progress=progress,
             )
 
-    summary = _run(server, work)
-    click.echo(json.dumps({**asdict(summary), "path": str(summary.path)}))
+    _print_summary(connection.run(work, interrupted=RESUME_HINT))
 
 
-def _server(url: str, user: str | None, ask_password: bool) -> _Server:
-    """The server and credentials: the password from $COUCHDB_PASSWORD, else asked for
-    (not echoed) with ``--password`` or when a user is named."""
-    password = os.environ.get("COUCHDB_PASSWORD") or None
-    if password is None and (ask_password or user):
-        password = click.prompt(
-            f"Password for {user or 'the server'}", hide_input=True, err=True, default=""
-        )
-    return _Server(url, user, password)
+def _print_summary(summary: _Summary) -> None:
+    shown: dict[str, Any] = {**asdict(summary), "path": str(summary.path)}
+    JsonOutput().value(shown)
 
 
 @contextlib.contextmanager
@@ -197,35 +164,3 @@ def _progress_bars(
             bar.advance(progress.done - start - bar.completed)
 
         yield show
-
-
-def _run(server: _Server, work: Callable[[CouchDB], Awaitable[_T]]) -> _T:
-    """Awaits ``work`` with a client of ``server``; failures become a message and an exit."""
-
-    async def with_client() -> _T:
-        async with CouchDB(server.url, user=server.user, password=server.password) as couchdb:
-            return await work(couchdb)
-
-    try:
-        return asyncio.run(with_client())
-    except KeyboardInterrupt:
-        _fail("interrupted: run the same command again to continue", EXIT_INTERRUPTED)
-    except backup_module.BackupFormatError as exc:
-        _fail(f"corrupt backup, nothing written: {exc}", EXIT_CORRUPT_BACKUP)
-    except FileExistsError as exc:
-        _fail(str(exc), EXIT_INVALID_INPUT)
-    except NotFoundError as exc:
-        _fail(f"not found: {exc}", EXIT_NOT_FOUND)
-    except UnauthorizedError:
-        _fail("the server refused the user name and password", EXIT_BAD_CREDENTIALS)
-    except (aiohttp.ClientConnectorError, asyncio.TimeoutError) as exc:
-        _fail(f"the server is unreachable ({type(exc).__name__})", EXIT_UNREACHABLE)
-    except (backup_module.RestoreError, ValueError, OSError) as exc:
-        _fail(str(exc), EXIT_FAILURE)
-    except Exception as exc:
-        _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILURE)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"aiocouch: {message}", err=True)
-    raise SystemExit(code)

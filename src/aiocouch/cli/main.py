@@ -12,6 +12,7 @@ from .. import __version__
 from ._connection import Connection
 from ._errors import exit_codes_help
 from ._output import show_library_messages
+from .backup_commands import backup, restore
 from .changes_command import changes
 from .database_commands import db, dbs, info
 from .document_commands import find, get, put, view
@@ -51,7 +52,8 @@ def cli(
     quiet: bool,
     timeout: float | None,
 ) -> None:
-    """Work with an Apache CouchDB server from the shell.
+    """Work with an Apache CouchDB server from the shell: databases, documents, queries,
+    changes, replication, backup and restore.
 
     Output is JSON (one value per line for lists), ready for jq; progress and errors go
     to stderr. Credentials come from the URL, $COUCHDB_USER and $COUCHDB_PASSWORD, or a
@@ -61,5 +63,5 @@ def cli(
     ctx.obj = Connection.from_options(url, user, ask_password, quiet, timeout)
 
 
-for command in (info, dbs, db, get, put, find, view, changes, replicate):
+for command in (info, dbs, db, get, put, find, view, changes, replicate, backup, restore):
     cli.add_command(command)
