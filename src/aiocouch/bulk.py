@@ -75,6 +75,17 @@ class BulkOperation:
 
     def create(self, id: str, *, data: JsonDict | None = None) -> Document:
         """Adds a new local document ``id`` (ValueError if the id was added before)."""
+        if (
+            type(id) is str
+            and _plain_id(id)
+            and (data is None or type(data) is dict)
+            and id not in self._ids
+        ):
+            # (the common case, which no check of Document() or append() refuses)
+            doc = Document._unchecked(self._database, id, data)
+            self._ids.add(id)
+            self._docs.append(doc)
+            return doc
         return self.append(Document(self._database, id, data=data))
 
     def append(self, doc: Document) -> Document:
@@ -82,10 +93,12 @@ class BulkOperation:
 
         Raises BadRequestError for an id CouchDB refuses: it would fail the whole batch.
         """
-        _paths.check_document_id(doc.id)
-        if doc.id in self._ids:
-            raise ValueError(f"The document '{doc.id}' is already part of this bulk operation")
-        self._ids.add(doc.id)
+        id = doc.id
+        if not (type(id) is str and _plain_id(id)):
+            _paths.check_document_id(id)
+        if id in self._ids:
+            raise ValueError(f"The document '{id}' is already part of this bulk operation")
+        self._ids.add(id)
         self._docs.append(doc)
         return doc
 
@@ -149,17 +162,19 @@ class BulkOperation:
         encoded: list[bytes] = []
         size = 0
         batch_size, batch_bytes = self.batch_size, self.batch_bytes
-        for doc in self._docs:
-            change = doc._encode_if_dirty()
-            if change is None:
-                continue
-            data = change[0]  # (the synced state it takes once saved: the same bytes)
-            if docs and (len(docs) >= batch_size or size + len(data) > batch_bytes):
-                yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
-                docs, encoded, size = [], [], 0
-            docs.append(doc)
-            encoded.append(data)
-            size += len(data) + 1
+        every = self._docs
+        for start in range(0, len(every), batch_size):
+            part = every[start : start + batch_size]
+            # (each body is also the synced state its document takes once saved)
+            for doc, data in zip(part, Document._encode_each_if_dirty(part)):
+                if data is None:
+                    continue
+                if docs and (len(docs) >= batch_size or size + len(data) > batch_bytes):
+                    yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
+                    docs, encoded, size = [], [], 0
+                docs.append(doc)
+                encoded.append(data)
+                size += len(data) + 1
         if docs:
             yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
 
@@ -199,7 +214,10 @@ class BulkOperation:
         ok, accepted, error = self.ok, self.accepted, self.error
         for doc, state, result in zip(docs, encoded, results):
             if result is not None and "error" not in result and "rev" in result:
-                doc._saved(state, result["rev"])
+                # (Document._saved, without the call)
+                doc._data["_rev"] = doc._synced_rev = result["rev"]
+                doc._synced_source = state
+                doc._synced_key = None
                 ok.append(doc)
                 if result.get("accepted") is True:
                     accepted.append(doc)
@@ -258,6 +276,11 @@ class BulkUpdateOperation(BulkOperation):
         async for doc in self._database.docs(self._initial_ids, create=self._create):
             self.append(doc)
         return self
+
+
+def _plain_id(id: str) -> bool:
+    """Whether ``id`` is an id every check accepts: not empty, ASCII, no leading ``_``."""
+    return id != "" and id[0] != "_" and id.isascii()
 
 
 def _positive(name: str, value: int) -> int:
