@@ -26,8 +26,7 @@ def encode(data: JsonDict) -> bytes:
 
 def encode_each(values: list[JsonDict]) -> list[bytes]:
     """The JSON of each of ``values``, as :func:`encode` makes it (one call for many)."""
-    dumps = _json.dumps
-    return [bytes(memoryview(dumps(value))) for value in values]
+    return _json.dumps_each(values)
 
 
 def encode_without_rev(data: JsonDict) -> bytes:

@@ -77,11 +77,14 @@ class BulkOperation:
         """Adds a new local document ``id`` (ValueError if the id was added before)."""
         if (
             type(id) is str
-            and _plain_id(id)
+            and id != ""
+            and id[0] != "_"
+            and id.isascii()
             and (data is None or type(data) is dict)
             and id not in self._ids
         ):
-            # (the common case, which no check of Document() or append() refuses)
+            # (the common case, which no check of Document() or append() refuses, checked
+            # inline: bulk creation makes many)
             doc = Document._unchecked(self._database, id, data)
             self._ids.add(id)
             self._docs.append(doc)
@@ -94,7 +97,7 @@ class BulkOperation:
         Raises BadRequestError for an id CouchDB refuses: it would fail the whole batch.
         """
         id = doc.id
-        if not (type(id) is str and _plain_id(id)):
+        if not (type(id) is str and id != "" and id[0] != "_" and id.isascii()):
             _paths.check_document_id(id)
         if id in self._ids:
             raise ValueError(f"The document '{id}' is already part of this bulk operation")
@@ -164,11 +167,15 @@ class BulkOperation:
         batch_size, batch_bytes = self.batch_size, self.batch_bytes
         every = self._docs
         for start in range(0, len(every), batch_size):
-            part = every[start : start + batch_size]
             # (each body is also the synced state its document takes once saved)
-            for doc, data in zip(part, Document._encode_each_if_dirty(part)):
-                if data is None:
-                    continue
+            dirty, bodies = Document._dirty_of(every[start : start + batch_size])
+            added = sum(map(len, bodies)) + len(bodies)
+            if len(docs) + len(dirty) <= batch_size and size + added <= batch_bytes:
+                docs += dirty  # (all of them fit into the batch: no loop over them)
+                encoded += bodies
+                size += added
+                continue
+            for doc, data in zip(dirty, bodies):
                 if docs and (len(docs) >= batch_size or size + len(data) > batch_bytes):
                     yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
                     docs, encoded, size = [], [], 0
@@ -276,11 +283,6 @@ class BulkUpdateOperation(BulkOperation):
         async for doc in self._database.docs(self._initial_ids, create=self._create):
             self.append(doc)
         return self
-
-
-def _plain_id(id: str) -> bool:
-    """Whether ``id`` is an id every check accepts: not empty, ASCII, no leading ``_``."""
-    return id != "" and id[0] != "_" and id.isascii()
 
 
 def _positive(name: str, value: int) -> int:

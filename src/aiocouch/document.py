@@ -124,17 +124,20 @@ class Document(RemoteDocument):
         return encoded, encoded
 
     @staticmethod
-    def _encode_each_if_dirty(documents: list[Document]) -> list[bytes | None]:
-        """For each of ``documents``, what :meth:`_encode_if_dirty` gives (the JSON of its
-        data, both the request body and the new synced state), or None if unchanged."""
+    def _dirty_of(documents: list[Document]) -> tuple[list[Document], list[bytes]]:
+        """Those of ``documents`` whose data changed since their last sync, and the JSON of
+        each (as :meth:`_encode_if_dirty`: the request body and the new synced state)."""
+        encoded = _snapshot.encode_each([doc._data for doc in documents])
+        if all(doc._synced_source is None for doc in documents):
+            return documents, encoded  # (new documents: all of them go)
         changed = _snapshot.changed
-        return [
-            encoded
+        dirty = [
+            (doc, data)
+            for doc, data in zip(documents, encoded)
             if doc._synced_source is None
-            or changed(doc._synced_source, doc._synced_key, doc._synced_rev, doc._data, encoded)
-            else None
-            for doc, encoded in zip(documents, _snapshot.encode_each([d._data for d in documents]))
+            or changed(doc._synced_source, doc._synced_key, doc._synced_rev, doc._data, data)
         ]
+        return [doc for doc, _ in dirty], [data for _, data in dirty]
 
     def _saved(self, encoded: bytes, rev: str) -> None:
         """Takes the revision of a successful write of ``encoded``; the data is then clean."""
