@@ -327,6 +327,26 @@ async def test_update_docs_create_makes_missing_and_deleted_documents(
     assert recreated["_rev"].startswith("3-")
 
 
+async def test_update_docs_checks_the_loaded_ids_as_append_does(
+    database: Database, request_counter: RequestCounter
+) -> None:
+    await save(database, "a", v=1)
+    request_counter.reset()
+    with pytest.raises(ValueError, match="already part"):
+        async with database.update_docs(["a", "a"]):
+            raise AssertionError("the block must not run")
+    with pytest.raises(BadRequestError, match="_bad"):
+        async with database.update_docs(["a", "_bad"], create=True):
+            raise AssertionError("the block must not run")
+    assert bulk_posts(request_counter, database) == 0
+    # (an id with a leading "_" that CouchDB takes: the batch check hands it to the full one)
+    async with database.update_docs(["a", "_design/new"], create=True) as bulk:
+        async for doc in bulk:
+            doc["v"] = 2
+    assert ids(bulk.ok) == ["a", "_design/new"]
+    assert (await server_copy(database, "_design/new"))["v"] == 2
+
+
 # --- conflicts ---
 
 

@@ -105,6 +105,17 @@ class BulkOperation:
         self._docs.append(doc)
         return doc
 
+    def _extend(self, docs: list[Document]) -> None:
+        """Adds ``docs`` as :meth:`append` adds each, checked in one pass when all pass."""
+        ids = [doc.id for doc in docs]
+        unique = set(ids)
+        if len(unique) == len(ids) and unique.isdisjoint(self._ids) and _plain_ids(ids):
+            self._ids |= unique
+            self._docs += docs
+            return
+        for doc in docs:
+            self.append(doc)  # (the first refused id raises, as it would have one by one)
+
     def update(self, doc: Document) -> Document:
         """Deprecated alias of :meth:`append`."""
         warnings.warn("update() is deprecated, use append()", DeprecationWarning, stacklevel=2)
@@ -280,9 +291,23 @@ class BulkUpdateOperation(BulkOperation):
         self._create = create
 
     async def __aenter__(self) -> BulkUpdateOperation:
-        async for doc in self._database.docs(self._initial_ids, create=self._create):
-            self.append(doc)
+        documents = self._database.docs(self._initial_ids, create=self._create)
+        self._extend([doc async for doc in documents])
         return self
+
+
+def _plain_ids(ids: list[str]) -> bool:
+    """Whether every one of ``ids`` (all str) is non-empty, ASCII and starts with no
+    ``_``: no check refuses those. One test of their joined text; when it fails (also for
+    an id holding a line break next to ``_`` or another one), each id gets the full check."""
+    joined = "\n".join(ids)
+    return (
+        joined.isascii()
+        and joined[:1] not in ("", "_", "\n")
+        and not joined.endswith("\n")
+        and "\n\n" not in joined
+        and "\n_" not in joined
+    )
 
 
 def _positive(name: str, value: int) -> int:
