@@ -150,6 +150,21 @@ async def test_saved_documents_are_clean_afterwards(
     assert ids(bulk.ok) == ["a", "b"]
 
 
+async def test_documents_with_big_integers_are_clean_after_a_bulk_save(
+    database: Database, request_counter: RequestCounter
+) -> None:
+    async with database.create_docs() as bulk:
+        bulk.create("plain", data={"n": 1})
+        bulk.create("big", data={"n": 2**70})  # (encoded without orjson: beyond 64 bits)
+    assert ids(bulk.ok) == ["plain", "big"]
+    request_counter.reset()
+    for doc in bulk.ok:
+        assert await doc.save() is None
+    assert request_counter.count == 0
+    bulk.ok[1]["n"] = 2**70 + 1
+    assert await bulk.ok[1].save() is not None
+
+
 async def test_only_changed_documents_are_sent(
     database: Database, request_counter: RequestCounter
 ) -> None:
