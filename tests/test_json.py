@@ -38,3 +38,10 @@ def test_integers_beyond_64_bits_encode_exactly() -> None:
 
 def test_non_string_keys_encode_like_the_json_module() -> None:
     assert _json.loads(_json.dumps({1: "x"})) == {"1": "x"}
+
+
+def test_dumps_each_encodes_as_dumps_also_beyond_64_bits() -> None:
+    values = [{"a": 1, "é": "ü"}, {"big": BIG}, [None, True, 0.5]]
+    encoded = _json.dumps_each(values)
+    assert encoded == [_json.dumps(value) for value in values]
+    assert [_json.loads(text) for text in encoded] == values

@@ -58,7 +58,8 @@ def is_document(value: Any) -> bool:
 
 
 def _is_array_of_objects(value: Any) -> TypeGuard[list[dict[str, Any]]]:
-    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+    # (the set of the items' types: one pass in C over a bulk answer's many items)
+    return isinstance(value, list) and set(map(type, value)) <= {dict}
 
 
 def _is_view_result(value: Any) -> bool:

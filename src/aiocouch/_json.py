@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-__all__ = ["dumps", "dumps_canonical", "has_long_number", "loads", "loads_unchecked"]
+__all__ = ["dumps", "dumps_canonical", "dumps_each", "has_long_number", "loads", "loads_unchecked"]
 
 
 def _stdlib_dumps(value: Any, *, sort_keys: bool) -> bytes:
@@ -69,6 +69,14 @@ try:
             # integers beyond 64 bits and other values only the standard library encodes
             return _stdlib_dumps(value, sort_keys=False)
 
+    def dumps_each(values: list[Any]) -> list[bytes]:
+        """Encodes each of ``values`` as :func:`dumps` does, each result in an allocation
+        of its own size (orjson's may sit in a buffer of several kilobytes)."""
+        try:
+            return [bytes(memoryview(orjson.dumps(value, option=_OPTIONS))) for value in values]
+        except orjson.JSONEncodeError:
+            return [bytes(memoryview(dumps(value))) for value in values]
+
     def dumps_canonical(value: Any) -> bytes:
         """Encodes ``value`` with sorted keys: equal data gives equal bytes."""
         try:
@@ -83,6 +91,10 @@ except ImportError:  # pragma: no cover - exercised only where orjson has no whe
     def dumps(value: Any) -> bytes:
         """Encodes ``value`` as compact UTF-8 JSON."""
         return _stdlib_dumps(value, sort_keys=False)
+
+    def dumps_each(values: list[Any]) -> list[bytes]:
+        """Encodes each of ``values`` as :func:`dumps` does."""
+        return [_stdlib_dumps(value, sort_keys=False) for value in values]
 
     def dumps_canonical(value: Any) -> bytes:
         """Encodes ``value`` with sorted keys: equal data gives equal bytes."""

@@ -16,12 +16,17 @@ from typing import Any
 from . import _json
 from .typing import JsonDict
 
-__all__ = ["changed", "compact", "encode", "encode_without_rev"]
+__all__ = ["changed", "compact", "encode", "encode_each", "encode_without_rev"]
 
 
 def encode(data: JsonDict) -> bytes:
     """The JSON of ``data`` (as a request body carries it), compactly stored."""
     return compact(_json.dumps(data))
+
+
+def encode_each(values: list[JsonDict]) -> list[bytes]:
+    """The JSON of each of ``values``, as :func:`encode` makes it (one call for many)."""
+    return _json.dumps_each(values)
 
 
 def encode_without_rev(data: JsonDict) -> bytes:

@@ -75,6 +75,20 @@ class BulkOperation:
 
     def create(self, id: str, *, data: JsonDict | None = None) -> Document:
         """Adds a new local document ``id`` (ValueError if the id was added before)."""
+        if (
+            type(id) is str
+            and id != ""
+            and id[0] != "_"
+            and id.isascii()
+            and (data is None or type(data) is dict)
+            and id not in self._ids
+        ):
+            # (the common case, which no check of Document() or append() refuses, checked
+            # inline: bulk creation makes many)
+            doc = Document._unchecked(self._database, id, data)
+            self._ids.add(id)
+            self._docs.append(doc)
+            return doc
         return self.append(Document(self._database, id, data=data))
 
     def append(self, doc: Document) -> Document:
@@ -82,12 +96,25 @@ class BulkOperation:
 
         Raises BadRequestError for an id CouchDB refuses: it would fail the whole batch.
         """
-        _paths.check_document_id(doc.id)
-        if doc.id in self._ids:
-            raise ValueError(f"The document '{doc.id}' is already part of this bulk operation")
-        self._ids.add(doc.id)
+        id = doc.id
+        if not (type(id) is str and id != "" and id[0] != "_" and id.isascii()):
+            _paths.check_document_id(id)
+        if id in self._ids:
+            raise ValueError(f"The document '{id}' is already part of this bulk operation")
+        self._ids.add(id)
         self._docs.append(doc)
         return doc
+
+    def _extend(self, docs: list[Document]) -> None:
+        """Adds ``docs`` as :meth:`append` adds each, checked in one pass when all pass."""
+        ids = [doc.id for doc in docs]
+        unique = set(ids)
+        if len(unique) == len(ids) and unique.isdisjoint(self._ids) and _plain_ids(ids):
+            self._ids |= unique
+            self._docs += docs
+            return
+        for doc in docs:
+            self.append(doc)  # (the first refused id raises, as it would have one by one)
 
     def update(self, doc: Document) -> Document:
         """Deprecated alias of :meth:`append`."""
@@ -149,17 +176,23 @@ class BulkOperation:
         encoded: list[bytes] = []
         size = 0
         batch_size, batch_bytes = self.batch_size, self.batch_bytes
-        for doc in self._docs:
-            change = doc._encode_if_dirty()
-            if change is None:
+        every = self._docs
+        for start in range(0, len(every), batch_size):
+            # (each body is also the synced state its document takes once saved)
+            dirty, bodies = Document._dirty_of(every[start : start + batch_size])
+            added = sum(map(len, bodies)) + len(bodies)
+            if len(docs) + len(dirty) <= batch_size and size + added <= batch_bytes:
+                docs += dirty  # (all of them fit into the batch: no loop over them)
+                encoded += bodies
+                size += added
                 continue
-            data = change[0]  # (the synced state it takes once saved: the same bytes)
-            if docs and (len(docs) >= batch_size or size + len(data) > batch_bytes):
-                yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
-                docs, encoded, size = [], [], 0
-            docs.append(doc)
-            encoded.append(data)
-            size += len(data) + 1
+            for doc, data in zip(dirty, bodies):
+                if docs and (len(docs) >= batch_size or size + len(data) > batch_bytes):
+                    yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
+                    docs, encoded, size = [], [], 0
+                docs.append(doc)
+                encoded.append(data)
+                size += len(data) + 1
         if docs:
             yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
 
@@ -199,7 +232,10 @@ class BulkOperation:
         ok, accepted, error = self.ok, self.accepted, self.error
         for doc, state, result in zip(docs, encoded, results):
             if result is not None and "error" not in result and "rev" in result:
-                doc._saved(state, result["rev"])
+                # (Document._saved, without the call)
+                doc._data["_rev"] = doc._synced_rev = result["rev"]
+                doc._synced_source = state
+                doc._synced_key = None
                 ok.append(doc)
                 if result.get("accepted") is True:
                     accepted.append(doc)
@@ -255,9 +291,23 @@ class BulkUpdateOperation(BulkOperation):
         self._create = create
 
     async def __aenter__(self) -> BulkUpdateOperation:
-        async for doc in self._database.docs(self._initial_ids, create=self._create):
-            self.append(doc)
+        documents = self._database.docs(self._initial_ids, create=self._create)
+        self._extend([doc async for doc in documents])
         return self
+
+
+def _plain_ids(ids: list[str]) -> bool:
+    """Whether every one of ``ids`` (all str) is non-empty, ASCII and starts with no
+    ``_``: no check refuses those. One test of their joined text; when it fails (also for
+    an id holding a line break next to ``_`` or another one), each id gets the full check."""
+    joined = "\n".join(ids)
+    return (
+        joined.isascii()
+        and joined[:1] not in ("", "_", "\n")
+        and not joined.endswith("\n")
+        and "\n\n" not in joined
+        and "\n_" not in joined
+    )
 
 
 def _positive(name: str, value: int) -> int:

@@ -39,7 +39,11 @@ class Document(RemoteDocument):
         self.id = id
         self._data: JsonDict = data if data is not None else {}
         self._data["_id"] = id
-        self._synced_source: tuple[bytes | str, str | None] | None = None
+        # The synced state: JSON text (None: never synced), the field of it that holds
+        # the data (None: all of it), the revision. Three attributes, not a tuple: a
+        # tuple per document is one more object for the collector to walk in bulk work.
+        self._synced_source: bytes | str | None = None
+        self._synced_key: str | None = None
         self._synced_rev: Any = None
 
     @classmethod
@@ -63,16 +67,33 @@ class Document(RemoteDocument):
         document._data = doc
         document._synced_rev = doc.get("_rev")
         if source is None:
-            document._synced_source = (_snapshot.encode(doc), None)
+            document._synced_source = _snapshot.encode(doc)
+            document._synced_key = None
         else:
-            document._synced_source = (source, source_key)
+            document._synced_source = source
+            document._synced_key = source_key
+        return document
+
+    @classmethod
+    def _unchecked(cls, database: Database | None, id: str, data: JsonDict | None) -> Document:
+        """A new local document as ``__init__`` makes it, for an ``id`` and a dict (or
+        None) ``data`` the caller has checked: bulk creation skips a second check."""
+        document = cls.__new__(cls)
+        document._database = database
+        document.id = id
+        document._data = data if data is not None else {}
+        document._data["_id"] = id
+        document._synced_source = None
+        document._synced_key = None
+        document._synced_rev = None
         return document
 
     # --- state ---
 
     def _mark_synced(self, encoded: bytes | str) -> None:
         """Records ``encoded``, the JSON of the data, as the server's state."""
-        self._synced_source = (encoded, None)
+        self._synced_source = encoded
+        self._synced_key = None
         self._synced_rev = self._data.get("_rev")
 
     def _update_cache(self, new_cache: JsonDict, source: bytes | None = None) -> None:
@@ -95,17 +116,34 @@ class Document(RemoteDocument):
         """``(request body, new synced state)`` if the data changed since the last sync
         (both the same bytes: the JSON of the data, ``_rev`` included)."""
         encoded = _snapshot.encode(self._data)
-        if self._synced_source is None:
+        source = self._synced_source
+        if source is None:
             return encoded, encoded
-        source, key = self._synced_source
-        if not _snapshot.changed(source, key, self._synced_rev, self._data, encoded):
+        if not _snapshot.changed(source, self._synced_key, self._synced_rev, self._data, encoded):
             return None
         return encoded, encoded
+
+    @staticmethod
+    def _dirty_of(documents: list[Document]) -> tuple[list[Document], list[bytes]]:
+        """Those of ``documents`` whose data changed since their last sync, and the JSON of
+        each (as :meth:`_encode_if_dirty`: the request body and the new synced state)."""
+        encoded = _snapshot.encode_each([doc._data for doc in documents])
+        if all(doc._synced_source is None for doc in documents):
+            return documents, encoded  # (new documents: all of them go)
+        changed = _snapshot.changed
+        dirty = [
+            (doc, data)
+            for doc, data in zip(documents, encoded)
+            if doc._synced_source is None
+            or changed(doc._synced_source, doc._synced_key, doc._synced_rev, doc._data, data)
+        ]
+        return [doc for doc, _ in dirty], [data for _, data in dirty]
 
     def _saved(self, encoded: bytes, rev: str) -> None:
         """Takes the revision of a successful write of ``encoded``; the data is then clean."""
         self._data["_rev"] = rev
-        self._synced_source = (encoded, None)
+        self._synced_source = encoded
+        self._synced_key = None
         self._synced_rev = rev
 
     @property
