@@ -26,6 +26,8 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from .loopback import shut_down
+
 __all__ = [
     "CHUNKED_HEAD",
     "ReceivedRequest",
@@ -132,11 +134,7 @@ class ScriptedServer:
         traceback: TracebackType | None,
     ) -> None:
         assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
+        await shut_down(self._server, self._tasks)
 
     def count(self, method: str, target: str | None = None) -> int:
         """How many requests with ``method`` (and ``target``, if given) arrived."""

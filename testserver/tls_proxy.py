@@ -32,6 +32,8 @@ from typing import Any
 
 from yarl import URL
 
+from .loopback import shut_down
+
 __all__ = ["TLSProxy"]
 
 _PIECE = 64 * 1024
@@ -70,11 +72,7 @@ class TLSProxy:
         traceback: TracebackType | None,
     ) -> None:
         assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
+        await shut_down(self._server, self._tasks)
 
     def _record_server_name(
         self, connection: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext
