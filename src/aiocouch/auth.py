@@ -203,6 +203,9 @@ class SessionAuth(Authentication):
                 self._refusal = self._refused(refused)
                 logger.debug("%s refused the login as %r", self._server, self.user)
                 raise self._refused_again()
+            # A new session: a Set-Cookie read before it (one that ended the old session,
+            # say) counts again if an answer repeats it.
+            self._observed = None
             for set_cookie in response.headers.getall("Set-Cookie", ()):
                 parsed = _auth_session_cookie(set_cookie, response.headers.get("Date"))
                 if parsed is not None:
