@@ -222,3 +222,23 @@ def describe_error(exc: BaseException) -> str:
     where = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
     message = str(exc).splitlines()[0][:200] if str(exc) else ""
     return f"{type(exc).__name__}: {message}{where}" if message else f"{type(exc).__name__}{where}"
+
+
+@dataclass
+class Result:
+    """What one run of a workload measured (bench/worker.py, bench/peers.py); printed as one
+    JSON line."""
+
+    client: str
+    workload: str
+    cpu_s: float
+    wall_s: float
+    rss_mb: float
+    requests: int
+    items: int
+    checksum: int
+    error: str | None
+    library: str
+    library_path: str
+    #: Why the client cannot do the workload (no such public call); nothing was measured.
+    unsupported: str | None = None

@@ -39,6 +39,7 @@ from measure import (
     WORKLOADS,
     Body,
     Measurement,
+    Result,
     SyncBody,
     Unsupported,
     bounded_gather,
@@ -615,24 +616,6 @@ LIBRARIES: dict[str, type[Workloads]] = {
 
 
 # -- main ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    """What one run measured (the fields of bench/worker.py's Result)."""
-
-    client: str
-    workload: str
-    cpu_s: float
-    wall_s: float
-    rss_mb: float
-    requests: int
-    items: int
-    checksum: int
-    error: str | None
-    library: str
-    library_path: str
-    unsupported: str | None = None
 
 
 def result(

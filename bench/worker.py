@@ -38,7 +38,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import (
     WORKLOADS,
     Body,
+    Result,
     Unsupported,
     bounded_gather,
     concurrency_of,
@@ -72,25 +73,6 @@ DEFAULT_CLIENTS = ("ours", "aiocouch401", "aiohttp")
 #: up to :data:`BULK_IN_FLIGHT` batches in flight. aiocouch 4.0.1 sends one request.
 BULK_BATCH = 10_000
 BULK_IN_FLIGHT = 4
-
-
-@dataclass
-class Result:
-    """What one worker run measured; printed as one JSON line."""
-
-    client: str
-    workload: str
-    cpu_s: float
-    wall_s: float
-    rss_mb: float
-    requests: int
-    items: int
-    checksum: int
-    error: str | None
-    library: str
-    library_path: str
-    #: Why the client cannot do the workload (no such public call); nothing was measured.
-    unsupported: str | None = None
 
 
 class RequestCounter:
