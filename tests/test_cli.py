@@ -32,6 +32,7 @@ from aiocouch.cli._errors import ExitCode, classify
 from aiocouch.cli._progress import Progress
 from aiocouch.cli.main import cli
 from aiocouch.exception import ForbiddenError, InternalServerError
+from aiocouch.replication import ReplicationDocument
 from testserver.scripted_server import (
     ReceivedRequest,
     ScriptedConnection,
@@ -655,6 +656,113 @@ async def test_replicate_shows_count_percent_and_eta_and_ctrl_c_cancels_it(
     assert requests[:3] == [("HEAD", "/source"), ("HEAD", "/target"), ("PUT", "/_replicator/job")]
     assert requests[-2:] == [("GET", "/_replicator/job"), ("DELETE", "/_replicator/job?rev=2-b")]
     assert (await process.stdout.read()) == b""
+
+
+async def _completed_replication(env: dict[str, str], couchdb: CouchDB, *args: str) -> str:
+    """Starts a one-shot replication with ``aiocouch replicate ARGS --no-wait`` and waits
+    until it has completed: its _replicator document's id (pouchdb-server exits when the
+    document of a running replication is deleted, transcript 14.103)."""
+    result = await run_cli(env, "replicate", *args, "--no-wait")
+    assert result.exit_code == 0, result.stderr
+    (started,) = lines_of(result)
+    job = couchdb.replications.document(started["id"])
+    assert (await asyncio.wait_for(job.wait(max_interval=0.5), WAIT)).state == "completed"
+    return str(started["id"])
+
+
+async def test_replicate_cancel_deletes_the_documents_of_that_source_and_target_only(
+    env: dict[str, str], couchdb: CouchDB, database: Database, scratch_names: Callable[[], str]
+) -> None:
+    await fill(database, 3)
+    target, other = scratch_names(), scratch_names()
+    replicator = Database(couchdb, "_replicator")
+    first = await _completed_replication(env, couchdb, database.id, target, "--create-target")
+    second = await _completed_replication(env, couchdb, database.id, target)
+    elsewhere = await _completed_replication(env, couchdb, database.id, other, "--create-target")
+    try:
+        # --id: only that document
+        only = await run_cli(env, "replicate", "--cancel", "--id", first, database.id, target)
+        assert only.exit_code == 0, only.stderr
+        assert lines_of(only) == [{"id": first, "replicator_db": "_replicator", "cancelled": True}]
+        with pytest.raises(NotFoundError):
+            await replicator.get(first)
+        await replicator.get(second)
+        # without: every replication of SOURCE to TARGET, none of another target
+        rest = await run_cli(env, "replicate", "--cancel", database.id, target)
+        assert rest.exit_code == 0, rest.stderr
+        assert [line["id"] for line in lines_of(rest)] == [second]
+        with pytest.raises(NotFoundError):
+            await replicator.get(second)
+        await replicator.get(elsewhere)
+    finally:
+        await couchdb.replications.document(elsewhere).cancel()
+
+
+async def test_replicate_cancel_without_such_a_replication_exits_with_not_found(
+    env: dict[str, str], couchdb: CouchDB, database: Database, scratch_names: Callable[[], str]
+) -> None:
+    target, other = scratch_names(), scratch_names()
+    kept = await _completed_replication(env, couchdb, database.id, target, "--create-target")
+    try:
+        # the same source to another target, and --id of a document of another target
+        for args in ((database.id, other), ("--id", kept, database.id, other)):
+            result = await run_cli(env, "replicate", "--cancel", *args)
+            assert result.exit_code == ExitCode.NOT_FOUND, result.stderr
+            assert result.stdout == ""
+            assert f"of {database.id} to {other}" in result.stderr
+        await Database(couchdb, "_replicator").get(kept)
+    finally:
+        await couchdb.replications.document(kept).cancel()
+
+
+@pytest.mark.parametrize("option", ["--continuous", "--wait", "--no-wait", "--create-target"])
+async def test_replicate_cancel_with_an_option_of_starting_is_a_usage_error(
+    env: dict[str, str], option: str
+) -> None:
+    # an unreachable server: exit code 2, not 6, shows that nothing was sent
+    unreachable = {**env, "COUCHDB_URL": f"http://127.0.0.1:{free_port()}"}
+    result = await run_cli(unreachable, "replicate", "--cancel", option, "a", "b")
+    assert result.exit_code == ExitCode.INVALID_INPUT == 2
+    assert "--cancel" in result.stderr
+
+
+@pytest.mark.couchdb_only(
+    "pouchdb-server exits when the _replicator document of a running replication is "
+    "deleted (transcript 14.99-14.103); on CouchDB the scheduler drops the job (11.10)"
+)
+async def test_replicate_cancel_stops_a_continuous_replication(
+    env: dict[str, str], couchdb: CouchDB, database: Database, scratch_names: Callable[[], str]
+) -> None:
+    await fill(database, 2)
+    target = scratch_names()
+    started = await run_cli(
+        env, "replicate", database.id, target, "--create-target", "--continuous"
+    )
+    assert started.exit_code == 0, started.stderr
+    (report,) = lines_of(started)
+    job = couchdb.replications.document(report["id"])
+    try:
+        assert (await asyncio.wait_for(job.wait(max_interval=0.5), WAIT)).state == "running"
+    except BaseException:
+        await job.cancel()
+        raise
+    result = await run_cli(env, "replicate", "--cancel", database.id, target)
+    assert result.exit_code == 0, result.stderr
+    assert lines_of(result) == [
+        {"id": report["id"], "replicator_db": "_replicator", "cancelled": True}
+    ]
+    with pytest.raises(NotFoundError):
+        await job.fetch()
+    await asyncio.wait_for(_until_unscheduled(job), WAIT)
+
+
+async def _until_unscheduled(job: ReplicationDocument) -> None:
+    while True:
+        try:
+            await job.status()
+        except NotFoundError:
+            return
+        await asyncio.sleep(0.2)
 
 
 # --- failures: exit codes and messages ---

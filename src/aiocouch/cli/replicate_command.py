@@ -7,7 +7,10 @@ import contextlib
 
 import click
 
+from .._replication_endpoints import replication_body
+from .._replication_status import display_url
 from ..couchdb import CouchDB
+from ..database import Database
 from ..replication import ReplicationDocument, ReplicationProgress
 from ._connection import Connection, split_credentials
 from ._errors import CommandError, ExitCode
@@ -36,6 +39,12 @@ POLL_INTERVAL = 1.0
 @click.option(
     "--id", "doc_id", metavar="ID", help="The id of its _replicator document (default: new)."
 )
+@click.option(
+    "--cancel",
+    is_flag=True,
+    help="Stop the replications of SOURCE to TARGET instead (delete their _replicator "
+    "documents; with --id, only that one).",
+)
 @click.pass_obj
 def replicate(
     connection: Connection,
@@ -45,6 +54,7 @@ def replicate(
     wait: bool | None,
     create_target: bool,
     doc_id: str | None,
+    cancel: bool,
 ) -> None:
     """Replicates SOURCE to TARGET through a _replicator document.
 
@@ -52,7 +62,16 @@ def replicate(
     your credentials) or URLs (http://user:password@host:5984/db). Prints the outcome as
     JSON: the document's id, the state, and docs_read, docs_written, doc_write_failures.
     A one-shot replication's document is deleted once it completed; Ctrl-C cancels it.
+    With --cancel, stops the replications of SOURCE to TARGET and prints each one's id.
     """
+    secrets = [*_passwords(source), *_passwords(target)]
+    if cancel:
+        if continuous or wait is not None or create_target:
+            raise click.UsageError(
+                "--cancel stops replications: not with --continuous, --wait or --create-target"
+            )
+        connection.run(lambda couchdb: _cancel(couchdb, source, target, doc_id), secrets=secrets)
+        return
     if wait is None:
         wait = not continuous
     label = f"replicate {_shown(source)} -> {_shown(target)}"
@@ -93,7 +112,50 @@ def replicate(
                 ExitCode.REPLICATION_FAILED,
             )
 
-    connection.run(work, secrets=[*_passwords(source), *_passwords(target)])
+    connection.run(work, secrets=secrets)
+
+
+async def _cancel(couchdb: CouchDB, source: str, target: str, doc_id: str | None) -> None:
+    """Deletes the _replicator documents that replicate ``source`` to ``target`` (only
+    ``doc_id``, if given), printing each one's id: GET /_replicator/_all_docs?
+    include_docs=true (or GET /_replicator/{doc_id}), then GET and DELETE each document.
+
+    The endpoints are compared as URLs without credentials. Raises CommandError
+    (NOT_FOUND) when there is no such replication.
+    """
+    wanted = replication_body(
+        couchdb._server._http,
+        source,
+        target,
+        continuous=False,
+        create_target=False,
+        doc_ids=None,
+        selector=None,
+        filter=None,
+        query_params=None,
+        options={},
+    )[2]
+    replicator = Database(couchdb, "_replicator")
+    if doc_id is not None:
+        candidates = [await replicator.get(doc_id)]
+    else:
+        candidates = [document async for document in replicator.docs()]
+    matching = [
+        document.id
+        for document in candidates
+        if (display_url(document.get("source")), display_url(document.get("target"))) == wanted
+    ]
+    if not matching:
+        which = f"'{doc_id}' " if doc_id is not None else ""
+        raise CommandError(
+            f"No replication {which}of {_shown(source)} to {_shown(target)} in _replicator",
+            ExitCode.NOT_FOUND,
+        )
+    output = JsonOutput()
+    for found in matching:
+        job = couchdb.replications.document(found)
+        await job.cancel()
+        output.value({"id": job.id, "replicator_db": job.replicator_db, "cancelled": True})
 
 
 async def _watch(
