@@ -937,7 +937,7 @@ async def test_the_console_script_is_installed_and_documents_its_exit_codes() ->
     commands = ("info", "dbs", "db", "get", "put", "find", "view", "changes", "replicate")
     for command in (*commands, "backup", "restore"):
         assert f"  {command} " in out
-    assert "  3    database, document or view not found\n" in out
+    assert "  3    database, document, view or replication not found\n" in out
     assert "  9    corrupt backup file (nothing restored)\n" in out
     assert "  130  interrupted" in out
 

@@ -44,7 +44,8 @@ class ExitCode(enum.IntEnum):
     """Wrong arguments, invalid JSON, a finished backup as ``backup``'s FILE (without
     ``--overwrite``), or a request the server refused as bad (400)."""
     NOT_FOUND = 3
-    """The database, document, design document or view does not exist (404)."""
+    """The database, document, design document or view does not exist (404), or there is
+    no replication to cancel."""
     BAD_CREDENTIALS = 4
     """The server refused the name and password (401)."""
     FORBIDDEN = 5
@@ -65,7 +66,7 @@ EXIT_CODE_MEANINGS = {
     ExitCode.OK: "done",
     ExitCode.FAILURE: "server error, a restore partly refused, or another failure",
     ExitCode.INVALID_INPUT: "invalid input (arguments, JSON, an existing backup, a bad request)",
-    ExitCode.NOT_FOUND: "database, document or view not found",
+    ExitCode.NOT_FOUND: "database, document, view or replication not found",
     ExitCode.BAD_CREDENTIALS: "bad credentials",
     ExitCode.FORBIDDEN: "not allowed for this account",
     ExitCode.UNREACHABLE: "server unreachable, or silent too long",
