@@ -22,9 +22,11 @@ byte through unchanged:
   new target as not empty. 0 is added where it is certain: nothing was ever written.
 - ``POST /{db}/_bulk_get`` of a document by id alone: CouchDB returns every leaf revision
   (``open_revs=all``: conflicts and deleted leaves too); pouchdb-server the winner only,
-  ``{}`` when it is deleted. The proxy reads the leaves with ``POST /{db}/_changes?
-  filter=_doc_ids&style=all_docs`` (a filter pouchdb-server survives), asks for each
-  leaf, and regroups the answer per entry as CouchDB gives it.
+  ``{}`` when it is deleted. The proxy asks for each leaf and regroups the answer per
+  entry as CouchDB gives it. It learns the leaves beside each of the tool's ``_changes``
+  pages (the same page again with ``style=all_docs``), or, for a document not seen
+  there, from ``POST /{db}/_changes?filter=_doc_ids&style=all_docs`` (a filter
+  pouchdb-server survives, but it reads the whole feed).
 
 Requests are handled one at a time per connection (HTTP/1.1 without pipelining, as
 Node's agent sends them): a request is read whole, an answer it need not change is
@@ -137,6 +139,16 @@ def translated(request: _Request) -> _Request | bytes:
     return request
 
 
+Leaves = dict[tuple[str, str], list[str]]
+"""The leaf revisions of documents, by database path and document id."""
+
+
+def remember_leaves(leaves: Leaves, database: str, changes: Any) -> None:
+    """Notes the leaves of each document in a ``style=all_docs`` changes answer."""
+    for row in changes.get("results", ()):
+        leaves[database, row["id"]] = [change["rev"] for change in row["changes"]]
+
+
 def leaf_requests(docs: list[Any], leaves: dict[str, list[str]]) -> tuple[list[Any], list[int]]:
     """``_bulk_get``'s ``docs`` with each entry that names no ``rev`` replaced by one entry
     per leaf revision of its document (``leaves``: id -> revs), as CouchDB reads such an
@@ -221,6 +233,7 @@ class CompatProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.AbstractServer | None = None
+        self._leaves: Leaves = {}
 
     def __enter__(self) -> CompatProxy:
         self._thread.start()
@@ -260,10 +273,14 @@ class CompatProxy:
                 if isinstance(forwarded, bytes):
                     client_writer.write(forwarded)
                 elif forwarded.path.endswith("/_changes"):
-                    answer = await _changes(forwarded, upstream_reader, upstream_writer)
+                    answer = await _changes(
+                        forwarded, upstream_reader, upstream_writer, self._leaves
+                    )
                     client_writer.write(answer)
                 elif forwarded.method == "POST" and forwarded.path.endswith("/_bulk_get"):
-                    answer = await _bulk_get(forwarded, upstream_reader, upstream_writer)
+                    answer = await _bulk_get(
+                        forwarded, upstream_reader, upstream_writer, self._leaves
+                    )
                     client_writer.write(answer)
                 elif _is_database_info(forwarded):
                     upstream_writer.write(forwarded.encoded())
@@ -358,10 +375,11 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, size
 
 
 async def _changes(
-    request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, leaves: Leaves
 ) -> bytes:
     """The answer to a ``_changes`` request, whole, with ``pending`` added (GET /{db} on
-    the same connection for its update_seq when the page is full)."""
+    the same connection for its update_seq when the page is full). The leaves of the
+    documents in it go into ``leaves``: the same page again with ``style=all_docs``."""
     writer.write(request.encoded())
     status, head, body = await _read_response(reader)
     if status != 200:
@@ -369,9 +387,18 @@ async def _changes(
     changes = json.loads(body)
     limit = request.query("limit")
     update_seq = None
+    database = request.path.rsplit("/", 1)[0]
+    headers = [*_credentials(request), ("Accept", "application/json")]
+    if changes.get("results") and request.query("style") != "all_docs":
+        page = {"style": "all_docs", "since": request.query("since") or "0"}
+        if limit is not None:
+            page["limit"] = limit
+        query = urllib.parse.urlencode(page)
+        writer.write(_Request("GET", f"{request.path}?{query}", headers, b"").encoded())
+        page_status, _, all_docs = await _read_response(reader)
+        if page_status == 200:
+            remember_leaves(leaves, database, json.loads(all_docs))
     if limit is not None and len(changes.get("results", ())) >= int(limit):
-        database = request.path.rsplit("/", 1)[0]
-        headers = [*_credentials(request), ("Accept", "application/json")]
         writer.write(_Request("GET", database, headers, b"").encoded())
         info_status, _, info = await _read_response(reader)
         if info_status == 200:
@@ -414,11 +441,12 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _bulk_get(
-    request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, leaves: Leaves
 ) -> bytes:
     """The answer to ``_bulk_get``, with every leaf revision of the documents asked for by
-    id alone: POST /{db}/_changes?filter=_doc_ids&style=all_docs for their leaves, then
-    ``_bulk_get`` of each leaf, regrouped per entry."""
+    id alone: their leaves from ``leaves`` (else POST /{db}/_changes?filter=_doc_ids&
+    style=all_docs, which reads the whole feed), then ``_bulk_get`` of each leaf,
+    regrouped per entry."""
     body = request.json_body()
     docs = body.get("docs") if isinstance(body, dict) else None
     by_id = [e["id"] for e in docs or () if isinstance(e, dict) and "rev" not in e and "id" in e]
@@ -426,25 +454,25 @@ async def _bulk_get(
         writer.write(request.encoded())
         return _encoded_response(*(await _read_response(reader))[1:])
     database = request.path.rsplit("/", 1)[0]
-    changes = _Request(
-        "POST",
-        f"{database}/_changes?filter=_doc_ids&style=all_docs",
-        [
-            *_credentials(request),
-            ("Accept", "application/json"),
-            ("Content-Type", "application/json"),
-        ],
-        json.dumps({"doc_ids": by_id}).encode(),
-    )
-    writer.write(changes.encoded())
-    status, head, found = await _read_response(reader)
-    if status != 200:
-        return _encoded_response(head, found)
-    leaves = {
-        row["id"]: [change["rev"] for change in row["changes"]]
-        for row in json.loads(found)["results"]
-    }
-    expanded, counts = leaf_requests(docs, leaves)
+    unknown = [id for id in by_id if (database, id) not in leaves]
+    if unknown:
+        changes = _Request(
+            "POST",
+            f"{database}/_changes?filter=_doc_ids&style=all_docs",
+            [
+                *_credentials(request),
+                ("Accept", "application/json"),
+                ("Content-Type", "application/json"),
+            ],
+            json.dumps({"doc_ids": unknown}).encode(),
+        )
+        writer.write(changes.encoded())
+        status, head, found = await _read_response(reader)
+        if status != 200:
+            return _encoded_response(head, found)
+        remember_leaves(leaves, database, json.loads(found))
+    known = {id: leaves[database, id] for id in by_id if (database, id) in leaves}
+    expanded, counts = leaf_requests(docs, known)
     writer.write(request.with_json_body({**body, "docs": expanded}).encoded())
     status, head, answer = await _read_response(reader)
     if status != 200:
