@@ -11,6 +11,7 @@ from .._replication_endpoints import replication_body
 from .._replication_status import display_url
 from ..couchdb import CouchDB
 from ..database import Database
+from ..document import Document
 from ..replication import ReplicationDocument, ReplicationProgress
 from ._connection import Connection, split_credentials
 from ._errors import CommandError, ExitCode
@@ -136,15 +137,14 @@ async def _cancel(couchdb: CouchDB, source: str, target: str, doc_id: str | None
         options={},
     )[2]
     replicator = Database(couchdb, "_replicator")
+    matching = []
     if doc_id is not None:
-        candidates = [await replicator.get(doc_id)]
+        if _replicates(await replicator.get(doc_id), wanted):
+            matching.append(doc_id)
     else:
-        candidates = [document async for document in replicator.docs()]
-    matching = [
-        document.id
-        for document in candidates
-        if (display_url(document.get("source")), display_url(document.get("target"))) == wanted
-    ]
+        matching = [
+            document.id async for document in replicator.docs() if _replicates(document, wanted)
+        ]
     if not matching:
         which = f"'{doc_id}' " if doc_id is not None else ""
         raise CommandError(
@@ -156,6 +156,13 @@ async def _cancel(couchdb: CouchDB, source: str, target: str, doc_id: str | None
         job = couchdb.replications.document(found)
         await job.cancel()
         output.value({"id": job.id, "replicator_db": job.replicator_db, "cancelled": True})
+
+
+def _replicates(document: Document, endpoints: tuple[str | None, str | None]) -> bool:
+    """Whether a _replicator document replicates between ``endpoints`` (as shown: URLs
+    without credentials)."""
+    shown = (display_url(document.get("source")), display_url(document.get("target")))
+    return shown == endpoints
 
 
 async def _watch(
