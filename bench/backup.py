@@ -226,10 +226,15 @@ async def fill(client: Any, name: str, n: int) -> None:
     for k in range(500):
         id = f"doc-{(k * 97 + 13) % n:07d}"
         parent = str(revs[id]).split("-", 1)[1]
-        child = uuid.uuid4().hex
-        body: dict[str, Any] = {"_deleted": True} if k < 300 else {"branch": k}
-        history = {"start": 2, "ids": [child, parent]}
-        branches.append({**body, "_id": id, "_rev": f"2-{child}", "_revisions": history})
+        # a deletion: one deleted child; a conflict: two children of the same parent,
+        # so the document has two leaves
+        bodies: list[dict[str, Any]] = (
+            [{"_deleted": True}] if k < 300 else [{"branch": k}, {"branch": k, "side": 2}]
+        )
+        for body in bodies:
+            child = uuid.uuid4().hex
+            history = {"start": 2, "ids": [child, parent]}
+            branches.append({**body, "_id": id, "_rev": f"2-{child}", "_revisions": history})
     assert await database.save_revisions(branches) == []
 
 
