@@ -201,7 +201,7 @@ async def test_nothing_changed_sends_no_bulk_request(
     request_counter.reset()
     async with database.update_docs(["a", "b"]) as bulk:
         pass
-    assert request_counter.requests == [("POST", f"/{database.id}/_all_docs?include_docs=true")]
+    assert request_counter.requests == [("POST", f"/{database.id}/_bulk_get")]
     assert bulk.response == []
     assert bulk.ok == []
     assert bulk.error == []
@@ -293,12 +293,12 @@ async def test_update_docs_loads_with_one_post_and_saves_with_one_post(
     request_counter.reset()
     async with database.update_docs([f"d{n}" for n in range(5)]) as bulk:
         assert isinstance(bulk, BulkUpdateOperation)
-        assert request_counter.requests == [("POST", f"/{database.id}/_all_docs?include_docs=true")]
+        assert request_counter.requests == [("POST", f"/{database.id}/_bulk_get")]
         async for doc in bulk:
             assert doc.rev is not None
             doc["n"] += 10
     assert request_counter.requests == [
-        ("POST", f"/{database.id}/_all_docs?include_docs=true"),
+        ("POST", f"/{database.id}/_bulk_get"),
         ("POST", f"/{database.id}/_bulk_docs"),
     ]
     assert ids(bulk.ok) == [f"d{n}" for n in range(5)]

@@ -6,7 +6,8 @@ own. The state is kept as JSON text, the server's (as it arrived) or the body la
 and decoded only when a check needs it: iterating or saving many documents then costs
 no encoding beyond the request body. The check compares the plain encodings first (equal
 bytes mean equal data; a different length means a different canonical form too) and
-sorts keys only when neither decides.
+sorts keys only when neither decides. A state taken as the plain encoding of the data
+itself (key :data:`PLAIN`) is compared with the data's encoding without decoding it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from typing import Any
 from . import _json
 from .typing import JsonDict
 
-__all__ = ["changed", "compact", "encode", "encode_each", "encode_without_rev"]
+__all__ = ["PLAIN", "changed", "compact", "encode", "encode_each", "encode_without_rev"]
+
+PLAIN = ""
+"""The key of a state whose text is :func:`encode`'s of the synced data, revision included
+(no field is ever called so: the other keys name a field of a server's answer)."""
 
 
 def encode(data: JsonDict) -> bytes:
@@ -39,6 +44,14 @@ def encode_without_rev(data: JsonDict) -> bytes:
 def changed(source: bytes | str, key: str | None, rev: Any, data: JsonDict, encoded: bytes) -> bool:
     """Whether ``data`` (encoded as ``encoded``) differs from the synced state: the JSON
     text ``source`` (its ``key`` field, if given) with the revision ``rev``."""
+    if key == PLAIN:
+        # (equal bytes: equal data and revision; equal canonical forms have plain
+        # encodings of equal length, being the same pieces in another order)
+        if source == encoded:
+            return False
+        if len(source) != len(encoded):
+            return True
+        key = None
     synced = _json.loads(source)
     if key is not None:
         synced = synced[key]

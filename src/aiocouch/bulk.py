@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths
 from ._answers import ARRAY_OF_OBJECTS
+from ._bulk_loading import load_documents
 from ._transport import JSON_CONTENT_TYPE
 from ._write_confirmation import bulk_writes
 from .cluster import check_quorum
@@ -274,8 +275,9 @@ class BulkCreateOperation(BulkOperation):
 class BulkUpdateOperation(BulkOperation):
     """A bulk operation that starts with the documents ``ids``, loaded on enter.
 
-    On enter: POST /{db}/_all_docs?include_docs=true (none for no ids); missing ids raise
-    NotFoundError, unless ``create=True`` makes them new documents.
+    On enter: POST /{db}/_bulk_get (none for no ids; POST /{db}/_all_docs?include_docs=true
+    when an id repeats or starts with ``_``, as ``db.docs(ids)``); missing or deleted ids
+    raise NotFoundError, unless ``create=True`` makes them new documents.
     """
 
     def __init__(
@@ -291,8 +293,13 @@ class BulkUpdateOperation(BulkOperation):
         self._create = create
 
     async def __aenter__(self) -> BulkUpdateOperation:
-        documents = self._database.docs(self._initial_ids, create=self._create)
-        self._extend([doc async for doc in documents])
+        ids = self._initial_ids
+        if ids and set(map(type, ids)) == {str} and _plain_ids(ids) and len(set(ids)) == len(ids):
+            # (ids no check refuses, each once: _extend would find nothing to refuse)
+            self._extend(await load_documents(self._database, ids, create=self._create))
+        else:
+            documents = self._database.docs(ids, create=self._create)
+            self._extend([doc async for doc in documents])
         return self
 
 
