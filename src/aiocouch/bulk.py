@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from bisect import bisect_right
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterator
+from itertools import accumulate, repeat
+from operator import add, attrgetter, contains, itemgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +35,8 @@ __all__ = ["BulkCreateOperation", "BulkOperation", "BulkUpdateOperation"]
 
 _Batch = tuple[list[Document], list[bytes]]
 """The documents sent in one request, and the JSON of each: its synced state once saved."""
+
+_ID, _REV, _DOC_ID = itemgetter("id"), itemgetter("rev"), attrgetter("id")
 
 
 class BulkOperation:
@@ -172,7 +177,13 @@ class BulkOperation:
             raise failures[0]
 
     def _batches(self) -> Iterator[tuple[_Batch, bytes]]:
-        """The changed documents in batches with their request bodies, built lazily."""
+        """The changed documents in batches with their request bodies, built lazily.
+
+        A batch takes documents in order while it holds fewer than ``batch_size`` and the
+        next one's JSON fits into ``batch_bytes`` (a larger one goes alone); the changed
+        documents of each ``batch_size`` of them are found and encoded at once, and the run
+        of them that fits is taken as one slice.
+        """
         docs: list[Document] = []
         encoded: list[bytes] = []
         size = 0
@@ -181,19 +192,25 @@ class BulkOperation:
         for start in range(0, len(every), batch_size):
             # (each body is also the synced state its document takes once saved)
             dirty, bodies = Document._dirty_of(every[start : start + batch_size])
-            added = sum(map(len, bodies)) + len(bodies)
-            if len(docs) + len(dirty) <= batch_size and size + added <= batch_bytes:
-                docs += dirty  # (all of them fit into the batch: no loop over them)
-                encoded += bodies
-                size += added
-                continue
-            for doc, data in zip(dirty, bodies):
-                if docs and (len(docs) >= batch_size or size + len(data) > batch_bytes):
-                    yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
-                    docs, encoded, size = [], [], 0
-                docs.append(doc)
-                encoded.append(data)
-                size += len(data) + 1
+            # ends[j]: the bytes of bodies[:j + 1], each with its separating comma
+            ends = list(accumulate(map(add, map(len, bodies), repeat(1))))
+            taken = 0
+            while taken < len(dirty):
+                before = ends[taken - 1] if taken else 0
+                # (bodies[j] fits while size + ends[j] - before - 1 <= batch_bytes)
+                fit = bisect_right(ends, batch_bytes - size + before + 1, taken) - taken
+                fit = min(fit, batch_size - len(docs))
+                if fit <= 0:
+                    if docs:
+                        yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
+                        docs, encoded, size = [], [], 0
+                        continue
+                    fit = 1
+                end = taken + fit
+                docs += dirty[taken:end]
+                encoded += bodies[taken:end]
+                size += ends[end - 1] - before
+                taken = end
         if docs:
             yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
 
@@ -228,6 +245,15 @@ class BulkOperation:
         assert self.accepted is not None
         docs, encoded = batch
         self.response.extend(items)
+        revs = _plain_revs(docs, items)
+        if revs is not None:
+            # (every item a plain success, in order: no test per document)
+            for doc, state, rev in zip(docs, encoded, revs):
+                doc._data["_rev"] = doc._synced_rev = rev
+                doc._synced_source = state
+                doc._synced_key = None
+            self.ok += docs
+            return
         in_order = [item.get("id") for item in items] == [doc.id for doc in docs]
         results = items if in_order else _match_by_id(docs, items)
         ok, accepted, error = self.ok, self.accepted, self.error
@@ -242,6 +268,22 @@ class BulkOperation:
                     accepted.append(doc)
             else:
                 error.append(doc)
+
+
+def _plain_revs(docs: list[Document], items: list[JsonDict]) -> list[Any] | None:
+    """The new revision of each of ``docs`` if ``items`` answer them in order, each with a
+    ``rev`` and neither ``error`` nor ``accepted``; else None (looked at one by one)."""
+    if len(items) != len(docs):
+        return None
+    try:
+        if list(map(_ID, items)) != list(map(_DOC_ID, docs)):
+            return None
+        revs = list(map(_REV, items))
+    except KeyError:
+        return None
+    if any(map(contains, items, repeat("error"))) or any(map(contains, items, repeat("accepted"))):
+        return None
+    return revs
 
 
 def _match_by_id(docs: list[Document], items: list[JsonDict]) -> list[JsonDict | None]:
