@@ -5,9 +5,11 @@ as the canonical JSON (sorted keys) of the data without ``_rev``, plus the revis
 own. The state is kept as JSON text, the server's (as it arrived) or the body last sent,
 and decoded only when a check needs it: iterating or saving many documents then costs
 no encoding beyond the request body. The check compares the plain encodings first (equal
-bytes mean equal data; a different length means a different canonical form too) and
-sorts keys only when neither decides. A state taken as the plain encoding of the data
-itself (key :data:`PLAIN`) is compared with the data's encoding without decoding it.
+bytes mean equal data; a different length means a different canonical form too), then
+the values decoded from both (different values mean different data), and sorts keys only
+for equal values, which may still differ as JSON (``1`` and ``1.0``). A state taken as
+the plain encoding of the data itself (key :data:`PLAIN`) is compared with the data's
+encoding without decoding it, unless the lengths are equal.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def changed(source: bytes | str, key: str | None, rev: Any, data: JsonDict, enco
         return False
     if len(plain) != len(encoded):
         return True
+    if synced != _json.loads(encoded):
+        return True  # (values decoded from JSON that differ have different canonical forms)
     return encode_without_rev(synced) != encode_without_rev(data) or rev != data.get("_rev")
 
 

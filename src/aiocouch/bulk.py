@@ -247,7 +247,7 @@ class BulkOperation:
         self.response.extend(items)
         revs = _plain_revs(docs, items)
         if revs is not None:
-            # (every item a plain success, in order: no test per document)
+            # (every item a plain success: no test per document)
             for doc, state, rev in zip(docs, encoded, revs):
                 doc._data["_rev"] = doc._synced_rev = rev
                 doc._synced_source = state
@@ -271,15 +271,20 @@ class BulkOperation:
 
 
 def _plain_revs(docs: list[Document], items: list[JsonDict]) -> list[Any] | None:
-    """The new revision of each of ``docs`` if ``items`` answer them in order, each with a
-    ``rev`` and neither ``error`` nor ``accepted``; else None (looked at one by one)."""
+    """The new revision of each of ``docs`` if ``items`` answer each once (in any order)
+    with a ``rev`` and neither ``error`` nor ``accepted``; else None (looked at one by one)."""
     if len(items) != len(docs):
         return None
     try:
-        if list(map(_ID, items)) != list(map(_DOC_ID, docs)):
-            return None
+        ids = list(map(_DOC_ID, docs))
+        if list(map(_ID, items)) != ids:
+            # (pouchdb-server does not keep the order of the documents)
+            by_id = dict(zip(map(_ID, items), items))
+            if len(by_id) != len(items):
+                return None
+            items = list(map(by_id.__getitem__, ids))
         revs = list(map(_REV, items))
-    except KeyError:
+    except (KeyError, TypeError):
         return None
     if any(map(contains, items, repeat("error"))) or any(map(contains, items, repeat("accepted"))):
         return None
