@@ -37,6 +37,7 @@ _Batch = tuple[list[Document], list[bytes]]
 """The documents sent in one request, and the JSON of each: its synced state once saved."""
 
 _ID, _REV, _DOC_ID = itemgetter("id"), itemgetter("rev"), attrgetter("id")
+_new_document = Document.__new__
 
 
 class BulkOperation:
@@ -90,8 +91,16 @@ class BulkOperation:
             and id not in self._ids
         ):
             # (the common case, which no check of Document() or append() refuses, checked
-            # inline: bulk creation makes many)
-            doc = Document._unchecked(self._database, id, data)
+            # inline, and the document made as Document._unchecked makes it, without the
+            # call: bulk creation makes many)
+            doc = _new_document(Document)
+            doc._database = self._database
+            doc.id = id
+            if data is None:
+                data = {}
+            data["_id"] = id
+            doc._data = data
+            doc._synced_source = doc._synced_key = doc._synced_rev = None
             self._ids.add(id)
             self._docs.append(doc)
             return doc

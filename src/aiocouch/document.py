@@ -6,6 +6,7 @@ import contextlib
 import json
 import warnings
 from collections.abc import ItemsView, KeysView, Sequence, ValuesView
+from operator import attrgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from .database import Database
 
 __all__ = ["Document", "SecurityDocument"]
+
+_SYNCED_SOURCE = attrgetter("_synced_source")
 
 
 class Document(RemoteDocument):
@@ -149,7 +152,7 @@ class Document(RemoteDocument):
         """Those of ``documents`` whose data changed since their last sync, and the JSON of
         each (as :meth:`_encode_if_dirty`: the request body and the new synced state)."""
         encoded = _snapshot.encode_each([doc._data for doc in documents])
-        if all(doc._synced_source is None for doc in documents):
+        if set(map(_SYNCED_SOURCE, documents)) <= {None}:
             return documents, encoded  # (new documents: all of them go)
         changed = _snapshot.changed
         dirty = [
