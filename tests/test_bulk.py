@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 import pytest
 
-from aiocouch import BadRequestError, CouchDB, Database, Document, NotFoundError
+from aiocouch import (
+    BadRequestError,
+    CouchDB,
+    Database,
+    Document,
+    InvalidResponseError,
+    NotFoundError,
+)
 from aiocouch.bulk import BulkCreateOperation, BulkOperation, BulkUpdateOperation
 from aiocouch.exception import RemoteResponseError
 from testserver.request_counter import RequestCounter
@@ -201,7 +208,7 @@ async def test_nothing_changed_sends_no_bulk_request(
     request_counter.reset()
     async with database.update_docs(["a", "b"]) as bulk:
         pass
-    assert request_counter.requests == [("POST", f"/{database.id}/_all_docs?include_docs=true")]
+    assert request_counter.requests == [("POST", f"/{database.id}/_bulk_get")]
     assert bulk.response == []
     assert bulk.ok == []
     assert bulk.error == []
@@ -293,12 +300,12 @@ async def test_update_docs_loads_with_one_post_and_saves_with_one_post(
     request_counter.reset()
     async with database.update_docs([f"d{n}" for n in range(5)]) as bulk:
         assert isinstance(bulk, BulkUpdateOperation)
-        assert request_counter.requests == [("POST", f"/{database.id}/_all_docs?include_docs=true")]
+        assert request_counter.requests == [("POST", f"/{database.id}/_bulk_get")]
         async for doc in bulk:
             assert doc.rev is not None
             doc["n"] += 10
     assert request_counter.requests == [
-        ("POST", f"/{database.id}/_all_docs?include_docs=true"),
+        ("POST", f"/{database.id}/_bulk_get"),
         ("POST", f"/{database.id}/_bulk_docs"),
     ]
     assert ids(bulk.ok) == [f"d{n}" for n in range(5)]
@@ -360,6 +367,130 @@ async def test_update_docs_checks_the_loaded_ids_as_append_does(
             doc["v"] = 2
     assert ids(bulk.ok) == ["a", "_design/new"]
     assert (await server_copy(database, "_design/new"))["v"] == 2
+
+
+# --- update_docs(): the documents read with one POST _bulk_get ---
+
+
+@pytest.mark.parametrize("transport", ["lean", "aiohttp"])
+async def test_update_docs_reads_the_documents_in_the_order_asked(
+    database: Database,
+    client_factory: Callable[..., CouchDB],
+    couchdb_options: dict[str, Any],
+    server_url: str,
+    request_counter: RequestCounter,
+    transport: str,
+) -> None:
+    for n in range(6):
+        await save(database, f"d{n}", n=n)
+    order = ["d3", "d0", "d5", "d1", "d4", "d2"]
+    client = client_factory(server_url, transport, **couchdb_options)
+    request_counter.reset()
+    async with Database(client, database.id).update_docs(order) as bulk:
+        assert request_counter.requests == [("POST", f"/{database.id}/_bulk_get")]
+        loaded = [doc async for doc in bulk]
+        assert [doc.id for doc in loaded] == order
+        assert all(doc.rev is not None and doc["n"] == int(doc.id[1]) for doc in loaded)
+        for doc in loaded:
+            doc["n"] += 10
+    assert ids(bulk.ok) == order
+    assert [(await server_copy(database, id))["n"] for id in order] == [13, 10, 15, 11, 14, 12]
+
+
+async def test_update_docs_names_the_first_missing_or_deleted_id(database: Database) -> None:
+    await save(database, "a")
+    deleted = await save(database, "gone")
+    await deleted.delete()
+    with pytest.raises(NotFoundError, match="'gone'"):
+        async with database.update_docs(["a", "gone", "missing"]):
+            raise AssertionError("the block must not run")
+    with pytest.raises(NotFoundError, match="'missing'"):
+        async with database.update_docs(["missing", "gone"]):
+            raise AssertionError("the block must not run")
+
+
+async def test_update_docs_create_keeps_the_order_of_found_and_new_documents(
+    database: Database,
+) -> None:
+    await save(database, "b", v=1)
+    async with database.update_docs(["x", "b", "y"], create=True) as bulk:
+        loaded = [doc async for doc in bulk]
+        assert [(doc.id, doc.rev, doc.get("v")) for doc in loaded] == [
+            ("x", None, None),
+            ("b", loaded[1].rev, 1),
+            ("y", None, None),
+        ]
+        assert loaded[1].rev is not None
+        for doc in loaded:
+            doc["v"] = 2
+    assert ids(bulk.ok) == ["x", "b", "y"]
+
+
+async def test_update_docs_write_conflict_lands_in_error(database: Database) -> None:
+    for doc_id in ("a", "b"):
+        await save(database, doc_id, v=1)
+    async with database.update_docs(["a", "b"]) as bulk:
+        async for doc in bulk:
+            doc["v"] = 3
+        # another writer changes "b" after it was read
+        other = await database.get("b")
+        other["v"] = 2
+        await other.save()
+    assert ids(bulk.ok) == ["a"]
+    assert ids(bulk.error) == ["b"]
+    assert (await server_copy(database, "a"))["v"] == 3
+    assert (await server_copy(database, "b"))["v"] == 2
+
+
+async def test_update_docs_sends_only_what_changed_as_json(
+    database: Database, request_counter: RequestCounter
+) -> None:
+    await save(database, "reordered", x=1, y=2)
+    await save(database, "same_length", v=1)
+    await save(database, "equal_in_python", a=True, b=True, c=1, d=1, e=1)
+    await save(database, "untouched", v=1)
+    request_counter.reset()
+    async with database.update_docs(
+        ["reordered", "same_length", "equal_in_python", "untouched"]
+    ) as bulk:
+        docs = {doc.id: doc async for doc in bulk}
+        del docs["reordered"]["x"]
+        docs["reordered"]["x"] = 1  # (the same data in another key order)
+        docs["same_length"]["v"] = 2
+        # equal to the stored values in Python (True == 1 == 1.0), not as JSON, and of
+        # the same length encoded
+        docs["equal_in_python"].update({"a": 1, "b": 1, "c": 1.0, "d": 1.0, "e": 1.0})
+    assert ids(bulk.ok) == ["same_length", "equal_in_python"]
+    assert bulk_posts(request_counter, database) == 1
+    assert (await server_copy(database, "same_length"))["v"] == 2
+    assert (await server_copy(database, "equal_in_python"))["a"] == 1
+
+
+async def test_update_docs_refuses_a_bulk_get_answer_missing_a_result() -> None:
+    answer = {"results": [{"id": "a", "docs": [{"ok": {"_id": "a", "_rev": "1-a", "v": 1}}]}]}
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        await connection.send(http_response(200, json.dumps(answer).encode()))
+
+    async with ScriptedServer(handler) as server, CouchDB(server.url) as client:
+        with pytest.raises(InvalidResponseError, match="one for each id"):
+            async with Database(client, "db").update_docs(["a", "b"]):
+                raise AssertionError("the block must not run")
+    assert server.count("POST", "/db/_bulk_get") == 1
+    assert server.count("POST", "/db/_bulk_docs") == 0
+
+
+async def test_update_docs_refuses_a_bulk_get_result_of_another_document() -> None:
+    answer = {"results": [{"id": "a", "docs": [{"ok": {"_id": "b", "_rev": "1-b"}}]}]}
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        await connection.send(http_response(200, json.dumps(answer).encode()))
+
+    async with ScriptedServer(handler) as server, CouchDB(server.url) as client:
+        with pytest.raises(InvalidResponseError, match="no document and no error"):
+            async with Database(client, "db").update_docs(["a"]):
+                raise AssertionError("the block must not run")
+    assert server.count("POST", "/db/_bulk_docs") == 0
 
 
 # --- conflicts ---

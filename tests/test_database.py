@@ -626,11 +626,11 @@ async def test_update_docs_loads_on_enter_and_saves_on_exit(
     assert request_counter.count == 0
     async with operation as bulk:
         assert [method for method, _ in request_counter.requests] == ["POST"]
-        assert urlsplit(request_counter.requests[0][1]).path == f"/{filled.id}/_all_docs"
+        assert urlsplit(request_counter.requests[0][1]).path == f"/{filled.id}/_bulk_get"
         async for doc in bulk:
             doc["n"] *= 100
     assert [urlsplit(path).path for _, path in request_counter.requests] == [
-        f"/{filled.id}/_all_docs",
+        f"/{filled.id}/_bulk_get",
         f"/{filled.id}/_bulk_docs",
     ]
     assert [doc["n"] async for doc in filled.docs(["a", "c"])] == [100, 300]

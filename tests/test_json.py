@@ -45,3 +45,24 @@ def test_dumps_each_encodes_as_dumps_also_beyond_64_bits() -> None:
     encoded = _json.dumps_each(values)
     assert encoded == [_json.dumps(value) for value in values]
     assert [_json.loads(text) for text in encoded] == values
+
+
+def test_dumps_each_of_many_objects_encodes_each_as_dumps_does() -> None:
+    values = [{"n": n, "text": "x" * n, "list": [{"a": n}, {"b": None}]} for n in range(50)]
+    assert _json.dumps_each(values) == [_json.dumps(value) for value in values]
+
+
+def test_dumps_each_of_objects_holding_its_separator_text_encodes_each_as_dumps_does() -> None:
+    # (the encoding splits one array at a separator string: values that hold that string,
+    # alone or between other items, must still come out whole)
+    marker = "\x00aiocouch: one value ends here\x00"
+    values = [
+        {"a": 1},
+        {"items": [1, marker, 2]},
+        {"items": [marker]},
+        {marker: marker},
+        {"b": [{"c": marker}, marker, {"d": 2}]},
+    ]
+    encoded = _json.dumps_each(values)
+    assert encoded == [_json.dumps(value) for value in values]
+    assert [_json.loads(text) for text in encoded] == values

@@ -60,6 +60,9 @@ try:
         return orjson.loads(text)
 
     _OPTIONS = orjson.OPT_NON_STR_KEYS
+    _SEPARATOR_VALUE = "\x00aiocouch: one value ends here\x00"
+    _SEPARATOR = b',"\\u0000aiocouch: one value ends here\\u0000",'
+    """:data:`_SEPARATOR_VALUE` between two values of an array, as orjson encodes it."""
 
     def dumps(value: Any) -> bytes:
         """Encodes ``value`` as compact UTF-8 JSON."""
@@ -70,12 +73,27 @@ try:
             return _stdlib_dumps(value, sort_keys=False)
 
     def dumps_each(values: list[Any]) -> list[bytes]:
-        """Encodes each of ``values`` as :func:`dumps` does, each result in an allocation
-        of its own size (orjson's may sit in a buffer of several kilobytes)."""
+        """Encodes each of ``values`` (JSON objects) as :func:`dumps` does.
+
+        One call of orjson encodes them all, with :data:`_SEPARATOR` between them, and the
+        result is split there: a call per value costs orjson about a third more. As an
+        object's encoding starts with ``{`` and ends with ``}``, the separator can only
+        occur whole inside one; then the pieces are too many, and each value is encoded
+        on its own.
+        """
+        if len(values) < 2:
+            return [dumps(value) for value in values]
+        mixed = [_SEPARATOR_VALUE] * (2 * len(values) - 1)
+        mixed[::2] = values
         try:
-            return [bytes(memoryview(orjson.dumps(value, option=_OPTIONS))) for value in values]
+            pieces = orjson.dumps(mixed, option=_OPTIONS).split(_SEPARATOR)
         except orjson.JSONEncodeError:
-            return [bytes(memoryview(dumps(value))) for value in values]
+            return [dumps(value) for value in values]
+        if len(pieces) != len(values):
+            return [dumps(value) for value in values]
+        pieces[0] = pieces[0][1:]  # (the opening "[" of the array)
+        pieces[-1] = pieces[-1][:-1]
+        return pieces
 
     def dumps_canonical(value: Any) -> bytes:
         """Encodes ``value`` with sorted keys: equal data gives equal bytes."""

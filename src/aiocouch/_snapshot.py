@@ -5,8 +5,11 @@ as the canonical JSON (sorted keys) of the data without ``_rev``, plus the revis
 own. The state is kept as JSON text, the server's (as it arrived) or the body last sent,
 and decoded only when a check needs it: iterating or saving many documents then costs
 no encoding beyond the request body. The check compares the plain encodings first (equal
-bytes mean equal data; a different length means a different canonical form too) and
-sorts keys only when neither decides.
+bytes mean equal data; a different length means a different canonical form too), then
+the values decoded from both (different values mean different data), and sorts keys only
+for equal values, which may still differ as JSON (``1`` and ``1.0``). A state taken as
+the plain encoding of the data itself (key :data:`PLAIN`) is compared with the data's
+encoding without decoding it, unless the lengths are equal.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ from typing import Any
 from . import _json
 from .typing import JsonDict
 
-__all__ = ["changed", "compact", "encode", "encode_each", "encode_without_rev"]
+__all__ = ["PLAIN", "changed", "compact", "encode", "encode_each", "encode_without_rev"]
+
+PLAIN = ""
+"""The key of a state whose text is :func:`encode`'s of the synced data, revision included
+(no field is ever called so: the other keys name a field of a server's answer)."""
 
 
 def encode(data: JsonDict) -> bytes:
@@ -39,6 +46,14 @@ def encode_without_rev(data: JsonDict) -> bytes:
 def changed(source: bytes | str, key: str | None, rev: Any, data: JsonDict, encoded: bytes) -> bool:
     """Whether ``data`` (encoded as ``encoded``) differs from the synced state: the JSON
     text ``source`` (its ``key`` field, if given) with the revision ``rev``."""
+    if key == PLAIN:
+        # (equal bytes: equal data and revision; equal canonical forms have plain
+        # encodings of equal length, being the same pieces in another order)
+        if source == encoded:
+            return False
+        if len(source) != len(encoded):
+            return True
+        key = None
     synced = _json.loads(source)
     if key is not None:
         synced = synced[key]
@@ -53,6 +68,8 @@ def changed(source: bytes | str, key: str | None, rev: Any, data: JsonDict, enco
         return False
     if len(plain) != len(encoded):
         return True
+    if synced != _json.loads(encoded):
+        return True  # (values decoded from JSON that differ have different canonical forms)
     return encode_without_rev(synced) != encode_without_rev(data) or rev != data.get("_rev")
 
 

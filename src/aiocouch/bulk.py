@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from bisect import bisect_right
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterator
+from itertools import accumulate, repeat
+from operator import add, attrgetter, contains, itemgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths
 from ._answers import ARRAY_OF_OBJECTS
+from ._bulk_loading import load_documents
 from ._transport import JSON_CONTENT_TYPE
 from ._write_confirmation import bulk_writes
 from .cluster import check_quorum
@@ -31,6 +35,9 @@ __all__ = ["BulkCreateOperation", "BulkOperation", "BulkUpdateOperation"]
 
 _Batch = tuple[list[Document], list[bytes]]
 """The documents sent in one request, and the JSON of each: its synced state once saved."""
+
+_ID, _REV, _DOC_ID = itemgetter("id"), itemgetter("rev"), attrgetter("id")
+_new_document = Document.__new__
 
 
 class BulkOperation:
@@ -84,8 +91,16 @@ class BulkOperation:
             and id not in self._ids
         ):
             # (the common case, which no check of Document() or append() refuses, checked
-            # inline: bulk creation makes many)
-            doc = Document._unchecked(self._database, id, data)
+            # inline, and the document made as Document._unchecked makes it, without the
+            # call: bulk creation makes many)
+            doc = _new_document(Document)
+            doc._database = self._database
+            doc.id = id
+            if data is None:
+                data = {}
+            data["_id"] = id
+            doc._data = data
+            doc._synced_source = doc._synced_key = doc._synced_rev = None
             self._ids.add(id)
             self._docs.append(doc)
             return doc
@@ -171,7 +186,13 @@ class BulkOperation:
             raise failures[0]
 
     def _batches(self) -> Iterator[tuple[_Batch, bytes]]:
-        """The changed documents in batches with their request bodies, built lazily."""
+        """The changed documents in batches with their request bodies, built lazily.
+
+        A batch takes documents in order while it holds fewer than ``batch_size`` and the
+        next one's JSON fits into ``batch_bytes`` (a larger one goes alone); the changed
+        documents of each ``batch_size`` of them are found and encoded at once, and the run
+        of them that fits is taken as one slice.
+        """
         docs: list[Document] = []
         encoded: list[bytes] = []
         size = 0
@@ -180,19 +201,25 @@ class BulkOperation:
         for start in range(0, len(every), batch_size):
             # (each body is also the synced state its document takes once saved)
             dirty, bodies = Document._dirty_of(every[start : start + batch_size])
-            added = sum(map(len, bodies)) + len(bodies)
-            if len(docs) + len(dirty) <= batch_size and size + added <= batch_bytes:
-                docs += dirty  # (all of them fit into the batch: no loop over them)
-                encoded += bodies
-                size += added
-                continue
-            for doc, data in zip(dirty, bodies):
-                if docs and (len(docs) >= batch_size or size + len(data) > batch_bytes):
-                    yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
-                    docs, encoded, size = [], [], 0
-                docs.append(doc)
-                encoded.append(data)
-                size += len(data) + 1
+            # ends[j]: the bytes of bodies[:j + 1], each with its separating comma
+            ends = list(accumulate(map(add, map(len, bodies), repeat(1))))
+            taken = 0
+            while taken < len(dirty):
+                before = ends[taken - 1] if taken else 0
+                # (bodies[j] fits while size + ends[j] - before - 1 <= batch_bytes)
+                fit = bisect_right(ends, batch_bytes - size + before + 1, taken) - taken
+                fit = min(fit, batch_size - len(docs))
+                if fit <= 0:
+                    if docs:
+                        yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
+                        docs, encoded, size = [], [], 0
+                        continue
+                    fit = 1
+                end = taken + fit
+                docs += dirty[taken:end]
+                encoded += bodies[taken:end]
+                size += ends[end - 1] - before
+                taken = end
         if docs:
             yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
 
@@ -227,6 +254,15 @@ class BulkOperation:
         assert self.accepted is not None
         docs, encoded = batch
         self.response.extend(items)
+        revs = _plain_revs(docs, items)
+        if revs is not None:
+            # (every item a plain success: no test per document)
+            for doc, state, rev in zip(docs, encoded, revs):
+                doc._data["_rev"] = doc._synced_rev = rev
+                doc._synced_source = state
+                doc._synced_key = None
+            self.ok += docs
+            return
         in_order = [item.get("id") for item in items] == [doc.id for doc in docs]
         results = items if in_order else _match_by_id(docs, items)
         ok, accepted, error = self.ok, self.accepted, self.error
@@ -241,6 +277,27 @@ class BulkOperation:
                     accepted.append(doc)
             else:
                 error.append(doc)
+
+
+def _plain_revs(docs: list[Document], items: list[JsonDict]) -> list[Any] | None:
+    """The new revision of each of ``docs`` if ``items`` answer each once (in any order)
+    with a ``rev`` and neither ``error`` nor ``accepted``; else None (looked at one by one)."""
+    if len(items) != len(docs):
+        return None
+    try:
+        ids = list(map(_DOC_ID, docs))
+        if list(map(_ID, items)) != ids:
+            # (pouchdb-server does not keep the order of the documents)
+            by_id = dict(zip(map(_ID, items), items))
+            if len(by_id) != len(items):
+                return None
+            items = list(map(by_id.__getitem__, ids))
+        revs = list(map(_REV, items))
+    except (KeyError, TypeError):
+        return None
+    if any(map(contains, items, repeat("error"))) or any(map(contains, items, repeat("accepted"))):
+        return None
+    return revs
 
 
 def _match_by_id(docs: list[Document], items: list[JsonDict]) -> list[JsonDict | None]:
@@ -274,8 +331,9 @@ class BulkCreateOperation(BulkOperation):
 class BulkUpdateOperation(BulkOperation):
     """A bulk operation that starts with the documents ``ids``, loaded on enter.
 
-    On enter: POST /{db}/_all_docs?include_docs=true (none for no ids); missing ids raise
-    NotFoundError, unless ``create=True`` makes them new documents.
+    On enter: POST /{db}/_bulk_get (none for no ids; POST /{db}/_all_docs?include_docs=true
+    when an id repeats or starts with ``_``, as ``db.docs(ids)``); missing or deleted ids
+    raise NotFoundError, unless ``create=True`` makes them new documents.
     """
 
     def __init__(
@@ -291,8 +349,13 @@ class BulkUpdateOperation(BulkOperation):
         self._create = create
 
     async def __aenter__(self) -> BulkUpdateOperation:
-        documents = self._database.docs(self._initial_ids, create=self._create)
-        self._extend([doc async for doc in documents])
+        ids = self._initial_ids
+        if ids and set(map(type, ids)) == {str} and _plain_ids(ids) and len(set(ids)) == len(ids):
+            # (ids no check refuses, each once: _extend would find nothing to refuse)
+            self._extend(await load_documents(self._database, ids, create=self._create))
+        else:
+            documents = self._database.docs(ids, create=self._create)
+            self._extend([doc async for doc in documents])
         return self
 
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 import warnings
 from collections.abc import ItemsView, KeysView, Sequence, ValuesView
+from operator import attrgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from .database import Database
 
 __all__ = ["Document", "SecurityDocument"]
+
+_SYNCED_SOURCE = attrgetter("_synced_source")
 
 
 class Document(RemoteDocument):
@@ -75,6 +78,27 @@ class Document(RemoteDocument):
         return document
 
     @classmethod
+    def _from_server_each(cls, database: Database | None, docs: list[JsonDict]) -> list[Document]:
+        """Clean documents holding ``docs`` as the server sent them (no request).
+
+        Each keeps the plain encoding of its data as the synced state (:data:`._snapshot.PLAIN`):
+        for documents decoded from one shared answer, which holds no text of each, that
+        costs one encoding in C and makes the change check a comparison of bytes.
+        """
+        documents = []
+        new = cls.__new__
+        for doc, source in zip(docs, _snapshot.encode_each(docs)):
+            document = new(cls)
+            document._database = database
+            document.id = doc["_id"]
+            document._data = doc
+            document._synced_source = source
+            document._synced_key = _snapshot.PLAIN
+            document._synced_rev = doc.get("_rev")
+            documents.append(document)
+        return documents
+
+    @classmethod
     def _unchecked(cls, database: Database | None, id: str, data: JsonDict | None) -> Document:
         """A new local document as ``__init__`` makes it, for an ``id`` and a dict (or
         None) ``data`` the caller has checked: bulk creation skips a second check."""
@@ -128,7 +152,7 @@ class Document(RemoteDocument):
         """Those of ``documents`` whose data changed since their last sync, and the JSON of
         each (as :meth:`_encode_if_dirty`: the request body and the new synced state)."""
         encoded = _snapshot.encode_each([doc._data for doc in documents])
-        if all(doc._synced_source is None for doc in documents):
+        if set(map(_SYNCED_SOURCE, documents)) <= {None}:
             return documents, encoded  # (new documents: all of them go)
         changed = _snapshot.changed
         dirty = [

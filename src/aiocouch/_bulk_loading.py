@@ -1,0 +1,128 @@
+"""The documents a bulk update starts with, read in one request: POST /{db}/_bulk_get.
+
+CouchDB sends the answer of ``_bulk_get`` as one sized body (``_all_docs`` with keys comes
+one row per chunk), so it is read whole and decoded once, and no row is kept beyond the
+document it holds. The documents come in the order of the ids asked for, whatever order
+the answer has; a missing or deleted document raises NotFoundError as ``db.docs(ids)``
+does, or becomes a new local document with ``create``.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+from operator import contains, itemgetter
+from typing import TYPE_CHECKING, Any
+
+from . import _json
+from ._answers import UnexpectedAnswer, decode_json
+from ._transport import JSON_CONTENT_TYPE
+from .document import Document
+from .exception import NotFoundError
+from .retry import Repetition
+from .typing import JsonDict
+
+if TYPE_CHECKING:
+    from .database import Database
+
+__all__ = ["load_documents"]
+
+_ID, _DOCS = itemgetter("id"), itemgetter("docs")
+
+
+async def load_documents(database: Database, ids: list[str], *, create: bool) -> list[Document]:
+    """The documents ``ids`` (distinct, each a valid document id), in their order.
+
+    Sends POST /{db}/_bulk_get, repeated as a read. Raises NotFoundError for the first
+    id without a document unless ``create``; InvalidResponseError for an answer that does
+    not give one result of a document for each id.
+    """
+    http = database._remote._http
+    path = f"{database.endpoint}/_bulk_get"
+    subject = f"_bulk_get in database '{database.id}'"
+    raw = await http.request(
+        "POST",
+        path,
+        data=_json.dumps({"docs": [{"id": id} for id in ids]}),
+        headers=JSON_CONTENT_TYPE,
+        subject=subject,
+        # (the limits of a stream, as the rows of _all_docs had: a big answer takes its time)
+        timeout=http._scoped_timeout() or http.stream_timeout,
+        repetition=Repetition.SAFE,
+    )
+    try:
+        answer = decode_json(raw.body, headers=raw.headers, allow_empty=False, expect=None)
+        found = _found_documents(answer, ids)
+    except (UnexpectedAnswer, ValueError) as exc:
+        raise http.invalid_answer(
+            str(exc),
+            "POST",
+            path,
+            None,
+            JSON_CONTENT_TYPE,
+            subject,
+            status=raw.status,
+            response_headers=raw.headers,
+        ) from exc
+    if None not in found:
+        return Document._from_server_each(database, found)  # type: ignore[arg-type]
+    loaded = iter(Document._from_server_each(database, [doc for doc in found if doc is not None]))
+    documents = []
+    for id, doc in zip(ids, found):
+        if doc is not None:
+            documents.append(next(loaded))
+        elif create:
+            documents.append(Document._unchecked(database, id, None))
+        else:
+            raise NotFoundError(
+                f"The document '{id}' does not exist in the database {database.id}."
+            )
+    return documents
+
+
+def _found_documents(answer: Any, ids: list[str]) -> list[JsonDict | None]:
+    """The document of each of ``ids`` in the ``_bulk_get`` ``answer`` (None: missing or
+    deleted). Raises ValueError for an answer without exactly one result per id."""
+    results = answer.get("results") if type(answer) is dict else None
+    if type(results) is not list or len(results) != len(ids):
+        raise ValueError(f"expected 'results' with {len(ids)} results, one for each id")
+    try:
+        if list(map(_ID, results)) != ids:
+            # (pouchdb-server groups the results; CouchDB keeps the order asked for)
+            by_id = {result["id"]: result for result in results}
+            results = [by_id[id] for id in ids]
+        entries = list(map(_DOCS, results))
+    except (KeyError, TypeError) as exc:
+        raise ValueError("a result is not an object with the 'id' and 'docs' asked for") from exc
+    docs = _documents_only(entries, ids)
+    if docs is not None:
+        return docs  # type: ignore[return-value]
+    found: list[JsonDict | None] = []
+    for id, docs in zip(ids, entries):
+        entry = docs[0] if type(docs) is list and len(docs) == 1 else None
+        doc = entry.get("ok") if type(entry) is dict else None
+        if type(doc) is dict and doc.get("_id") == id and type(doc.get("_rev")) is str:
+            found.append(None if doc.get("_deleted") is True else doc)
+        elif type(entry) is dict and (not entry or "error" in entry):
+            # (CouchDB names a missing document in an "error"; pouchdb-server sends {}
+            # for a missing or deleted one)
+            found.append(None)
+        else:
+            raise ValueError(f"the result for {id!r} holds no document and no error")
+    return found
+
+
+def _documents_only(entries: list[Any], ids: list[str]) -> list[JsonDict] | None:
+    """The documents of the common answer, one ``{"ok": document}`` for each of ``ids``,
+    none deleted, checked a column at a time; None for any other (looked at one by one)."""
+    try:
+        if set(map(len, entries)) != {1}:
+            return None
+        docs = [entry[0]["ok"] for entry in entries]
+    except (KeyError, TypeError):
+        return None
+    if set(map(type, docs)) != {dict} or list(map(dict.get, docs, repeat("_id"))) != ids:
+        return None
+    revs = map(dict.get, docs, repeat("_rev"))
+    if set(map(type, revs)) != {str} or any(map(contains, docs, repeat("_deleted"))):
+        return None
+    return docs
