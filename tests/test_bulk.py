@@ -493,6 +493,53 @@ async def test_update_docs_refuses_a_bulk_get_result_of_another_document() -> No
     assert server.count("POST", "/db/_bulk_docs") == 0
 
 
+async def test_update_docs_takes_the_winner_of_a_conflicted_document() -> None:
+    # Asked by id alone, CouchDB's _bulk_get answers as for open_revs=all: every leaf of a
+    # conflicted document (pouchdb-server sends the winner only, so this is scripted).
+    leaves = [
+        {"ok": {"_id": "a", "_rev": "2-aaa", "v": "loser, lower id"}},
+        {"ok": {"_id": "a", "_rev": "3-000", "_deleted": True}},
+        {"ok": {"_id": "a", "_rev": "2-bbb", "v": "winner"}},
+        {"ok": {"_id": "a", "_rev": "1-fff", "v": "loser, lower generation"}},
+    ]
+    answer = {"results": [{"id": "a", "docs": leaves}]}
+    written: list[object] = []
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        if request.target.startswith("/db/_bulk_get"):
+            await connection.send(http_response(200, json.dumps(answer).encode()))
+        else:
+            written.extend(json.loads(request.body)["docs"])
+            saved = [{"ok": True, "id": "a", "rev": "3-ccc"}]
+            await connection.send(http_response(201, json.dumps(saved).encode()))
+
+    async with ScriptedServer(handler) as server, CouchDB(server.url) as client:
+        bulk = Database(client, "db").update_docs(["a"])
+        async with bulk:
+            docs = [doc async for doc in bulk]
+            assert [doc["v"] for doc in docs] == ["winner"]
+            docs[0]["v"] = "changed"
+    assert written == [{"_id": "a", "_rev": "2-bbb", "v": "changed"}]
+    assert ids(bulk.ok) == ["a"]
+
+
+async def test_update_docs_finds_no_document_whose_leaves_are_all_deleted() -> None:
+    leaves = [
+        {"ok": {"_id": "a", "_rev": "2-aaa", "_deleted": True}},
+        {"ok": {"_id": "a", "_rev": "2-bbb", "_deleted": True}},
+    ]
+    answer = {"results": [{"id": "a", "docs": leaves}]}
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        await connection.send(http_response(200, json.dumps(answer).encode()))
+
+    async with ScriptedServer(handler) as server, CouchDB(server.url) as client:
+        with pytest.raises(NotFoundError, match="'a'"):
+            async with Database(client, "db").update_docs(["a"]):
+                raise AssertionError("the block must not run")
+    assert server.count("POST", "/db/_bulk_docs") == 0
+
+
 # --- conflicts ---
 
 

@@ -96,19 +96,40 @@ def _found_documents(answer: Any, ids: list[str]) -> list[JsonDict | None]:
     docs = _documents_only(entries, ids)
     if docs is not None:
         return docs  # type: ignore[return-value]
-    found: list[JsonDict | None] = []
-    for id, docs in zip(ids, entries):
-        entry = docs[0] if type(docs) is list and len(docs) == 1 else None
+    return [_winner(id, docs) for id, docs in zip(ids, entries)]
+
+
+def _winner(id: str, entries: Any) -> JsonDict | None:
+    """The winning revision among the leaves one ``_bulk_get`` result holds for ``id``
+    (None: missing or deleted). Raises ValueError for a result without them.
+
+    Asked without a rev, CouchDB answers as if for ``open_revs=all``: one ``{"ok": leaf}``
+    per leaf, so a conflicted document comes with all its leaves, and the winner is the one
+    CouchDB's own rule picks (a live leaf before a deleted one, then the highest generation,
+    then the highest revision id).
+    """
+    if type(entries) is not list or not entries:
+        raise ValueError(f"the result for {id!r} holds no document and no error")
+    leaves = []
+    for entry in entries:
         doc = entry.get("ok") if type(entry) is dict else None
         if type(doc) is dict and doc.get("_id") == id and type(doc.get("_rev")) is str:
-            found.append(None if doc.get("_deleted") is True else doc)
-        elif type(entry) is dict and (not entry or "error" in entry):
+            leaves.append(doc)
+        elif type(entry) is dict and (not entry or "error" in entry) and len(entries) == 1:
             # (CouchDB names a missing document in an "error"; pouchdb-server sends {}
             # for a missing or deleted one)
-            found.append(None)
+            return None
         else:
             raise ValueError(f"the result for {id!r} holds no document and no error")
-    return found
+    live = [doc for doc in leaves if doc.get("_deleted") is not True]
+    return max(live, key=_revision_order) if live else None
+
+
+def _revision_order(doc: JsonDict) -> tuple[int, str]:
+    generation, _, revision_id = doc["_rev"].partition("-")
+    if not generation.isdigit():
+        raise ValueError(f"the revision {doc['_rev']!r} of {doc['_id']!r} is malformed")
+    return int(generation), revision_id
 
 
 def _documents_only(entries: list[Any], ids: list[str]) -> list[JsonDict] | None:
