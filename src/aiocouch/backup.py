@@ -105,7 +105,7 @@ async def backup(
     path: PathLike,
     *,
     gzip: bool | None = None,
-    batch_size: int = 500,
+    batch_size: int = 2000,
     in_flight: int = 4,
     resume: bool = True,
     overwrite: bool = False,
