@@ -1,23 +1,34 @@
 """Writing a backup: every document's leaf revisions, with history and attachment bytes.
 
-The documents are listed by ``_changes?style=all_docs``, which names each document once
-with all its leaves (deleted ones included), a page (a batch) at a time. A batch's
-documents with one live leaf are read with one ``_bulk_get?revs=true&attachments=true``;
-the others (conflicted or deleted) with ``GET /{db}/{id}?open_revs=all&revs=true&
+The documents are listed by ``_changes?style=all_docs&include_docs=true&attachments=
+true``, which names each document once with all its leaves (deleted ones included) and
+brings the winning revision's body with its attachments' bytes, a page (a batch) at a
+time. A document whose only leaf is that body, a first revision (``1-h``), is written
+from the feed as it is: the history of ``1-h`` is ``{"start": 1, "ids": ["h"]}``, nothing
+else. Those are most documents of most databases, and the feed costs the server about
+what a plain ``_all_docs?include_docs=true`` read does. The other documents with one leaf
+(edited or deleted) are read with one ``_bulk_get?revs=true&attachments=true`` per
+batch; those with several leaves with ``GET /{db}/{id}?open_revs=all&revs=true&
 attachments=true`` each, since pouchdb-server's ``_bulk_get`` merges the requests for one
-id and answers a deletion with ``{}``. Several batches are read at once; they are written
-in feed order, each followed by a checkpoint (the file's length and the feed's ``seq``),
-so memory holds ``in_flight`` batches at most, whatever the size of the database.
+id. A document changed after the feed listed it comes again later in the feed, so its
+newest state is written too.
+
+The next page is asked for while a batch is read; several batches are read at once and
+written in feed order, so memory holds a few batches at most, whatever the size of the
+database. A checkpoint (the file's length and the feed's ``seq``) follows the batches
+written, once the file is on disk: at most every second, and when the backup stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import os
+import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable
@@ -37,6 +48,10 @@ __all__ = ["BackupCounts", "write_backup"]
 
 _OPEN_REVS_AT_ONCE = 8
 """The open_revs requests one batch sends at once."""
+
+_CHECKPOINT_INTERVAL = 1.0
+"""Seconds between checkpoints: each costs two fsyncs, which would otherwise take a
+good part of the time of a large backup."""
 
 Report = Callable[[int, "int | None"], None]
 """Called after each batch with the documents written so far and the expected total."""
@@ -90,21 +105,38 @@ async def write_backup(
         else:
             _append(file, backup_format.header_line(counts.backup_id, database.id), compress)
             counts.bytes = file.tell()
-            checkpoints.save(checkpoint_path, _checkpoint(database, counts, since, compress))
+            _save(file, checkpoint_path, _checkpoint(database, counts, since, compress))
         report(counts.documents, max(total, counts.documents))
+        written = saved = _checkpoint(database, counts, since, compress)
+        saved_at = time.monotonic()
 
         async def write(batch: _Batch, lines: list[bytes]) -> None:
+            nonlocal written, saved, saved_at
             counts.bytes += _append(file, b"".join(lines), compress)
             counts.revisions += len(lines)
             counts.documents += len(batch.rows)
-            checkpoint = _checkpoint(database, counts, batch.last_seq, compress)
-            checkpoints.save(checkpoint_path, checkpoint)
+            written = _checkpoint(database, counts, batch.last_seq, compress)
+            if time.monotonic() - saved_at >= _CHECKPOINT_INTERVAL:
+                await asyncio.to_thread(_save, file, checkpoint_path, written)
+                saved, saved_at = written, time.monotonic()
             report(counts.documents, max(total, counts.documents))
 
-        batches = _batches(database, since, batch_size)
-        await _in_order(batches, lambda batch: _read(database, batch.rows), write, in_flight)
+        try:
+            await _in_order(
+                _prefetched(_batches(database, since, batch_size)),
+                lambda batch: _read(database, batch.rows),
+                write,
+                in_flight,
+            )
+        except BaseException:
+            if written is not saved:
+                # a later run goes on after the batches written, not after fewer
+                with contextlib.suppress(OSError):
+                    _save(file, checkpoint_path, written)
+            raise
         end = backup_format.end_line(counts.revisions, counts.documents)
         counts.bytes += _append(file, end, compress)
+        _sync(file)
     checkpoints.remove(checkpoint_path)
     return counts
 
@@ -147,21 +179,36 @@ def _checkpoint(database: Database, counts: BackupCounts, since: Any, compress: 
 
 
 def _append(file: IO[bytes], data: bytes, compress: bool) -> int:
-    """Writes ``data`` durably (a gzip member of its own if ``compress``); its length."""
+    """Writes ``data`` (a gzip member of its own if ``compress``); its length."""
     if compress:
         data = gzip.compress(data, compresslevel=6)
     file.write(data)
-    file.flush()
-    os.fsync(file.fileno())
     return len(data)
 
 
-async def _batches(database: Database, since: Any, batch_size: int) -> AsyncIterator[_Batch]:
-    """The documents of GET /{db}/_changes?style=all_docs&limit=batch_size&since=, page
-    after page until one is empty (a page at a time keeps memory small: a whole feed
-    arrives faster than the documents are read)."""
+def _sync(file: IO[bytes]) -> None:
+    """Puts what was written to ``file`` on disk."""
+    file.flush()
+    os.fsync(file.fileno())
+
+
+def _save(file: IO[bytes], checkpoint_path: Path, checkpoint: JsonDict) -> None:
+    """Saves ``checkpoint`` once the file it describes is on disk."""
+    _sync(file)
+    checkpoints.save(checkpoint_path, checkpoint)
+
+
+async def _batches(database: Database, since: Any, batch_size: int) -> AsyncGenerator[_Batch, None]:
+    """The rows of GET /{db}/_changes?style=all_docs&include_docs=true&attachments=true&
+    limit=batch_size&since=, page after page until one is empty (a page at a time keeps
+    memory small: a whole feed arrives faster than the documents are written)."""
     while True:
-        params: JsonDict = {"style": "all_docs", "limit": batch_size}
+        params: JsonDict = {
+            "style": "all_docs",
+            "include_docs": True,
+            "attachments": True,
+            "limit": batch_size,
+        }
         if since is not None:
             params["since"] = since
         rows = database._remote._rows(
@@ -172,23 +219,48 @@ async def _batches(database: Database, since: Any, batch_size: int) -> AsyncIter
             subject=f"_changes of database '{database.id}'",
             continuation=ChangesContinuation,
         )
-        batch = [row async for row in rows]
+        batch = [row async for pieces in rows.batches() for row, _ in pieces]
         if not batch:
             return
         since = rows.meta.get("last_seq", batch[-1].get("seq"))
         yield _Batch(batch, since)
 
 
+async def _prefetched(batches: AsyncGenerator[_Batch, None]) -> AsyncGenerator[_Batch, None]:
+    """The batches of ``batches``, the next one asked for while the current one is used
+    (the server works on the next page meanwhile)."""
+
+    async def following() -> _Batch | None:
+        try:
+            return await batches.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    upcoming = asyncio.ensure_future(following())
+    try:
+        while (batch := await upcoming) is not None:
+            upcoming = asyncio.ensure_future(following())
+            yield batch
+    finally:
+        upcoming.cancel()
+        await asyncio.gather(upcoming, return_exceptions=True)
+        await batches.aclose()
+
+
 async def _read(database: Database, rows: list[JsonDict]) -> list[bytes]:
-    """The lines of the leaf revisions of the documents ``rows`` name, in their order."""
-    lines: dict[str, list[bytes]] = {row["id"]: [] for row in rows}
-    single = [
-        {"id": row["id"], "rev": row["changes"][0]["rev"]}
-        for row in rows
-        if len(row["changes"]) == 1 and not row.get("deleted")
-    ]
-    read_whole = {request["id"] for request in single}
-    several = [id for id in lines if id not in read_whole]
+    """The lines of the leaf revisions of the documents ``rows`` name, in their order: from
+    the feed's body, with _bulk_get, or with open_revs (see the module's docstring)."""
+    lines: dict[str, list[bytes]] = {}
+    single: list[JsonDict] = []
+    several: list[str] = []
+    for row in rows:
+        id, leaves = row["id"], row["changes"]
+        line = _first_revision_line(row)
+        lines[id] = [] if line is None else [line]
+        if line is None and len(leaves) == 1:
+            single.append({"id": id, "rev": leaves[0]["rev"]})
+        elif line is None:
+            several.append(id)
     async for result in database.bulk_get(single, revs=True, attachments=True):
         if result.doc is None:
             # changed (and compacted) since the feed listed it: read its leaves as they are
@@ -209,8 +281,43 @@ async def _read(database: Database, rows: list[JsonDict]) -> list[bytes]:
     return [line for id_lines in lines.values() for line in id_lines]
 
 
+def _first_revision_line(row: JsonDict) -> bytes | None:
+    """The line of the document of the feed's ``row`` made from the body the row holds,
+    if that is the document's only leaf, live, and a first revision; else None.
+
+    A first revision ``1-h`` has no ancestors: its history is ``{"start": 1, "ids":
+    ["h"]}``. The body must hold every attachment's bytes (a server that sent stubs
+    has the document read again).
+    """
+    doc, leaves = row.pop("doc", None), row["changes"]  # the body goes into the line only
+    if len(leaves) != 1 or row.get("deleted") or not isinstance(doc, dict):
+        return None
+    rev = leaves[0]["rev"]
+    if (
+        doc.get("_rev") != rev
+        or not isinstance(rev, str)
+        or rev[:2] != "1-"
+        or doc.get("_id") != row["id"]
+        or "_deleted" in doc
+    ):
+        return None
+    attachments = doc.get("_attachments")
+    if attachments is not None and not _has_bytes(attachments):
+        return None
+    doc["_revisions"] = {"start": 1, "ids": [rev[2:]]}
+    return _json.dumps(doc) + b"\n"
+
+
+def _has_bytes(attachments: Any) -> bool:
+    """True if every attachment of ``attachments`` holds its bytes (not a stub)."""
+    return isinstance(attachments, dict) and all(
+        isinstance(attachment, dict) and isinstance(attachment.get("data"), str)
+        for attachment in attachments.values()
+    )
+
+
 async def _in_order(
-    batches: AsyncIterator[_Batch],
+    batches: AsyncGenerator[_Batch, None],
     read: Callable[[_Batch], Any],
     write: Callable[[_Batch, list[bytes]], Any],
     in_flight: int,
@@ -233,3 +340,4 @@ async def _in_order(
         for _, task in pending:
             task.cancel()
         await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
+        await batches.aclose()

@@ -5,15 +5,18 @@ raises before any request. Then the revisions go to POST /{db}/_bulk_docs with
 ``new_edits: false`` in batches (by count and bytes), each line sent as the bytes it is
 in the file, ``in_flight`` requests at once: first every other document, then the design
 documents, so that no ``validate_doc_update`` of the backup judges the documents restored
-with it. After each batch, in file order, a checkpoint records the line up to which
-everything is written; a resumed restore starts there. A revision written twice (a batch
-sent again after an interruption) changes nothing, so nothing is doubled.
+with it. A checkpoint records the line up to which everything is written (in file
+order), at most every second and when the restore stops; a resumed restore starts there.
+A revision written twice (a batch sent again after an interruption) changes nothing, so
+nothing is doubled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import time
 from collections import deque
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +40,9 @@ Report = Callable[[str, int, int], None]
 of earlier runs included) and the backup's revisions."""
 
 _PHASES = ("documents", "design")
+
+_CHECKPOINT_INTERVAL = 1.0
+"""Seconds between checkpoints: each costs an fsync and a rename."""
 
 
 @dataclass
@@ -86,14 +92,20 @@ async def write_restore(
     design = set(contents.design_lines)
     last = contents.revisions + 1  # line 1 is the header, the end line follows the last
 
+    unsaved: JsonDict | None = None  # the checkpoint of the batches written since the last
+    saved_at = time.monotonic()
+
     async def written(batch: _Batch) -> None:
-        checkpoint = {
+        nonlocal unsaved, saved_at
+        unsaved = {
             "backup_id": backup_id,
             "database": database.id,
             "phase": batch.phase,
             "line": batch.last_line,
         }
-        checkpoints.save(checkpoint_path, checkpoint)
+        if time.monotonic() - saved_at >= _CHECKPOINT_INTERVAL:
+            await asyncio.to_thread(checkpoints.save, checkpoint_path, unsaved)
+            unsaved, saved_at = None, time.monotonic()
         done = counts.skipped + counts.revisions + counts.design_revisions
         report(batch.phase, done, contents.revisions)
 
@@ -104,11 +116,18 @@ async def write_restore(
         counts.skipped = contents.revisions - len(design)  # all documents were written
     counts.skipped += sum(1 for number in range(2, start_line + 1) if in_phase(number, start_phase))
     report(start_phase, counts.skipped, contents.revisions)
-    for phase in _PHASES[_PHASES.index(start_phase) :]:
-        after = start_line if phase == start_phase else 0
-        wanted = functools.partial(in_phase, phase=phase)
-        batches = _batches(path, phase, wanted, after, batch_size, batch_bytes)
-        await _send_in_order(database, batches, counts, written, in_flight)
+    try:
+        for phase in _PHASES[_PHASES.index(start_phase) :]:
+            after = start_line if phase == start_phase else 0
+            wanted = functools.partial(in_phase, phase=phase)
+            batches = _batches(path, phase, wanted, after, batch_size, batch_bytes)
+            await _send_in_order(database, batches, counts, written, in_flight)
+    except BaseException:
+        if unsaved is not None:
+            # a later run goes on after the batches written, not after fewer
+            with contextlib.suppress(OSError):
+                checkpoints.save(checkpoint_path, unsaved)
+        raise
     checkpoints.remove(checkpoint_path)
     return counts
 

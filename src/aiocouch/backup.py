@@ -105,23 +105,28 @@ async def backup(
     path: PathLike,
     *,
     gzip: bool | None = None,
-    batch_size: int = 500,
+    batch_size: int = 2000,
     in_flight: int = 4,
     resume: bool = True,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> BackupSummary:
     """Writes a backup of ``database`` into the file ``path``: GET /{db}, then per batch
-    GET /{db}/_changes?style=all_docs&limit=&since=, POST /{db}/_bulk_get?revs=true&
-    attachments=true, and GET /{db}/{docid}?open_revs=all&revs=true&attachments=true for
-    each conflicted or deleted document.
+    GET /{db}/_changes?style=all_docs&include_docs=true&attachments=true&limit=&since=
+    (a document whose only revision is its first is written from it as it is), POST
+    /{db}/_bulk_get?revs=true&attachments=true for the batch's other documents with one
+    leaf (edited or deleted), and GET /{db}/{docid}?open_revs=all&revs=true&
+    attachments=true for each document with several leaves (conflicts).
 
     ``gzip``: compress (None: if ``path`` ends in ``.gz``). ``batch_size`` documents are
-    read per request, ``in_flight`` batches at once; memory holds at most that many
-    batches. If ``path`` has a checkpoint (``path + ".checkpoint"``) from an interrupted
-    backup of the same database and ``resume`` is true, the backup continues after the
-    last batch it wrote (documents changed since then may be written again, which a
-    restore takes as it would a replication). ``progress`` is called after each batch.
+    read per request, ``in_flight`` batches at once (and the next page of the feed);
+    memory holds at most that many batches. A document changed while the backup runs is
+    written as it is at the end too. If ``path`` has a checkpoint (``path +
+    ".checkpoint"``, saved at most every second and when the backup stops) from an
+    interrupted backup of the same database and ``resume`` is true, the backup continues
+    after the last batch it saved (documents changed since then may be written again,
+    which a restore takes as it would a replication). ``progress`` is called after each
+    batch.
 
     Raises FileExistsError (no request) if ``path`` exists without a checkpoint and
     ``overwrite`` is false, ValueError for a checkpoint that does not match, NotFoundError

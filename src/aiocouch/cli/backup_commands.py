@@ -44,7 +44,7 @@ _Summary = Union[backup_module.BackupSummary, backup_module.RestoreSummary]
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=500,
+    default=2000,
     show_default=True,
     help="Documents read per request.",
 )
