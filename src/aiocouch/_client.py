@@ -160,7 +160,7 @@ class HTTPClient:
         may not be silent past ``sock_read``).
         """
         sender = self._sender if authenticated else self.transport
-        body = data if isinstance(data, StreamedBody) else None
+        body = data if data is not None and isinstance(data, StreamedBody) else None
 
         def attempt(limits: aiohttp.ClientTimeout) -> Awaitable[RawResponse]:
             return sender.request(

@@ -198,7 +198,14 @@ class HTTPTransport(Transport):
                     deadline=connect_deadline, sock_connect=timeout.sock_connect
                 )
             try:
-                if isinstance(body, StreamedBody):
+                if body is None or (type(body) is bytes and len(body) < _BODY_WRITTEN_APART):
+                    connection.send(
+                        head + body if body else head,
+                        expect_body=expect_body,
+                        sock_read=timeout.sock_read,
+                        deadline=deadline,
+                    )
+                elif isinstance(body, StreamedBody):
                     await connection.send_streamed(
                         head,
                         body.pieces(),
@@ -207,7 +214,7 @@ class HTTPTransport(Transport):
                         sock_read=timeout.sock_read,
                         deadline=deadline,
                     )
-                elif body is not None and len(body) >= _BODY_WRITTEN_APART:
+                elif len(body) >= _BODY_WRITTEN_APART:
                     await connection.send_in_pieces(
                         head,
                         body,
@@ -216,9 +223,8 @@ class HTTPTransport(Transport):
                         deadline=deadline,
                     )
                 else:
-                    request = head + body if body else head
                     connection.send(
-                        request,
+                        head + body,
                         expect_body=expect_body,
                         sock_read=timeout.sock_read,
                         deadline=deadline,
@@ -269,7 +275,10 @@ class HTTPTransport(Transport):
             head += _JSON_CONTENT_TYPE_LINE
         elif headers:
             head += header_block(headers)
-        if isinstance(body, StreamedBody):
+        if body is None or type(body) is bytes:
+            if body is not None or method in ("POST", "PUT"):
+                head += f"Content-Length: {len(body or b'')}\r\n"
+        elif isinstance(body, StreamedBody):
             if body.length is None:
                 head += "Transfer-Encoding: chunked\r\n"
             else:

@@ -103,7 +103,12 @@ class RemoteServer:
         piece (repeated only if it can start again).
         """
         raw_body: bytes | StreamedBody | None = None
-        if isinstance(data, (bytes, bytearray, StreamedBody)):
+        # (NO_BODY and dicts first: isinstance of the abstract StreamedBody costs more)
+        if (
+            data is not NO_BODY
+            and type(data) is not dict
+            and isinstance(data, (bytes, bytearray, StreamedBody))
+        ):
             raw_body = bytes(data) if isinstance(data, bytearray) else data
             data = NO_BODY
         raw = await self._http.request(
