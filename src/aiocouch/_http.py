@@ -90,6 +90,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser: httptools.HttpResponseParser | None = None
+        self._parser_reusable = False
         self._fields: list[tuple[bytes, bytes]] = []
         self._reason = b""
         self._unparsed = 0
@@ -263,6 +264,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     def on_message_complete(self) -> None:
         self._progress = True
+        self._parser_reusable = self._head is not None
         if self._head is not None:
             self._finish()
 
@@ -281,7 +283,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
         ``deadline`` is a time of the event loop's clock (``loop.time()``).
         """
         assert self._transport is not None
-        self._parser = httptools.HttpResponseParser(self)
+        if not self._parser_reusable:
+            # (llhttp starts the next message by itself after a complete one)
+            self._parser = httptools.HttpResponseParser(self)
+        self._parser_reusable = False
         self._fields = []
         self._reason = b""
         self._unparsed = 0
@@ -381,7 +386,16 @@ class HTTPConnection(asyncio.BufferedProtocol):
     async def read_head(self) -> ResponseHead:
         """Waits for the status line and headers."""
         while self._head is None:
-            await self._wait()
+            # (_wait, inlined: one coroutine less per request)
+            if self._error is not None:
+                raise self._error
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+            if self._error is not None:
+                raise self._error
         return self._head
 
     async def read_chunk(self, *, coalesce: bool = False, limit: int | None = None) -> bytes:
