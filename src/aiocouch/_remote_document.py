@@ -26,7 +26,13 @@ __all__ = ["RemoteAttachment", "RemoteDocument", "RemoteLocalDocument", "RemoteU
 _LOCAL_REVISION = re.compile(r"0-(\d+)\Z")
 # Each request to a document needs its path: checking and quoting the id every time cost
 # more than a look-up (an id that is refused raises, and is not remembered).
-_document_path = functools.lru_cache(maxsize=4096)(_paths.document_path)
+_remembered_path = functools.lru_cache(maxsize=4096)(_paths.document_path)
+
+
+def _document_path(database: str, doc_id: str) -> str:
+    if type(database) is str and type(doc_id) is str:
+        return _remembered_path(database, doc_id)
+    return _paths.document_path(database, doc_id)  # (raises as it always did)
 
 
 class RemoteDocument:
