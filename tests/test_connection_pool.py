@@ -33,13 +33,20 @@ async def get(pool: ConnectionPool, deadline: float | None = None) -> HTTPConnec
     return connection
 
 
+async def queued(pool: ConnectionPool, waiters: int) -> None:
+    """Returns once ``waiters`` requests wait for a slot of ``pool``."""
+    while len(pool._waiters) < waiters:
+        await asyncio.sleep(0.01)
+
+
 async def test_a_request_beyond_the_limit_waits_for_a_freed_connection_in_turn() -> None:
     async with ScriptedServer(answering(http_response(200, b"{}"))) as server:
         pool = pool_of(server, 2)
         first, second = await get(pool), await get(pool)
         third = asyncio.ensure_future(get(pool))
+        await asyncio.wait_for(queued(pool, 1), 5)
         fourth = asyncio.ensure_future(get(pool))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(queued(pool, 2), 5)
         assert not third.done() and not fourth.done()
         pool.release(first)
         reused = await asyncio.wait_for(third, 5)
@@ -74,7 +81,7 @@ async def test_a_cancelled_waiter_takes_no_slot() -> None:
         pool = pool_of(server, 1)
         held = await get(pool)
         waiting = asyncio.ensure_future(get(pool))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(queued(pool, 1), 5)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
@@ -89,8 +96,9 @@ async def test_a_slot_handed_to_a_waiter_cancelled_before_it_ran_goes_to_the_nex
         pool = pool_of(server, 1)
         held = await get(pool)
         doomed = asyncio.ensure_future(get(pool))
+        await asyncio.wait_for(queued(pool, 1), 5)
         patient = asyncio.ensure_future(get(pool))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(queued(pool, 2), 5)
         pool.release(held)  # hands the slot to ``doomed``...
         doomed.cancel()  # ...which ends before it could use it
         with pytest.raises(asyncio.CancelledError):
