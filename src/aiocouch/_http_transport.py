@@ -22,6 +22,7 @@ from ._connect import Endpoint, TLSOption, is_lean_tls_option
 from ._http import ConnectionPool, HTTPConnection, ResponseHead, header_block
 from ._params import encode_query
 from ._transport import (
+    JSON_CONTENT_TYPE,
     NO_BODY,
     RawResponse,
     StreamedResponse,
@@ -48,6 +49,7 @@ _BODY_WRITTEN_APART = 64 * 1024
 # the network (a disk) then holds the connection's buffer and two such pieces, not three
 # buffers (measured: 13 MiB traced writing 256 MiB to a file with whole-buffer pieces).
 _STREAMED_PIECE = 1 << 20
+_JSON_CONTENT_TYPE_LINE = header_block(JSON_CONTENT_TYPE)
 
 
 class HTTPTransport(Transport):
@@ -110,7 +112,9 @@ class HTTPTransport(Transport):
         target = self._prefix + path + encode_query(params)
         connection, head = await self._exchange(method, target, headers, body, timeout=timeout)
         try:
-            content = await connection.read_body()
+            content = connection.take_body()
+            if content is None:
+                content = await connection.read_body()
         except InvalidResponseError as exc:
             self._name_request(exc, method, target, headers)
             raise
@@ -176,7 +180,10 @@ class HTTPTransport(Transport):
         head = self._request_head(method, target, headers, body)
         if self._trace_configs:
             await self._trace(method, target, headers)
-        loop = asyncio.get_running_loop()
+        pool = self._pool
+        # (the loop of the pool's connections: asyncio.get_running_loop() costs a getpid())
+        connection = pool.take_idle()
+        loop = connection.loop if connection is not None else asyncio.get_running_loop()
         now = loop.time()
         deadline = now + timeout.total if timeout.total else None
         connect_deadline = now + timeout.connect if timeout.connect else None
@@ -184,11 +191,21 @@ class HTTPTransport(Transport):
             connect_deadline = deadline
         expect_body = method != "HEAD"
         while True:
-            connection, reused = await self._pool.acquire(
-                deadline=connect_deadline, sock_connect=timeout.sock_connect
-            )
+            if connection is not None:
+                reused = True
+            else:
+                connection, reused = await pool.acquire(
+                    deadline=connect_deadline, sock_connect=timeout.sock_connect
+                )
             try:
-                if isinstance(body, StreamedBody):
+                if body is None or (type(body) is bytes and len(body) < _BODY_WRITTEN_APART):
+                    connection.send(
+                        head + body if body else head,
+                        expect_body=expect_body,
+                        sock_read=timeout.sock_read,
+                        deadline=deadline,
+                    )
+                elif isinstance(body, StreamedBody):
                     await connection.send_streamed(
                         head,
                         body.pieces(),
@@ -197,7 +214,7 @@ class HTTPTransport(Transport):
                         sock_read=timeout.sock_read,
                         deadline=deadline,
                     )
-                elif body is not None and len(body) >= _BODY_WRITTEN_APART:
+                elif len(body) >= _BODY_WRITTEN_APART:
                     await connection.send_in_pieces(
                         head,
                         body,
@@ -206,19 +223,20 @@ class HTTPTransport(Transport):
                         deadline=deadline,
                     )
                 else:
-                    request = head + body if body else head
                     connection.send(
-                        request,
+                        head + body,
                         expect_body=expect_body,
                         sock_read=timeout.sock_read,
                         deadline=deadline,
                     )
                 response = await connection.read_head()
-                self._refuse_content_encoding(connection, response)
+                if "Content-Encoding" in response.headers:
+                    self._refuse_content_encoding(connection, response)
                 return connection, response
             except aiohttp.ServerDisconnectedError:
                 self._abandon(connection)
                 if reused and not connection.received and method in _SAFE_TO_REPEAT:
+                    connection = None
                     continue
                 raise
             except InvalidResponseError as exc:
@@ -253,9 +271,14 @@ class HTTPTransport(Transport):
         body: bytes | StreamedBody | None,
     ) -> bytes:
         head = f"{method} {target} HTTP/1.1\r\n{self._header_block}"
-        if headers:
+        if headers is JSON_CONTENT_TYPE:
+            head += _JSON_CONTENT_TYPE_LINE
+        elif headers:
             head += header_block(headers)
-        if isinstance(body, StreamedBody):
+        if body is None or type(body) is bytes:
+            if body is not None or method in ("POST", "PUT"):
+                head += f"Content-Length: {len(body or b'')}\r\n"
+        elif isinstance(body, StreamedBody):
             if body.length is None:
                 head += "Transfer-Encoding: chunked\r\n"
             else:

@@ -24,6 +24,15 @@ __all__ = ["RemoteAttachment", "RemoteDocument", "RemoteLocalDocument", "RemoteU
 
 # A _local document's revisions count up from 0-1; a deletion answers 0-0.
 _LOCAL_REVISION = re.compile(r"0-(\d+)\Z")
+# Each request to a document needs its path: checking and quoting the id every time cost
+# more than a look-up (an id that is refused raises, and is not remembered).
+_remembered_path = functools.lru_cache(maxsize=4096)(_paths.document_path)
+
+
+def _document_path(database: str, doc_id: str) -> str:
+    if type(database) is str and type(doc_id) is str:
+        return _remembered_path(database, doc_id)
+    return _paths.document_path(database, doc_id)  # (raises as it always did)
 
 
 class RemoteDocument:
@@ -36,7 +45,7 @@ class RemoteDocument:
     @property
     def endpoint(self) -> str:
         """The quoted path of the document, ``/{db}/{docid}``."""
-        return _paths.document_path(self._database.id, self.id)
+        return _document_path(self._database.id, self.id)
 
     @property
     def _server_id(self) -> str:

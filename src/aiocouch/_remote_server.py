@@ -102,21 +102,26 @@ class RemoteServer:
         value, or the raw body: bytes, or a :class:`~._body.StreamedBody` sent piece by
         piece (repeated only if it can start again).
         """
-        body = (
-            {"data": bytes(data) if isinstance(data, bytearray) else data}
-            if isinstance(data, (bytes, bytearray, StreamedBody))
-            else {"json": data}
-        )
+        raw_body: bytes | StreamedBody | None = None
+        # (NO_BODY and dicts first: isinstance of the abstract StreamedBody costs more)
+        if (
+            data is not NO_BODY
+            and type(data) is not dict
+            and isinstance(data, (bytes, bytearray, StreamedBody))
+        ):
+            raw_body = bytes(data) if isinstance(data, bytearray) else data
+            data = NO_BODY
         raw = await self._http.request(
             method,
             path,
             params=params,
+            json=data,
+            data=raw_body,
             headers=headers,
             subject=subject,
             overrides=overrides,
             repetition=repetition,
             attempt_log=attempt_log,
-            **body,
         )
         if not return_json:
             return HTTPResponse(raw), raw.body
