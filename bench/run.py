@@ -938,6 +938,11 @@ NOTES = [
     "(`BasicSession(httpx.AsyncClient(auth=..., timeout=300), url)`) instead; the time limit "
     "is couchdb3's default, since httpx's own 5 s ends a 100,000-document `_all_docs` before "
     "its first byte on a loaded machine.",
+    "- aiocouchdb3 logs in with `POST /_session` and relies on aiohttp's cookie jar, which "
+    "keeps no cookie for an IP address: given `127.0.0.1` its requests go out anonymous "
+    "(cheaper for the server, and pouchdb-server lets anonymous users read). It is given "
+    "the server as `localhost`, so it sends its session cookie like the others send "
+    "credentials.",
     "- https: every client talks to a local TLS-terminating proxy (asyncio, a certificate "
     "made by `trustme` at run time, trusted through `SSL_CERT_FILE` / `REQUESTS_CA_BUNDLE`), "
     "which forwards to the server over loopback http; the proxy's CPU is not the client's.",
