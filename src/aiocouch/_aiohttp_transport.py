@@ -162,8 +162,9 @@ class AiohttpTransport(Transport):
     ) -> aiohttp.ClientResponse:
         """Sends the request; returns the response once its head arrived.
 
-        A GET or HEAD whose connection closed before any answer is sent once more (as the
-        lean transport and aiohttp itself do): repeating a read cannot write twice.
+        A GET or HEAD whose connection closed or was reset before any answer is sent once
+        more (as the lean transport and aiohttp itself do): repeating a read cannot write
+        twice. A connection that could not be opened is not tried again.
         """
         session = self.session
         if isinstance(data, StreamedBody):
@@ -173,7 +174,11 @@ class AiohttpTransport(Transport):
                 return await session.request(
                     method, url, data=data, headers=headers, timeout=timeout, ssl=self._ssl
                 )
-        except aiohttp.ServerDisconnectedError:
+        except aiohttp.ClientConnectorError:
+            raise
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            # A server closing a kept-alive connection as it is reused resets it when our
+            # request arrived first (a ClientOSError), else closes it cleanly.
             if method not in _SAFE_TO_REPEAT:
                 raise
         with aiohttp_errors_mapped():
