@@ -892,6 +892,21 @@ async def test_an_unknown_content_encoding_raises_naming_it(
         await next_call_gets_its_own_answer(db)
 
 
+@pytest.mark.parametrize("call", [get_doc, docs, fetch_attachment], ids=call_id)
+async def test_the_connection_of_an_unknown_content_encoding_is_not_reused(
+    open_client: OpenClient, call: Callable[[Database], Awaitable[Any]]
+) -> None:
+    # The refused answer arrives whole (aiohttp then takes its connection back at once);
+    # the connection stays open and silent: a call reusing it would wait for nothing.
+    raw = http_response(200, BODY, headers=[("Content-Encoding", "x-secret-zip")])
+    async with serving(first_connection_sends(raw, then="stall")) as server:
+        db = Database(open_client(server.url, timeout=stall_limit(sock_read=5.0)), "db")
+        with pytest.raises(InvalidResponseError, match="x-secret-zip"):
+            await guarded(call(db))
+        await next_call_gets_its_own_answer(db)
+    assert [request.connection for request in server.requests] == [0, 1]
+
+
 # --- 11: control characters in caller-supplied headers never reach the wire ---
 
 CONTROL_CHARACTERS = ["\x00", "\r", "\n", "\x0b", "\x1f", "\x7f", "\x1b"]

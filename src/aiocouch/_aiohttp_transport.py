@@ -325,13 +325,29 @@ def _refuse_undecoded(response: aiohttp.ClientResponse) -> None:
         } == {"chunked"}:
             return
         problem = f"Transfer-Encoding {', '.join(transfer)!r}"
-    response.close()
+    _retire_connection(response)
     raise InvalidResponseError(
         f"The answer's {problem} cannot be decoded (the request asked for identity)",
         _public(response.request_info),
         status=response.status,
         headers=response.headers,
     )
+
+
+def _retire_connection(response: aiohttp.ClientResponse) -> None:
+    """Closes the connection that brought ``response``: nothing uses it again.
+
+    aiohttp puts a connection back into its pool as soon as the whole body arrived (often
+    with the head, before the caller sees the response), where response.close() no longer
+    reaches it; its protocol is then closed in the pool, which skips a closed one. No other
+    request can have taken it meanwhile: nothing was awaited since (unless a trace hook or
+    middleware of the caller's suspends).
+    """
+    # aiohttp keeps no public handle on a connection it took back.
+    protocol = getattr(response, "_protocol", None) if response.connection is None else None
+    response.close()
+    if protocol is not None:
+        protocol.close()
 
 
 def _error(
