@@ -340,8 +340,8 @@ def _retire_connection(response: aiohttp.ClientResponse) -> None:
     aiohttp puts a connection back into its pool as soon as the whole body arrived (often
     with the head, before the caller sees the response), where response.close() no longer
     reaches it; its protocol is then closed in the pool, which skips a closed one. No other
-    request can have taken it meanwhile: nothing was awaited since (unless a trace hook or
-    middleware of the caller's suspends).
+    request can have taken it meanwhile: nothing was awaited since (unless a hook of the
+    caller's suspends: a trace hook, a middleware, a raise_for_status callable).
     """
     # aiohttp keeps no public handle on a connection it took back.
     protocol = getattr(response, "_protocol", None) if response.connection is None else None
