@@ -162,8 +162,9 @@ class AiohttpTransport(Transport):
     ) -> aiohttp.ClientResponse:
         """Sends the request; returns the response once its head arrived.
 
-        A GET or HEAD whose connection closed before any answer is sent once more (as the
-        lean transport and aiohttp itself do): repeating a read cannot write twice.
+        A GET or HEAD whose connection closed or was reset before any answer is sent once
+        more (as the lean transport and aiohttp itself do): repeating a read cannot write
+        twice. A connection that could not be opened is not tried again.
         """
         session = self.session
         if isinstance(data, StreamedBody):
@@ -173,7 +174,11 @@ class AiohttpTransport(Transport):
                 return await session.request(
                     method, url, data=data, headers=headers, timeout=timeout, ssl=self._ssl
                 )
-        except aiohttp.ServerDisconnectedError:
+        except aiohttp.ClientConnectorError:
+            raise
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            # A server closing a kept-alive connection as it is reused resets it when our
+            # request arrived first (a ClientOSError), else closes it cleanly.
             if method not in _SAFE_TO_REPEAT:
                 raise
         with aiohttp_errors_mapped():
@@ -320,13 +325,29 @@ def _refuse_undecoded(response: aiohttp.ClientResponse) -> None:
         } == {"chunked"}:
             return
         problem = f"Transfer-Encoding {', '.join(transfer)!r}"
-    response.close()
+    _retire_connection(response)
     raise InvalidResponseError(
         f"The answer's {problem} cannot be decoded (the request asked for identity)",
         _public(response.request_info),
         status=response.status,
         headers=response.headers,
     )
+
+
+def _retire_connection(response: aiohttp.ClientResponse) -> None:
+    """Closes the connection that brought ``response``: nothing uses it again.
+
+    aiohttp puts a connection back into its pool as soon as the whole body arrived (often
+    with the head, before the caller sees the response), where response.close() no longer
+    reaches it; its protocol is then closed in the pool, which skips a closed one. No other
+    request can have taken it meanwhile: nothing was awaited since (unless a hook of the
+    caller's suspends: a trace hook, a middleware, a raise_for_status callable).
+    """
+    # aiohttp keeps no public handle on a connection it took back.
+    protocol = getattr(response, "_protocol", None) if response.connection is None else None
+    response.close()
+    if protocol is not None:
+        protocol.close()
 
 
 def _error(
