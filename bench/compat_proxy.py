@@ -44,10 +44,10 @@ import asyncio
 import contextlib
 import gzip
 import json
-import threading
 import urllib.parse
-from types import TracebackType
 from typing import Any
+
+from loopback_proxy import LoopbackProxy
 
 #: Bytes copied at once.
 CHUNK = 256 * 1024
@@ -157,7 +157,7 @@ def leaf_requests(docs: list[Any], leaves: dict[str, list[str]]) -> tuple[list[A
     expanded: list[Any] = []
     counts: list[int] = []
     for entry in docs:
-        revs = leaves.get(entry.get("id")) if isinstance(entry, dict) else None
+        revs = leaves.get(str(entry.get("id"))) if isinstance(entry, dict) else None
         if isinstance(entry, dict) and "rev" not in entry and revs:
             expanded += [{**entry, "rev": rev} for rev in revs]
             counts.append(len(revs))
@@ -224,42 +224,12 @@ def with_pending(changes: object, limit: int | None, update_seq: object) -> obje
     return {**changes, "pending": pending}
 
 
-class CompatProxy:
+class CompatProxy(LoopbackProxy):
     """Forwards loopback connections to ``host:port``, translating as the module says."""
 
     def __init__(self, host: str, port: int) -> None:
-        self.upstream = (host, port)
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.AbstractServer | None = None
+        super().__init__(host, port)
         self._leaves: Leaves = {}
-
-    def __enter__(self) -> CompatProxy:
-        self._thread.start()
-        started = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._connection, "127.0.0.1", 0), self._loop
-        )
-        self._server = started.result(timeout=30)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        async def stop() -> None:
-            if self._server is not None:
-                self._server.close()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._server.wait_closed(), 5)
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
-        self._loop.close()
 
     async def _connection(
         self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter

@@ -18,14 +18,13 @@ keep-alive requests count right. Its CPU is spent outside the measured client pr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import tempfile
-import threading
 from pathlib import Path
 from types import TracebackType
 
 import httptools
+from loopback_proxy import LoopbackProxy
 
 #: Bytes copied at once.
 CHUNK = 256 * 1024
@@ -76,17 +75,13 @@ class _RequestCounter:
         self._proxy.requests += 1
 
 
-class CountingProxy:
+class CountingProxy(LoopbackProxy):
     """Forwards loopback connections to ``host:port``, counting the requests that pass."""
 
     def __init__(self, host: str, port: int, *, tls: TlsFiles | None = None) -> None:
-        self.upstream = (host, port)
+        super().__init__(host, port)
         self.requests = 0
         self._tls = tls
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.AbstractServer | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
@@ -95,32 +90,8 @@ class CountingProxy:
             return f"http://127.0.0.1:{self.port}"
         return f"https://localhost:{self.port}"
 
-    def __enter__(self) -> CountingProxy:
-        self._thread.start()
-        context = self._tls.server_context() if self._tls else None
-        started = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._connection, "127.0.0.1", 0, ssl=context), self._loop
-        )
-        self._server = started.result(timeout=30)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        async def stop() -> None:
-            if self._server is not None:
-                self._server.close()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._server.wait_closed(), 5)
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
-        self._loop.close()
+    def _server_context(self) -> ssl.SSLContext | None:
+        return self._tls.server_context() if self._tls else None
 
     async def _connection(
         self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
