@@ -309,6 +309,8 @@ class Database(DatabaseMaintenance, RemoteDatabase):
     ) -> BulkUpdateOperation:
         """A bulk update of the documents ``ids`` (loaded on enter, saved on exit).
 
+        On enter it sends POST /{db}/_bulk_get (the winning revision of each id), on exit
+        POST /{db}/_bulk_docs with the documents that changed: see BulkUpdateOperation.
         ``batch_size``, ``batch_bytes``, ``concurrency`` and ``w`` go to the operation.
         """
         return BulkUpdateOperation(
