@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterator
 from itertools import accumulate, repeat
-from operator import add, attrgetter, contains, itemgetter
+from operator import add
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +35,6 @@ __all__ = ["BulkCreateOperation", "BulkOperation", "BulkUpdateOperation"]
 
 _Batch = tuple[list[Document], list[bytes]]
 """The documents sent in one request, and the JSON of each: its synced state once saved."""
-
-_ID, _REV, _DOC_ID = itemgetter("id"), itemgetter("rev"), attrgetter("id")
-_new_document = Document.__new__
 
 
 class BulkOperation:
@@ -91,16 +88,8 @@ class BulkOperation:
             and id not in self._ids
         ):
             # (the common case, which no check of Document() or append() refuses, checked
-            # inline, and the document made as Document._unchecked makes it, without the
-            # call: bulk creation makes many)
-            doc = _new_document(Document)
-            doc._database = self._database
-            doc.id = id
-            if data is None:
-                data = {}
-            data["_id"] = id
-            doc._data = data
-            doc._synced_source = doc._synced_key = doc._synced_rev = None
+            # inline: bulk creation makes many)
+            doc = Document._unchecked(self._database, id, data)
             self._ids.add(id)
             self._docs.append(doc)
             return doc
@@ -254,50 +243,17 @@ class BulkOperation:
         assert self.accepted is not None
         docs, encoded = batch
         self.response.extend(items)
-        revs = _plain_revs(docs, items)
-        if revs is not None:
-            # (every item a plain success: no test per document)
-            for doc, state, rev in zip(docs, encoded, revs):
-                doc._data["_rev"] = doc._synced_rev = rev
-                doc._synced_source = state
-                doc._synced_key = None
-            self.ok += docs
-            return
         in_order = [item.get("id") for item in items] == [doc.id for doc in docs]
         results = items if in_order else _match_by_id(docs, items)
         ok, accepted, error = self.ok, self.accepted, self.error
         for doc, state, result in zip(docs, encoded, results):
             if result is not None and "error" not in result and "rev" in result:
-                # (Document._saved, without the call)
-                doc._data["_rev"] = doc._synced_rev = result["rev"]
-                doc._synced_source = state
-                doc._synced_key = None
+                doc._saved(state, result["rev"])
                 ok.append(doc)
                 if result.get("accepted") is True:
                     accepted.append(doc)
             else:
                 error.append(doc)
-
-
-def _plain_revs(docs: list[Document], items: list[JsonDict]) -> list[Any] | None:
-    """The new revision of each of ``docs`` if ``items`` answer each once (in any order)
-    with a ``rev`` and neither ``error`` nor ``accepted``; else None (looked at one by one)."""
-    if len(items) != len(docs):
-        return None
-    try:
-        ids = list(map(_DOC_ID, docs))
-        if list(map(_ID, items)) != ids:
-            # (pouchdb-server does not keep the order of the documents)
-            by_id = dict(zip(map(_ID, items), items))
-            if len(by_id) != len(items):
-                return None
-            items = list(map(by_id.__getitem__, ids))
-        revs = list(map(_REV, items))
-    except (KeyError, TypeError):
-        return None
-    if any(map(contains, items, repeat("error"))) or any(map(contains, items, repeat("accepted"))):
-        return None
-    return revs
 
 
 def _match_by_id(docs: list[Document], items: list[JsonDict]) -> list[JsonDict | None]:
