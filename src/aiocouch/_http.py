@@ -636,13 +636,20 @@ class ConnectionPool:
         """A kept-alive idle connection if one is fresh and a slot is free, else None."""
         if self._in_use >= self._limit or self._waiters or self.closed:
             return None
+        connection = self._fresh_idle()
+        if connection is not None:
+            self._in_use += 1
+        return connection
+
+    def _fresh_idle(self) -> HTTPConnection | None:
+        """The most recently kept idle connection still fit to reuse (those that are not
+        are closed on the way), or None."""
         now = time.monotonic()
         while self._idle:
             connection = self._idle.pop()
             # reusable: stray bytes may have arrived while it was idle
             fresh = now - connection.idle_since < _KEEPALIVE_SECONDS
             if connection.reusable and not connection.closed and fresh:
-                self._in_use += 1
                 return connection
             self._discard(connection)
         return None
@@ -667,13 +674,9 @@ class ConnectionPool:
         try:
             if self.closed:
                 raise RuntimeError("Session is closed")
-            now = time.monotonic()
-            while self._idle:
-                connection = self._idle.pop()
-                fresh = now - connection.idle_since < _KEEPALIVE_SECONDS
-                if connection.reusable and not connection.closed and fresh:
-                    return connection, True
-                self._discard(connection)
+            idle = self._fresh_idle()
+            if idle is not None:
+                return idle, True
             timeout = _seconds_until(loop, deadline)
             if sock_connect and (timeout is None or sock_connect < timeout):
                 timeout = sock_connect
