@@ -7,6 +7,7 @@ Standard library only, so that it runs unchanged in every client's virtual envir
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import os
@@ -47,6 +48,18 @@ _PAYLOAD = "lorem ipsum dolor sit amet " * 5
 
 class Unsupported(Exception):
     """A client has no public call for a workload; the message says which call is missing."""
+
+
+def worker_parser(description: str, clients: Iterable[str]) -> argparse.ArgumentParser:
+    """The command line every worker process takes: one client, one workload, one server."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--client", choices=list(clients), required=True)
+    parser.add_argument("--workload", choices=WORKLOADS, required=True)
+    parser.add_argument("--url", required=True, help="server URL without trailing slash")
+    parser.add_argument("--db", required=True, help="database to work on")
+    parser.add_argument("--count", type=int, required=True, help="documents or requests")
+    parser.add_argument("--db-size", type=int, default=0, help="documents in a read database")
+    return parser
 
 
 def doc_id(index: int) -> str:

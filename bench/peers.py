@@ -37,7 +37,6 @@ from urllib.parse import urlsplit, urlunsplit
 # ``python -I`` leaves the script's directory out of sys.path; measure.py lives beside this.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import (
-    WORKLOADS,
     Body,
     Measurement,
     Result,
@@ -51,6 +50,7 @@ from measure import (
     read_ids,
     seeded_ids,
     threaded_map,
+    worker_parser,
 )
 
 #: The client names and the PyPI distribution each one runs.
@@ -681,13 +681,7 @@ async def run_async(client: str, library: AsyncWorkloads, settings: Settings) ->
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line of one run (bench/worker.py's)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--client", choices=CLIENTS, required=True)
-    parser.add_argument("--workload", choices=WORKLOADS, required=True)
-    parser.add_argument("--url", required=True, help="server URL without trailing slash")
-    parser.add_argument("--db", required=True, help="database to work on")
-    parser.add_argument("--count", type=int, required=True, help="documents or requests")
-    parser.add_argument("--db-size", type=int, default=0, help="documents in a read database")
+    parser = worker_parser(__doc__.split("\n", 1)[0], CLIENTS)
     return parser.parse_args(argv)
 
 

@@ -61,6 +61,7 @@ from measure import (
     new_docs,
     read_ids,
     seeded_ids,
+    worker_parser,
 )
 
 __all__ = ["WORKLOADS", "doc_id", "make_doc"]
@@ -508,13 +509,7 @@ def _library_version() -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line of one worker run."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--client", choices=CLIENTS, required=True)
-    parser.add_argument("--workload", choices=WORKLOADS, required=True)
-    parser.add_argument("--url", required=True, help="server URL without trailing slash")
-    parser.add_argument("--db", required=True, help="database to work on")
-    parser.add_argument("--count", type=int, required=True, help="documents or requests")
-    parser.add_argument("--db-size", type=int, default=0, help="documents in a read database")
+    parser = worker_parser(__doc__.split("\n", 1)[0], CLIENTS)
     parser.add_argument("--src", help="import aiocouch from this directory (another src/)")
     return parser.parse_args(argv)
 
