@@ -225,6 +225,7 @@ async def _batches(database: Database, since: Any, batch_size: int) -> AsyncGene
                 rows, last_seq = _decoded_page(body)
             except ValueError as exc:
                 raise _invalid_page(database, since, batch_size, exc) from exc
+            del body  # (not kept beside its rows while they are used)
             if not rows:
                 return
             if ahead is _UNKNOWN or ahead != last_seq:
