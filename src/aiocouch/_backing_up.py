@@ -116,11 +116,10 @@ async def write_backup(
         written = saved = _checkpoint(database, counts, since, compress)
         saved_at = time.monotonic()
 
-        async def write(batch: _Batch, revisions: list[bytes]) -> None:
+        async def write(batch: _Batch, lines: list[bytes]) -> None:
             nonlocal written, saved, saved_at
-            if revisions:
-                counts.bytes += _append(file, b"\n".join(revisions) + b"\n", compress)
-            counts.revisions += len(revisions)
+            counts.bytes += _append(file, b"".join(lines), compress)
+            counts.revisions += len(lines)
             counts.documents += len(batch.rows)
             written = _checkpoint(database, counts, batch.last_seq, compress)
             if time.monotonic() - saved_at >= _CHECKPOINT_INTERVAL:
@@ -321,8 +320,8 @@ def _invalid_page(
 
 
 async def _read(database: Database, rows: list[JsonDict]) -> list[bytes]:
-    """The JSON texts of the leaf revisions of the documents ``rows`` name, in their order:
-    from the feed's body, with _bulk_get, or with open_revs (see the module's docstring)."""
+    """The lines of the leaf revisions of the documents ``rows`` name, in their order: from
+    the feed's body, with _bulk_get, or with open_revs (see the module's docstring)."""
     first: dict[str, bytes] = {}
     # rounds[i]: the i-th leaf of each document with more than i leaves
     rounds: list[list[JsonDict]] = []
@@ -330,8 +329,10 @@ async def _read(database: Database, rows: list[JsonDict]) -> list[bytes]:
         doc = _first_revision(row)
         if doc is not None:
             # encoded at once, so that the body is freed: a page's bodies kept to the end
-            # would cost the garbage collector more than the encoding itself
-            first[row["id"]] = _json.dumps(doc)
+            # would cost the garbage collector more than the encoding itself; adding the
+            # newline copies orjson's answer, whose buffer is larger (kept, orjson's answers
+            # made a backup of 100,000 documents peak at 82 MB instead of 53)
+            first[row["id"]] = _json.dumps(doc) + b"\n"
             continue
         for i, leaf in enumerate(row["changes"]):
             if i == len(rounds):
@@ -369,7 +370,7 @@ async def _read(database: Database, rows: list[JsonDict]) -> list[bytes]:
             revisions.append(first[id])
         else:
             others = again[id] if id in again else [leaves[id] for leaves in read if id in leaves]
-            revisions.extend(_json.dumps_each(others))
+            revisions.extend(text + b"\n" for text in _json.dumps_each(others))
     return revisions
 
 
