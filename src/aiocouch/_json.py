@@ -35,10 +35,17 @@ _CANDIDATE_AS_BYTES = _CANDIDATE.encode()
 def has_long_number(text: bytes | str) -> bool:
     """True if ``text`` may hold an integer beyond orjson's 64 bits."""
     if isinstance(text, bytes):
-        if _CANDIDATE_AS_BYTES not in text.translate(_CANDIDATE_BYTES):
-            return False
-        text = text.decode(errors="replace")
-    elif _CANDIDATE not in text.translate(_CANDIDATE_STR):
+        mapped_bytes = text.translate(_CANDIDATE_BYTES)
+        at = mapped_bytes.find(_CANDIDATE_AS_BYTES)
+        # Each candidate is looked at again in the few bytes around it, not the whole
+        # text: one in a large answer is common (a revision "1-" followed by 19 decimal
+        # digits of its hash: one in 40,000), and decoding all of it cost more than orjson.
+        while at >= 0:
+            if has_long_number(text[max(at - 1, 0) : at + 21].decode(errors="replace")):
+                return True
+            at = mapped_bytes.find(_CANDIDATE_AS_BYTES, at + 1)
+        return False
+    if _CANDIDATE not in text.translate(_CANDIDATE_STR):
         return False
     mapped = text.translate(_EXACT_STR)
     return any(number in mapped for number in _LONG_NUMBERS)

@@ -113,10 +113,11 @@ async def backup(
 ) -> BackupSummary:
     """Writes a backup of ``database`` into the file ``path``: GET /{db}, then per batch
     GET /{db}/_changes?style=all_docs&include_docs=true&attachments=true&limit=&since=
-    (a document whose only revision is its first is written from it as it is), POST
-    /{db}/_bulk_get?revs=true&attachments=true for the batch's other documents with one
-    leaf (edited or deleted), and GET /{db}/{docid}?open_revs=all&revs=true&
-    attachments=true for each document with several leaves (conflicts).
+    (a document whose only revision is its first is written from it as it is), and POST
+    /{db}/_bulk_get?revs=true&attachments=true for every leaf of the batch's other
+    documents (edited, deleted or conflicted: one request, and one more per further leaf
+    of its most conflicted document); GET /{db}/{docid}?open_revs=all&revs=true&
+    attachments=true for a document whose leaf is gone since the feed listed it.
 
     ``gzip``: compress (None: if ``path`` ends in ``.gz``). ``batch_size`` documents are
     read per request, ``in_flight`` batches at once (and the next page of the feed);
