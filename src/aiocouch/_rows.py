@@ -375,8 +375,10 @@ class RowParser(_Parser):
         search = position
         misses = 0
         append = rows.append
+        find = data.find
+        left = -1 if limit is None else limit - len(rows)  # (-1: no limit)
         while True:
-            found = data.find(separator, search)
+            found = find(separator, search)
             if found == -1:
                 return position
             element = data[position : found + 1]
@@ -391,7 +393,8 @@ class RowParser(_Parser):
             append((row, element))
             position = search = found + step
             misses = 0
-            if len(rows) == limit:
+            left -= 1
+            if not left:
                 return position
 
     def _scan(self, data: bytes, position: int) -> tuple[Any, bytes] | None:
