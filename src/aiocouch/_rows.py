@@ -5,8 +5,11 @@ large array (``rows``, ``docs`` or ``results``). CouchDB writes one array elemen
 pouchdb-server all of them on one line; :class:`RowParser` reads the bytes as they arrive,
 finds each element by the separator between elements (or the end of its line) and decodes
 it with one call, and falls back to a general scanner for any other layout (a row across
-lines), so only the row being received is held in memory. Continuous feeds are
-newline-delimited JSON, split by :class:`LineParser` with no limit on the length of a line.
+lines), so only the row being received is held in memory. The rows of one piece come out
+a few dozen at a time (:meth:`RowParser.more`): a caller that drops each row frees it
+before the next ones are decoded, and the garbage collector has nothing to walk.
+Continuous feeds are newline-delimited JSON, split by :class:`LineParser` with no limit on
+the length of a line.
 
 Every element and every line must be a JSON object, as CouchDB sends them. A body that is
 not the expected JSON raises ``ValueError`` saying what is wrong with it, at the latest
