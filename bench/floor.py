@@ -14,6 +14,10 @@ It prints client CPU (user + system) and peak RSS growth of each, and the ratio 
 
     .venv/bin/python bench/floor.py --n 100000
     .venv/bin/python bench/floor.py --n 1000000 --repeat 1
+    .venv/bin/python bench/floor.py --n 100000 --baseline 63f53f1   # also docs() at a commit
+
+With ``--baseline COMMIT``, ``docs()`` of this project's ``src/`` as of that commit runs too,
+in the same rounds, so that a change is measured before and after under the same load.
 
 It uses the server of ``COUCHDB_URL`` (``COUCHDB_USER`` / ``COUCHDB_PASSWORD``) or starts a
 local pouchdb-server, and seeds ``bench_iter_<n>`` (the documents of ``bench/run.py``)
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -90,7 +95,8 @@ def decode_step(path: str, collect: bool) -> dict[str, Any]:
 
 
 async def iterate_step(url: str, user: str, password: str, db: str) -> dict[str, Any]:
-    """Every document of ``db`` through this project's ``db.docs()``."""
+    """Every document of ``db`` through this project's ``db.docs()`` (the ``aiocouch`` on
+    ``sys.path``)."""
     from aiocouch import CouchDB, Database
 
     # pouchdb-server builds the whole answer before its first byte: minutes for 1,000,000
@@ -148,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--n", type=int, default=100_000, help="documents in the database")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each step (median)")
+    parser.add_argument("--baseline", help="also measure docs() of src/ as of this commit")
     parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.step:
@@ -155,14 +162,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if kind == "decode":
             result = decode_step(rest[0], rest[1] == "gc")
         else:
+            if len(rest) > 2:
+                sys.path.insert(0, rest[2])  # a baseline's src/
             user, password = os.environ["COUCHDB_USER"], os.environ["COUCHDB_PASSWORD"]
             result = asyncio.run(iterate_step(rest[0], user, password, rest[1]))
         print(json.dumps(result))
         return 0
 
+    import run
+
     from testserver.pouchdb_server import server_from_environment
 
-    with server_from_environment() as server, tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        baseline = (
+            stack.enter_context(run.exported_baseline(args.baseline)) if args.baseline else None
+        )
+        server = stack.enter_context(server_from_environment())
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         body = Path(tmp) / "all_docs.json"
         started = time.perf_counter()
         db = asyncio.run(prepare(server.url, server.user, server.password, args.n, body))
@@ -170,10 +186,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{body.stat().st_size / 1e6:.0f} MB body saved ({took:.0f} s)")
         env = {**os.environ, "COUCHDB_USER": server.user, "COUCHDB_PASSWORD": server.password}
         samples: dict[str, list[dict[str, Any]]] = {"gc": [], "nogc": [], "docs": []}
-        for _ in range(args.repeat):  # interleaved, so that a slow spell falls on all three
+        if baseline:
+            samples["baseline"] = []
+        for _ in range(args.repeat):  # interleaved, so that a slow spell falls on all steps
             samples["gc"].append(run_step(["decode", str(body), "gc"], env))
             samples["nogc"].append(run_step(["decode", str(body), "nogc"], env))
             samples["docs"].append(run_step(["iterate", server.url, db], env))
+            if baseline:
+                src = str(run.baseline_src(baseline.partition("@")[2]))
+                samples["baseline"].append(run_step(["iterate", server.url, db, src], env))
     for kind, runs in samples.items():
         counts = {run["items"] for run in runs}
         if counts != {args.n}:
@@ -184,15 +205,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gc": "orjson.loads of the body",
         "nogc": "orjson.loads of the body, gc off",
         "docs": "db.docs()",
+        "baseline": f"db.docs() at {args.baseline}",
     }
     print(f"\n{args.n:,} documents, median of {args.repeat} (load: {os.getloadavg()[0]:.1f})\n")
-    print("| step | client CPU s | peak RSS growth MB |\n|---|---:|---:|")
-    for kind, label in labels.items():
-        print(f"| {label} | {median[kind]:.3f} | {peak[kind]:.1f} |")
-    print(
-        f"\ndocs() / orjson.loads: {median['docs'] / median['gc']:.2f}x; "
-        f"with the collector off for orjson.loads: {median['docs'] / median['nogc']:.2f}x"
-    )
+    print("| step | client CPU s | min-max | peak RSS growth MB |\n|---|---:|---:|---:|")
+    for kind, runs in samples.items():
+        low, high = min(r["cpu_s"] for r in runs), max(r["cpu_s"] for r in runs)
+        print(f"| {labels[kind]} | {median[kind]:.3f} | {low:.3f}-{high:.3f} | {peak[kind]:.1f} |")
+    for kind in ("docs", "baseline") if baseline else ("docs",):
+        print(
+            f"\n{labels[kind]} / orjson.loads: {median[kind] / median['gc']:.2f}x; "
+            f"with the collector off for orjson.loads: {median[kind] / median['nogc']:.2f}x"
+        )
     return 0
 
 

@@ -30,13 +30,22 @@ def values(rows_with_text: list[tuple[Any, bytes]]) -> list[Any]:
     return [row for row, _ in rows_with_text]
 
 
+def fed(parser: RowParser, piece: bytes) -> Iterator[Any]:
+    """The rows ``piece`` completes, checked: what ``feed`` returns, then ``more`` until it
+    is empty (as ``parsed_pieces`` reads a parser; a fault comes after the rows before it)."""
+    batch = parser.feed(piece)
+    while batch:
+        yield from values(batch)
+        batch = parser.more()
+
+
 def parse(array_key: str, pieces: Iterable[str | bytes]) -> tuple[list[Any], dict[str, Any]]:
     """Feeds every piece (text is encoded) to a new RowParser; returns all rows and the
     meta fields."""
     parser = RowParser(array_key)
     rows: list[Any] = []
     for piece in pieces:
-        rows.extend(values(parser.feed(piece.encode() if isinstance(piece, str) else piece)))
+        rows.extend(fed(parser, piece.encode() if isinstance(piece, str) else piece))
     rows.extend(values(parser.close()))
     return rows, parser.meta()
 
@@ -382,13 +391,58 @@ def test_many_rows_stream_with_bounded_buffering() -> None:
     parser = RowParser("rows")
     seen = 0
     for piece in chunks(body, 4096):
-        out = parser.feed(piece.encode())
+        out = list(fed(parser, piece.encode()))
         seen += len(out)
         # rows are handed out as their lines complete, not all at the end
         assert len(out) <= 4096 // 20 + 2
     last = parser.close()
     assert seen + len(last) == count
     assert seen > count - 10
+
+
+@pytest.mark.parametrize("layout", ["lines", "single-line"])
+def test_a_piece_of_many_rows_comes_out_a_few_dozen_at_a_time(layout: str) -> None:
+    # decoded all at once, a piece's rows would keep the garbage collector busy
+    many = [{"id": f"doc{n:05}", "value": n} for n in range(1000)]
+    if layout == "lines":
+        body = couchdb_layout("rows", many, '"total_rows":1000,', "").encode()
+    else:
+        body = json.dumps({"total_rows": 1000, "rows": many}, separators=(",", ":")).encode()
+    parser = RowParser("rows")
+    batches = [parser.feed(body)]
+    while batch := parser.more():
+        batches.append(batch)
+    batches.append(parser.close())
+    assert [row for batch in batches for row in values(batch)] == many
+    assert max(map(len, batches)) <= 64
+    assert parser.meta()["total_rows"] == 1000
+
+
+def test_rows_not_taken_with_more_come_out_after_the_next_piece() -> None:
+    many = [{"id": f"doc{n:05}", "value": n} for n in range(300)]
+    body = couchdb_layout("rows", many, "", "").encode()
+    parser = RowParser("rows")
+    middle = len(body) // 2
+    rows = values(parser.feed(body[:middle])) + values(parser.feed(body[middle:]))
+    while batch := parser.more():
+        rows.extend(values(batch))
+    assert rows + values(parser.close()) == many
+
+
+@pytest.mark.parametrize("layout", ["lines", "single-line"])
+def test_a_fault_after_many_rows_of_one_piece_comes_after_them(layout: str) -> None:
+    good = [{"id": f"doc{n:05}"} for n in range(150)]
+    separator = ",\r\n" if layout == "lines" else ","
+    body = '{"rows":[' + separator.join([*map(compact, good), "[1]", '{"id":"z"}']) + "]}"
+    parser = RowParser("rows")
+    received = values(parser.feed(body.encode()))
+    with pytest.raises(ValueError, match="is a JSON array, not a JSON object"):
+        while batch := parser.more():
+            received.extend(values(batch))
+        parser.close()
+    assert received == good
+    with pytest.raises(ValueError, match="is a JSON array"):
+        parser.meta()
 
 
 def test_large_single_line_body_in_small_chunks() -> None:
@@ -448,7 +502,7 @@ def test_the_elements_before_a_fault_come_out_first_whatever_the_pieces(layout: 
         received: list[Any] = []
         with pytest.raises(ValueError, match="is a number, not a JSON object"):
             for piece in chunks(body, size):
-                received.extend(values(parser.feed(piece.encode())))
+                received.extend(fed(parser, piece.encode()))
             received.extend(values(parser.close()))
             parser.meta()
         assert received == good, size
