@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 __all__ = ["BulkCreateOperation", "BulkOperation", "BulkUpdateOperation"]
 
 
+_new_document = Document._unchecked
+"""Bound once: a class method looked up on its class is bound anew at every call."""
+
 _Batch = tuple[list[Document], list[bytes]]
 """The documents sent in one request, and the JSON of each: its synced state once saved."""
 
@@ -89,7 +92,7 @@ class BulkOperation:
         ):
             # (the common case, which no check of Document() or append() refuses, checked
             # inline: bulk creation makes many)
-            doc = Document._unchecked(self._database, id, data)
+            doc = _new_document(self._database, id, data)
             self._ids.add(id)
             self._docs.append(doc)
             return doc
@@ -200,7 +203,7 @@ class BulkOperation:
                 fit = min(fit, batch_size - len(docs))
                 if fit <= 0:
                     if docs:
-                        yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
+                        yield (docs, encoded), _request_body(encoded)
                         docs, encoded, size = [], [], 0
                         continue
                     fit = 1
@@ -210,7 +213,7 @@ class BulkOperation:
                 size += ends[end - 1] - before
                 taken = end
         if docs:
-            yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
+            yield (docs, encoded), _request_body(encoded)
 
     async def _post(self, body: bytes) -> list[JsonDict]:
         """POST /{db}/_bulk_docs with ``body``; repeated after a lost answer.
@@ -254,6 +257,14 @@ class BulkOperation:
                     accepted.append(doc)
             else:
                 error.append(doc)
+
+
+def _request_body(encoded: list[bytes]) -> bytes:
+    """``{"docs":[...]}`` holding the documents ``encoded`` (at least one), copied once:
+    the wrapper goes onto the first and the last, not around the joined megabytes."""
+    if len(encoded) == 1:
+        return b'{"docs":[' + encoded[0] + b"]}"
+    return b",".join([b'{"docs":[' + encoded[0], *encoded[1:-1], encoded[-1] + b"]}"])
 
 
 def _match_by_id(docs: list[Document], items: list[JsonDict]) -> list[JsonDict | None]:
