@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterator
 from itertools import accumulate, repeat
-from operator import add
+from operator import add, attrgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["BulkCreateOperation", "BulkOperation", "BulkUpdateOperation"]
 
 
+_ID = attrgetter("id")
 _new_document = Document._unchecked
 """Bound once: a class method looked up on its class is bound anew at every call."""
 
@@ -246,8 +247,9 @@ class BulkOperation:
         assert self.accepted is not None
         docs, encoded = batch
         self.response.extend(items)
-        in_order = [item.get("id") for item in items] == [doc.id for doc in docs]
-        results = items if in_order else _match_by_id(docs, items)
+        ids = list(map(_ID, docs))
+        in_order = list(map(dict.get, items, repeat("id"))) == ids
+        results = items if in_order else _match_by_id(ids, items)
         ok, accepted, error = self.ok, self.accepted, self.error
         for doc, state, result in zip(docs, encoded, results):
             if result is not None and "error" not in result and "rev" in result:
@@ -267,17 +269,18 @@ def _request_body(encoded: list[bytes]) -> bytes:
     return b",".join([b'{"docs":[' + encoded[0], *encoded[1:-1], encoded[-1] + b"]}"])
 
 
-def _match_by_id(docs: list[Document], items: list[JsonDict]) -> list[JsonDict | None]:
-    """The item for each document, by id (in order for repeated ids), or None."""
-    by_id = {item.get("id"): item for item in items}
-    if len(by_id) == len(items) == len(docs):
-        return [by_id.get(doc.id) for doc in docs]
+def _match_by_id(ids: list[str], items: list[JsonDict]) -> list[JsonDict | None]:
+    """The item for each of the documents ``ids``, by id (in order for repeated ids), or
+    None."""
+    by_id = dict(zip(map(dict.get, items, repeat("id")), items))
+    if len(by_id) == len(items) == len(ids):
+        return list(map(by_id.get, ids))
     waiting: defaultdict[str, deque[JsonDict]] = defaultdict(deque)
     for item in items:
         waiting[item.get("id", "")].append(item)
     results: list[JsonDict | None] = []
-    for doc in docs:
-        queue = waiting.get(doc.id)
+    for id in ids:
+        queue = waiting.get(id)
         results.append(queue.popleft() if queue else None)
     return results
 

@@ -37,14 +37,6 @@ class Document(RemoteDocument):
     reference (its ``_id`` is set to ``id``).
     """
 
-    # The synced state: JSON text (None: never synced), the field of it that holds the
-    # data (None: all of it), the revision. Three attributes, not a tuple: a tuple per
-    # document is one more object for the collector to walk in bulk work; None here, so
-    # that a new document (bulk creation makes many) sets none of them.
-    _synced_source: bytes | str | None = None
-    _synced_key: str | None = None
-    _synced_rev: Any = None
-
     def __init__(self, database: Database | None, id: str, data: JsonDict | None = None) -> None:
         _paths.validate_document_id(id)
         if data is not None and not isinstance(data, dict):
@@ -54,6 +46,15 @@ class Document(RemoteDocument):
         self.id = id
         self._data: JsonDict = data if data is not None else {}
         self._data["_id"] = id
+        # The synced state: JSON text (None: never synced), the field of it that holds
+        # the data (None: all of it), the revision. Three attributes, not a tuple: a
+        # tuple per document is one more object for the collector to walk in bulk work.
+        # Every constructor sets all of them, in this order: an attribute added later
+        # costs CPython several times as much, as the instance's values are laid out
+        # when it is made.
+        self._synced_source: bytes | str | None = None
+        self._synced_key: str | None = None
+        self._synced_rev: Any = None
 
     @classmethod
     def _from_server(
@@ -74,13 +75,13 @@ class Document(RemoteDocument):
         document._database = database
         document.id = doc["_id"]
         document._data = doc
-        document._synced_rev = doc.get("_rev")
         if source is None:
             document._synced_source = _snapshot.encode(doc)
             document._synced_key = None
         else:
             document._synced_source = source
             document._synced_key = source_key
+        document._synced_rev = doc.get("_rev")
         return document
 
     @classmethod
@@ -98,9 +99,9 @@ class Document(RemoteDocument):
             document._database = database
             document.id = doc["_id"]
             document._data = doc
-            document._synced_rev = doc.get("_rev")
             document._synced_source = source
             document._synced_key = _snapshot.PLAIN
+            document._synced_rev = doc.get("_rev")
             documents.append(document)
         return documents
 
@@ -115,6 +116,9 @@ class Document(RemoteDocument):
             data = {}
         data["_id"] = id
         document._data = data
+        document._synced_source = None
+        document._synced_key = None
+        document._synced_rev = None
         return document
 
     # --- state ---
