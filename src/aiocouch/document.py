@@ -170,7 +170,8 @@ class Document(RemoteDocument):
             # them: equal bytes mean unchanged and another length changed, both found in C;
             # only the others are compared in full)
             dirty = [
-                not same and (resized or changed(source, "", doc._synced_rev, doc._data, data))
+                not same
+                and (resized or changed(source, _snapshot.PLAIN, doc._synced_rev, doc._data, data))
                 for same, resized, source, doc, data in zip(
                     map(eq, sources, encoded),
                     map(ne, map(len, sources), map(len, encoded)),
