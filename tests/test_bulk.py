@@ -449,9 +449,10 @@ async def test_update_docs_sends_only_what_changed_as_json(
     await save(database, "same_length", v=1)
     await save(database, "equal_in_python", a=True, b=True, c=1, d=1, e=1)
     await save(database, "untouched", v=1)
+    await save(database, "grown", v=1)
     request_counter.reset()
     async with database.update_docs(
-        ["reordered", "same_length", "equal_in_python", "untouched"]
+        ["reordered", "same_length", "equal_in_python", "untouched", "grown"]
     ) as bulk:
         docs = {doc.id: doc async for doc in bulk}
         del docs["reordered"]["x"]
@@ -460,10 +461,12 @@ async def test_update_docs_sends_only_what_changed_as_json(
         # equal to the stored values in Python (True == 1 == 1.0), not as JSON, and of
         # the same length encoded
         docs["equal_in_python"].update({"a": 1, "b": 1, "c": 1.0, "d": 1.0, "e": 1.0})
-    assert ids(bulk.ok) == ["same_length", "equal_in_python"]
+        docs["grown"]["w"] = 2
+    assert ids(bulk.ok) == ["same_length", "equal_in_python", "grown"]
     assert bulk_posts(request_counter, database) == 1
     assert (await server_copy(database, "same_length"))["v"] == 2
     assert (await server_copy(database, "equal_in_python"))["a"] == 1
+    assert (await server_copy(database, "grown"))["w"] == 2
 
 
 async def test_update_docs_refuses_a_bulk_get_answer_missing_a_result() -> None:

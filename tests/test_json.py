@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from aiocouch import _json
 
 BIG = 123456789012345678901234567890
@@ -77,3 +81,14 @@ def test_dumps_each_of_objects_holding_its_separator_text_encodes_each_as_dumps_
     encoded = _json.dumps_each(values)
     assert encoded == [_json.dumps(value) for value in values]
     assert [_json.loads(text) for text in encoded] == values
+
+
+def test_dumps_each_of_values_holding_control_characters_or_fragments_encodes_as_dumps() -> None:
+    # (the pieces are split at a run of a control character that orjson always escapes
+    # in strings; a value holding an orjson.Fragment of that run must still come out whole)
+    orjson = pytest.importorskip("orjson")
+    mark = "\x1f" * 16
+    values: list[Any] = [{"a": mark}, {mark: [mark, 1]}, {"b": 2}]
+    assert _json.dumps_each(values) == [_json.dumps(value) for value in values]
+    values.append({"fragment": orjson.Fragment(b"\x1f" * 8)})
+    assert _json.dumps_each(values) == [_json.dumps(value) for value in values]

@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterator
 from itertools import accumulate, repeat
-from operator import add
+from operator import add, attrgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = ["BulkCreateOperation", "BulkOperation", "BulkUpdateOperation"]
 
+
+_ID = attrgetter("id")
+_new_document = Document._unchecked
+"""Bound once: a class method looked up on its class is bound anew at every call."""
 
 _Batch = tuple[list[Document], list[bytes]]
 """The documents sent in one request, and the JSON of each: its synced state once saved."""
@@ -89,7 +93,7 @@ class BulkOperation:
         ):
             # (the common case, which no check of Document() or append() refuses, checked
             # inline: bulk creation makes many)
-            doc = Document._unchecked(self._database, id, data)
+            doc = _new_document(self._database, id, data)
             self._ids.add(id)
             self._docs.append(doc)
             return doc
@@ -200,7 +204,7 @@ class BulkOperation:
                 fit = min(fit, batch_size - len(docs))
                 if fit <= 0:
                     if docs:
-                        yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
+                        yield (docs, encoded), _request_body(encoded)
                         docs, encoded, size = [], [], 0
                         continue
                     fit = 1
@@ -210,7 +214,7 @@ class BulkOperation:
                 size += ends[end - 1] - before
                 taken = end
         if docs:
-            yield (docs, encoded), b'{"docs":[' + b",".join(encoded) + b"]}"
+            yield (docs, encoded), _request_body(encoded)
 
     async def _post(self, body: bytes) -> list[JsonDict]:
         """POST /{db}/_bulk_docs with ``body``; repeated after a lost answer.
@@ -243,8 +247,9 @@ class BulkOperation:
         assert self.accepted is not None
         docs, encoded = batch
         self.response.extend(items)
-        in_order = [item.get("id") for item in items] == [doc.id for doc in docs]
-        results = items if in_order else _match_by_id(docs, items)
+        ids = list(map(_ID, docs))
+        in_order = list(map(dict.get, items, repeat("id"))) == ids
+        results = items if in_order else _match_by_id(ids, items)
         ok, accepted, error = self.ok, self.accepted, self.error
         for doc, state, result in zip(docs, encoded, results):
             if result is not None and "error" not in result and "rev" in result:
@@ -256,17 +261,26 @@ class BulkOperation:
                 error.append(doc)
 
 
-def _match_by_id(docs: list[Document], items: list[JsonDict]) -> list[JsonDict | None]:
-    """The item for each document, by id (in order for repeated ids), or None."""
-    by_id = {item.get("id"): item for item in items}
-    if len(by_id) == len(items) == len(docs):
-        return [by_id.get(doc.id) for doc in docs]
+def _request_body(encoded: list[bytes]) -> bytes:
+    """``{"docs":[...]}`` holding the documents ``encoded`` (at least one), copied once:
+    the wrapper goes onto the first and the last, not around the joined megabytes."""
+    if len(encoded) == 1:
+        return b'{"docs":[' + encoded[0] + b"]}"
+    return b",".join([b'{"docs":[' + encoded[0], *encoded[1:-1], encoded[-1] + b"]}"])
+
+
+def _match_by_id(ids: list[str], items: list[JsonDict]) -> list[JsonDict | None]:
+    """The item for each of the documents ``ids``, by id (in order for repeated ids), or
+    None."""
+    by_id = dict(zip(map(dict.get, items, repeat("id")), items))
+    if len(by_id) == len(items) == len(ids):
+        return list(map(by_id.get, ids))
     waiting: defaultdict[str, deque[JsonDict]] = defaultdict(deque)
     for item in items:
         waiting[item.get("id", "")].append(item)
     results: list[JsonDict | None] = []
-    for doc in docs:
-        queue = waiting.get(doc.id)
+    for id in ids:
+        queue = waiting.get(id)
         results.append(queue.popleft() if queue else None)
     return results
 

@@ -6,7 +6,8 @@ import contextlib
 import json
 import warnings
 from collections.abc import ItemsView, KeysView, Sequence, ValuesView
-from operator import attrgetter
+from itertools import compress
+from operator import attrgetter, eq, ne
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Document", "SecurityDocument"]
 
+_DATA = attrgetter("_data")
 _SYNCED_SOURCE = attrgetter("_synced_source")
+_SYNCED_KEY = attrgetter("_synced_key")
+_new_object = object.__new__
 
 
 class Document(RemoteDocument):
@@ -45,6 +49,9 @@ class Document(RemoteDocument):
         # The synced state: JSON text (None: never synced), the field of it that holds
         # the data (None: all of it), the revision. Three attributes, not a tuple: a
         # tuple per document is one more object for the collector to walk in bulk work.
+        # Every constructor sets all of them, in this order: an attribute added later
+        # costs CPython several times as much, as the instance's values are laid out
+        # when it is made.
         self._synced_source: bytes | str | None = None
         self._synced_key: str | None = None
         self._synced_rev: Any = None
@@ -64,17 +71,17 @@ class Document(RemoteDocument):
         when that is None), is kept as the synced state: iterating many documents then
         costs no encoding at all.
         """
-        document = cls.__new__(cls)
+        document = _new_object(cls)
         document._database = database
         document.id = doc["_id"]
         document._data = doc
-        document._synced_rev = doc.get("_rev")
         if source is None:
             document._synced_source = _snapshot.encode(doc)
             document._synced_key = None
         else:
             document._synced_source = source
             document._synced_key = source_key
+        document._synced_rev = doc.get("_rev")
         return document
 
     @classmethod
@@ -85,20 +92,30 @@ class Document(RemoteDocument):
         for documents decoded from one shared answer, which holds no text of each, that
         costs one encoding in C and makes the change check a comparison of bytes.
         """
-        return [
-            cls._from_server(database, doc, source, source_key=_snapshot.PLAIN)
-            for doc, source in zip(docs, _snapshot.encode_each(docs))
-        ]
+        documents = []
+        for doc, source in zip(docs, _snapshot.encode_each(docs)):
+            # (as _from_server builds it, without a call per document: bulk reads make many)
+            document = _new_object(cls)
+            document._database = database
+            document.id = doc["_id"]
+            document._data = doc
+            document._synced_source = source
+            document._synced_key = _snapshot.PLAIN
+            document._synced_rev = doc.get("_rev")
+            documents.append(document)
+        return documents
 
     @classmethod
     def _unchecked(cls, database: Database | None, id: str, data: JsonDict | None) -> Document:
         """A new local document as ``__init__`` makes it, for an ``id`` and a dict (or
         None) ``data`` the caller has checked: bulk creation skips a second check."""
-        document = cls.__new__(cls)
+        document = _new_object(cls)
         document._database = database
         document.id = id
-        document._data = data if data is not None else {}
-        document._data["_id"] = id
+        if data is None:
+            data = {}
+        data["_id"] = id
+        document._data = data
         document._synced_source = None
         document._synced_key = None
         document._synced_rev = None
@@ -143,17 +160,32 @@ class Document(RemoteDocument):
     def _dirty_of(documents: list[Document]) -> tuple[list[Document], list[bytes]]:
         """Those of ``documents`` whose data changed since their last sync, and the JSON of
         each (as :meth:`_encode_if_dirty`: the request body and the new synced state)."""
-        encoded = _snapshot.encode_each([doc._data for doc in documents])
-        if set(map(_SYNCED_SOURCE, documents)) <= {None}:
+        encoded = _snapshot.encode_each(list(map(_DATA, documents)))
+        sources = list(map(_SYNCED_SOURCE, documents))
+        if set(sources) <= {None}:
             return documents, encoded  # (new documents: all of them go)
         changed = _snapshot.changed
-        dirty = [
-            (doc, data)
-            for doc, data in zip(documents, encoded)
-            if doc._synced_source is None
-            or changed(doc._synced_source, doc._synced_key, doc._synced_rev, doc._data, data)
-        ]
-        return [doc for doc, _ in dirty], [data for _, data in dirty]
+        if set(map(_SYNCED_KEY, documents)) == {_snapshot.PLAIN}:
+            # (states that are the plain encoding of the synced data, as a bulk read keeps
+            # them: equal bytes mean unchanged and another length changed, both found in C;
+            # only the others are compared in full)
+            dirty = [
+                not same
+                and (resized or changed(source, _snapshot.PLAIN, doc._synced_rev, doc._data, data))
+                for same, resized, source, doc, data in zip(
+                    map(eq, sources, encoded),
+                    map(ne, map(len, sources), map(len, encoded)),
+                    sources,
+                    documents,
+                    encoded,
+                )
+            ]
+        else:
+            dirty = [
+                source is None or changed(source, doc._synced_key, doc._synced_rev, doc._data, data)
+                for source, doc, data in zip(sources, documents, encoded)
+            ]
+        return list(compress(documents, dirty)), list(compress(encoded, dirty))
 
     def _saved(self, encoded: bytes, rev: str) -> None:
         """Takes the revision of a successful write of ``encoded``; the data is then clean."""
