@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -94,9 +95,8 @@ class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         if self._handshake is not None:
-            self._end_handshake(
-                exc or ConnectionResetError("The connection closed during the TLS handshake")
-            )
+            reason = "The connection closed during the TLS handshake"
+            self._end_handshake(exc or ConnectionResetError(errno.ECONNRESET, reason))
             return
         if exc is None and not (self._close_notified or self._ended_here):
             exc = ssl.SSLEOFError("The server closed the connection without a TLS close_notify")
