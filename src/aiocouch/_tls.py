@@ -19,7 +19,9 @@ delimits then counts as cut short, not as complete, as an attacker could cut it)
 the server sends after the handshake (session tickets, key updates, a TLS 1.2
 renegotiation) are answered as they come: whatever OpenSSL wants to send goes out after
 each step. A write that OpenSSL cannot take in the middle of a renegotiation waits for
-the peer's next bytes.
+the peer's next bytes. (OpenSSL never wants to write first: the outgoing BIO takes all it
+writes, and the socket's transport buffers it, with its flow control passed on to the
+protocol.)
 """
 
 from __future__ import annotations
@@ -209,7 +211,7 @@ class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
         except ssl.SSLWantReadError:
             self._send()
             return
-        except (ssl.SSLError, ssl.CertificateError) as exc:
+        except ssl.SSLError as exc:  # (certificate errors included)
             self._send()  # the alert that tells the server why
             self._end_handshake(exc)
             return
@@ -278,14 +280,14 @@ class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
         if self._outgoing.pending and self._raw is not None and not self._raw.is_closing():
             self._raw.write(self._outgoing.read())
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: Exception) -> None:
         """A TLS error: the connection ends, the protocol learns why."""
         self._closing = True
         if self._raw is not None:
             self._raw.abort()
         if self._app_connected:
             self._app_connected = False
-            self._app.connection_lost(exc if isinstance(exc, Exception) else None)
+            self._app.connection_lost(exc)
 
 
 async def open_tls_connection(
