@@ -3,8 +3,14 @@
     .venv/bin/python bench/tls_profile.py                    # against a stand-in server
     .venv/bin/python bench/tls_profile.py --server pouchdb   # pouchdb-server behind a TLS proxy
 
-Two parts, each client in a fresh process of its own (the servers too, so that the
-process's CPU clock counts the client alone):
+Four parts; the clients each in a fresh process of its own (the servers too, so that
+the process's CPU clock counts the client alone):
+
+* **OpenSSL alone**: the client side of a request and its answer with two
+  :class:`ssl.SSLObject` over memory BIOs in this process, no socket and no event loop
+  (encrypting the request, decrypting the answer into a buffer): the floor of any TLS
+  client in Python, with and without asyncio's extra read that raises
+  :class:`ssl.SSLWantReadError` (see :func:`tls_floor`).
 
 * **CPU per request**: ``--count`` GETs of one document, one after the other, by this
   project (``CouchDB(url, ssl=context)``: the lean transport) and by plain aiohttp
@@ -12,6 +18,11 @@ process's CPU clock counts the client alone):
   ``--baseline COMMIT`` by that commit's aiocouch over https; the rounds take turns, and
   the table gives the median µs of client CPU per GET (user + system,
   ``time.process_time``) and the range.
+* **Interleaved**: the same in this one process, for this project only, over http, over
+  https through its own TLS layer and over https through asyncio's (its connections
+  opened with ``loop.create_connection(ssl=...)``, as before ``_tls.py``), the three
+  taking turns every ``--count / 4`` GETs: steadier than separate processes on a loaded
+  machine (see :func:`interleaved`).
 * **Profile**: the same GETs of this project over https and over http (and the baseline's
   over https) under cProfile with the process's CPU clock, the own time summed by layer:
   the TLS layer in Python (asyncio's ``asyncio/sslproto.py``, or this project's
@@ -31,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import json
 import os
@@ -189,14 +201,114 @@ def layer_of(filename: str, name: str) -> str:
     return "other Python (" + "/".join(Path(filename).parts[-2:]) + ")"
 
 
-def by_layer(stats: pstats.Stats) -> dict[str, dict[str, float]]:
-    """Own time per layer, and within each layer per function (seconds)."""
-    layers: defaultdict[str, dict[str, float]] = defaultdict(dict)
+def by_layer(stats: pstats.Stats) -> dict[str, dict[str, list[float]]]:
+    """Per layer, and within it per function: [own seconds, calls]."""
+    layers: defaultdict[str, dict[str, list[float]]] = defaultdict(dict)
     for (filename, line, name), row in stats.stats.items():  # type: ignore[attr-defined]
         key = name if filename == "~" else f"{Path(filename).name}:{line}({name})"
-        layer = layer_of(filename, name)
-        layers[layer][key] = layers[layer].get(key, 0.0) + row[2]
+        counted = layers[layer_of(filename, name)].setdefault(key, [0.0, 0])
+        counted[0] += row[2]
+        counted[1] += row[1]
     return dict(layers)
+
+
+# --- the TLS layers side by side in one process (``--interleaved``) ---
+
+
+async def interleaved(args: argparse.Namespace) -> dict[str, list[float]]:
+    """µs of CPU per GET of this project over http, over https with its own TLS layer, and
+    over https with asyncio's (the connections of one client opened with
+    ``loop.create_connection(ssl=...)``, as before), taking turns in this process: the
+    machine's load falls on all three alike."""
+    from aiocouch import CouchDB, Database
+    from aiocouch._connect import Endpoint
+
+    class AsyncioTLS(Endpoint):
+        """Opens connections through asyncio's TLS layer (``asyncio.sslproto``)."""
+
+        async def connect(self, protocol: Any, timeout: float | None) -> Any:
+            loop = asyncio.get_running_loop()
+            opening = loop.create_connection(
+                protocol, self.host, self.port, ssl=self.tls, server_hostname=self.host
+            )
+            _, connection = await asyncio.wait_for(opening, timeout)
+            return connection
+
+    options: dict[str, Any] = {"ssl": ssl.create_default_context(cafile=args.ca)}
+    if os.environ.get("COUCHDB_USER"):
+        options.update(user=os.environ["COUCHDB_USER"], password=os.environ["COUCHDB_PASSWORD"])
+    clients = {
+        "ours-http": CouchDB(args.urls["http"], **options),
+        "ours-https (_tls.py)": CouchDB(args.urls["https"], **options),
+        "ours-https (asyncio sslproto)": CouchDB(args.urls["https"], **options),
+    }
+    pool = clients["ours-https (asyncio sslproto)"]._server._transport._pool  # type: ignore[attr-defined]
+    endpoint = pool._endpoint
+    pool._endpoint = AsyncioTLS(endpoint.scheme, endpoint.host, endpoint.port, endpoint.tls)
+    samples: dict[str, list[float]] = {name: [] for name in clients}
+    try:
+        databases = {name: Database(client, args.db) for name, client in clients.items()}
+        for db in databases.values():
+            await db[DOC_ID]
+        for _ in range(args.rounds * 4):
+            for name, db in databases.items():
+                start = time.process_time()
+                for _ in range(args.count // 4):
+                    await db[DOC_ID]
+                samples[name].append((time.process_time() - start) / (args.count // 4) * 1e6)
+    finally:
+        for client in clients.values():
+            await client.close()
+    return samples
+
+
+# --- the floor: OpenSSL's own work per request and answer ---
+
+
+def tls_floor(ca: Any, count: int, rounds: int) -> dict[str, list[float]]:
+    """µs of client CPU per request and answer spent in OpenSSL alone (no socket, no loop).
+
+    A client and a server :class:`ssl.SSLObject` over memory BIOs in this process; the
+    server's records are made before the timed loop, which does what the client does per
+    request: encrypt the request, take the record, hand the answer's record to the BIO,
+    decrypt it into a buffer; once as :mod:`aiocouch._tls` does (``one read``), once with
+    the second read of asyncio's ``sslproto`` that raises ``SSLWantReadError``.
+    """
+    request = b"GET /db/doc-1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: aiocouch\r\n\r\n"
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    samples: dict[str, list[float]] = {"one read": [], "one read + SSLWantReadError": []}
+    buffer = memoryview(bytearray(128 * 1024))
+    for _ in range(rounds):
+        for variant, failing_read in zip(samples, (False, True)):
+            ci, co, si, so = (ssl.MemoryBIO() for _ in range(4))
+            client = client_context.wrap_bio(ci, co, server_hostname="localhost")
+            server = server_context.wrap_bio(si, so, server_side=True)
+            for _ in range(4):  # the handshake, and the session tickets read
+                for side in (client, server):
+                    with contextlib.suppress(ssl.SSLWantReadError):
+                        side.do_handshake()
+                si.write(co.read())
+                ci.write(so.read())
+            with contextlib.suppress(ssl.SSLWantReadError):
+                client.read(1024)
+            records = []
+            for _ in range(count):
+                server.write(_ANSWER)
+                records.append(so.read())
+            start = time.process_time()
+            for record in records:
+                client.write(request)
+                co.read()
+                ci.write(record)
+                client.read(len(buffer), buffer)
+                if failing_read:
+                    with contextlib.suppress(ssl.SSLWantReadError):
+                        client.read(len(buffer), buffer)
+            samples[variant].append((time.process_time() - start) / count * 1e6)
+    return samples
 
 
 # --- the orchestration ---
@@ -219,6 +331,28 @@ def run_client(
     return json.loads(output.strip().splitlines()[-1])
 
 
+def report_floor(args: argparse.Namespace, ca: Any) -> None:
+    samples = tls_floor(ca, args.count * 5, args.rounds)
+    print(f"\nOpenSSL alone, {args.count * 5} requests and answers, median of {args.rounds}")
+    print("(min-max), µs of client CPU each:\n")
+    print("| client side of one exchange | µs |\n|---|---:|")
+    for variant, values in samples.items():
+        low, high = min(values), max(values)
+        print(f"| {variant} | {statistics.median(values):.1f} ({low:.1f}-{high:.1f}) |")
+
+
+def report_interleaved(args: argparse.Namespace, urls: dict[str, str]) -> None:
+    args.urls = urls
+    samples = asyncio.run(interleaved(args))
+    runs = len(next(iter(samples.values())))
+    print(f"\nIn one process, taking turns: {runs} runs of {args.count // 4} GETs each, median")
+    print("(min-max), µs of client CPU per GET:\n")
+    print("| client | µs per GET |\n|---|---:|")
+    for name, values in samples.items():
+        low, high = min(values), max(values)
+        print(f"| {name} | {statistics.median(values):.0f} ({low:.0f}-{high:.0f}) |")
+
+
 def report(args: argparse.Namespace, urls: dict[str, str]) -> None:
     clients = CLIENTS + (("baseline-https",) if args.baseline else ())
     samples: dict[str, list[float]] = {client: [] for client in clients}
@@ -236,19 +370,27 @@ def report(args: argparse.Namespace, urls: dict[str, str]) -> None:
         )
     for client in ("ours-https", "ours-http", *(("baseline-https",) if args.baseline else ())):
         layers = run_client(client, urls, args, profile=True)["layers"]
-        total = sum(sum(functions.values()) for functions in layers.values())
+        own = {layer: sum(f[0] for f in functions.values()) for layer, functions in layers.items()}
+        calls = {
+            layer: sum(f[1] for f in functions.values()) for layer, functions in layers.items()
+        }
+        total = sum(own.values())
         print(f"\n{client}: {total / args.count * 1e6:.0f} µs profiled own time per GET\n")
-        print("| layer | µs per GET | share |\n|---|---:|---:|")
-        ranked = sorted(layers.items(), key=lambda item: -sum(item[1].values()))
-        for layer, functions in ranked[: args.top]:
-            own = sum(functions.values())
-            print(f"| {layer} | {own / args.count * 1e6:.1f} | {own / total:.0%} |")
+        print("| layer | µs per GET | share | calls per GET |\n|---|---:|---:|---:|")
+        ranked = sorted(layers, key=lambda layer: -own[layer])
+        for layer in ranked[: args.top]:
+            print(
+                f"| {layer} | {own[layer] / args.count * 1e6:.1f} | {own[layer] / total:.0%} "
+                f"| {calls[layer] / args.count:.1f} |"
+            )
         if client != "ours-http":
-            print("\nthe TLS layers' functions (µs per GET):\n")
-            for layer, functions in ranked:
+            print("\nthe TLS layers' functions (µs per GET, calls per GET):\n")
+            for layer in ranked:
                 if "ssl" in layer.lower() or "tls" in layer:
-                    for key, own in sorted(functions.items(), key=lambda item: -item[1])[:8]:
-                        print(f"- {layer}: {key} {own / args.count * 1e6:.1f}")
+                    functions = sorted(layers[layer].items(), key=lambda item: -item[1][0])
+                    for key, (seconds, number) in functions[:10]:
+                        each = seconds / args.count * 1e6
+                        print(f"- {layer}: {key} {each:.1f} µs, {number / args.count:.1f}")
     print("\nload: " + os.popen("uptime").read().strip())
 
 
@@ -297,6 +439,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         certificate.private_key_pem.write_to_path(key)
         args.ca = f"{tmp}/ca.pem"
         ca.cert_pem.write_to_path(args.ca)
+        report_floor(args, ca)
         if args.server == "standin":
             return _against(args, [sys.executable, __file__, "--serve", cert, key], None)
         from testserver.pouchdb_server import server_from_environment
@@ -320,6 +463,7 @@ def _against(args: argparse.Namespace, command: list[str], http_url: str | None)
             urls = {"http": printed[0], "https": printed[1]}
         else:
             urls = {"http": http_url, "https": printed[0]}
+        report_interleaved(args, urls)
         report(args, urls)
     finally:
         server.terminate()
