@@ -27,7 +27,9 @@ import pytest
 import trustme
 
 from aiocouch import CouchDB, Database, Document
+from aiocouch._http import HTTPConnection
 from aiocouch._http_transport import HTTPTransport
+from aiocouch._tls import open_tls_connection
 from aiocouch.cluster import Quorum
 from aiocouch.exception import (
     ConnectTimeoutError,
@@ -352,6 +354,19 @@ async def test_a_stalled_handshake_raises_connect_timeout(
             await guarded(client.info())
         assert time.monotonic() - started < 5.0
     assert isinstance(caught.value, aiohttp.ConnectionTimeoutError)
+
+
+async def test_a_stalled_handshake_ends_by_its_own_limit_without_the_callers() -> None:
+    """With no connect limits set, the handshake still ends (60 s; here the limit given)."""
+    with silent_listener() as port:
+        started = time.monotonic()
+        with pytest.raises(ConnectionAbortedError, match="TLS handshake"):
+            await guarded(
+                open_tls_connection(
+                    HTTPConnection, "localhost", port, ssl.create_default_context(), timeout=0.3
+                )
+            )
+        assert time.monotonic() - started < 5.0
 
 
 @contextlib.asynccontextmanager

@@ -71,7 +71,7 @@ class Endpoint:
         if self.tls is None:
             opening = loop.create_connection(protocol, self.host, self.port)
         else:
-            opening = open_tls_connection(protocol, self.host, self.port, self.tls)
+            opening = open_tls_connection(protocol, self.host, self.port, self.tls, timeout=timeout)
         try:
             _, connection = await asyncio.wait_for(opening, timeout)
         # (asyncio.TimeoutError is an OSError from Python 3.11 on: this clause first.)

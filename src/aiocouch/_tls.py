@@ -40,6 +40,8 @@ _Protocol = TypeVar("_Protocol", bound=asyncio.BufferedProtocol)
 
 _READ_SIZE = 256 * 1024
 """The most encrypted bytes taken from the socket at once."""
+_HANDSHAKE_SECONDS = 60.0
+"""The limit of a handshake when the caller sets none (asyncio's own, and nginx's)."""
 
 
 class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
@@ -291,23 +293,36 @@ class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
 
 
 async def open_tls_connection(
-    protocol: Callable[[], _Protocol], host: str, port: int, context: ssl.SSLContext
+    protocol: Callable[[], _Protocol],
+    host: str,
+    port: int,
+    context: ssl.SSLContext,
+    *,
+    timeout: float | None,
 ) -> tuple[TLSTransport, _Protocol]:
     """A TCP connection to ``host:port``, TLS handshake done: its transport and ``protocol``.
 
     ``host`` is sent as SNI and checked against the certificate (as the context says).
-    Raises what the handshake raises (:class:`ssl.SSLCertVerificationError`,
+    The handshake ends within ``timeout`` seconds (60 if None), else
+    :class:`ConnectionAbortedError`: the caller's own limit (a cancellation) should come
+    first. Raises what the handshake raises (:class:`ssl.SSLCertVerificationError`,
     :class:`ssl.SSLError`), :class:`ConnectionResetError` when the peer ends the
     connection during the handshake, :class:`OSError` when it cannot be reached. A
-    cancelled call (a time limit) closes the connection.
+    cancelled call closes the connection.
     """
     loop = asyncio.get_running_loop()
     handshake: asyncio.Future[None] = loop.create_future()
     application = protocol()
     layer = TLSTransport(application, context, host, handshake)
     await loop.create_connection(lambda: layer, host, port)
+    limit = _HANDSHAKE_SECONDS if timeout is None else timeout
     try:
-        await handshake
+        await asyncio.wait_for(handshake, limit)
+    except asyncio.TimeoutError:
+        layer.abort()
+        raise ConnectionAbortedError(
+            errno.ECONNABORTED, f"The TLS handshake took longer than {limit} s"
+        ) from None
     except BaseException:
         layer.abort()
         raise
