@@ -27,7 +27,9 @@ import pytest
 import trustme
 
 from aiocouch import CouchDB, Database, Document
+from aiocouch._http import HTTPConnection
 from aiocouch._http_transport import HTTPTransport
+from aiocouch._tls import open_tls_connection
 from aiocouch.cluster import Quorum
 from aiocouch.exception import (
     ConnectTimeoutError,
@@ -354,6 +356,19 @@ async def test_a_stalled_handshake_raises_connect_timeout(
     assert isinstance(caught.value, aiohttp.ConnectionTimeoutError)
 
 
+async def test_a_stalled_handshake_ends_by_its_own_limit_without_the_callers() -> None:
+    """With no connect limits set, the handshake still ends (60 s; here the limit given)."""
+    with silent_listener() as port:
+        started = time.monotonic()
+        with pytest.raises(ConnectionAbortedError, match="TLS handshake"):
+            await guarded(
+                open_tls_connection(
+                    HTTPConnection, "localhost", port, ssl.create_default_context(), timeout=0.3
+                )
+            )
+        assert time.monotonic() - started < 5.0
+
+
 @contextlib.asynccontextmanager
 async def breaking_handshakes(how: str) -> AsyncIterator[int]:
     """A port whose server reads the client's first TLS bytes, then resets or closes."""
@@ -432,6 +447,35 @@ async def test_a_slow_reader_over_tls_holds_bounded_memory_while_the_server_wait
     assert current < 16 * len(PIECE)
 
 
+async def aenumerate(pieces: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes]]:
+    number = 0
+    async for piece in pieces:
+        yield number, piece
+        number += 1
+
+
+async def test_a_large_answer_read_with_pauses_arrives_whole(ca: trustme.CA) -> None:
+    """Reading pauses (more than 4 MiB unread) and resumes with records still undecrypted."""
+    body = hashlib.sha256(b"seed").digest() * (24 * (1 << 20) // 32)  # 24 MiB
+
+    async def handler(request: ReceivedRequest, connection: ScriptedConnection) -> None:
+        await connection.send(http_response(200, body, content_type="application/octet-stream"))
+
+    async with https_scripted(handler, server_context(ca)) as (proxy, _):
+        couchdb = CouchDB(proxy.url, ssl=trusting(ca), retry=False)
+        doc = Document(Database(couchdb, "db"), "doc", data={"_rev": "1-a"})
+        received = hashlib.sha256()
+        try:
+            async with doc.attachment("att").stream() as pieces:
+                async for number, piece in aenumerate(pieces):
+                    received.update(piece)
+                    # Slower than the network at first: more than 4 MiB arrive unread.
+                    await asyncio.sleep(0.2 if number < 3 else 0)
+        finally:
+            await couchdb.close()
+    assert received.digest() == hashlib.sha256(body).digest()
+
+
 # --- a hostile server behind TLS: the same errors as over http, no reuse after them ---
 
 
@@ -482,3 +526,218 @@ async def test_a_hostile_server_behind_tls_raises_the_typed_error_and_is_not_reu
             doc = await guarded(db.get("next-doc"))
     assert doc["name"] == "next-doc"
     assert len(proxy.server_names) == 2  # the broken connection was not used again
+
+
+# --- records written by hand: cut, corrupted, a close with and without close_notify ---
+
+
+class BareTLSServer:
+    """A loopback TLS server whose records each test writes itself (``ssl.SSLObject`` over
+    memory BIOs, on a plain socket), so that it can cut a record, corrupt one, or close
+    the connection with or without TLS's ``close_notify``.
+
+    The first connection reads one request and hands ``script`` a :class:`BareTLS`; any
+    later one answers every request with :func:`answer_well`'s document.
+    """
+
+    def __init__(
+        self, context: ssl.SSLContext, script: Callable[[BareTLS], Awaitable[None]]
+    ) -> None:
+        self._context = context
+        self._script = script
+        self._server: asyncio.AbstractServer | None = None
+        self.connections = 0
+        self.requests = 0
+        self.url = ""
+
+    async def __aenter__(self) -> BareTLSServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"https://localhost:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        number = self.connections
+        self.connections += 1
+        tls = BareTLS(self._context, reader, writer)
+        try:
+            await tls.handshake()
+            while await tls.read_request():
+                self.requests += 1
+                if number > 0:
+                    await tls.send(http_response(200, b'{"_id":"next-doc","_rev":"1-a"}'))
+                else:
+                    await self._script(tls)
+                    return
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+
+class BareTLS:
+    """One connection of :class:`BareTLSServer`: TLS records in the test's hands."""
+
+    def __init__(
+        self, context: ssl.SSLContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self.reader, self.writer = reader, writer
+
+    async def handshake(self) -> None:
+        while True:
+            try:
+                self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self._exchange()
+            except ssl.SSLError:
+                await self.send()  # the alert that tells the client why
+                raise
+        await self.send()
+
+    async def read_request(self) -> bool:
+        """Reads one request head (the tests' requests have no body); False at the end."""
+        request = b""
+        while b"\r\n\r\n" not in request:
+            try:
+                request += self._tls.read(65536)
+            except ssl.SSLWantReadError:
+                if not await self._exchange():
+                    return False
+            except ssl.SSLZeroReturnError:
+                return False
+        return True
+
+    def record(self, data: bytes) -> bytes:
+        """``data`` encrypted as one record (nothing is sent)."""
+        self._tls.write(data)
+        return self._outgoing.read()
+
+    def close_notify(self) -> bytes:
+        """TLS's close_notify alert (nothing is sent)."""
+        with contextlib.suppress(ssl.SSLWantReadError):
+            self._tls.unwrap()
+        return self._outgoing.read()
+
+    async def send(self, data: bytes = b"", raw: bytes = b"") -> None:
+        """Sends ``data`` in a record, or ``raw`` bytes as they are (records made before)."""
+        if data:
+            self._tls.write(data)
+        self.writer.write(self._outgoing.read() + raw)
+        await self.writer.drain()
+
+    async def _exchange(self) -> bool:
+        if self._outgoing.pending:
+            self.writer.write(self._outgoing.read())
+        data = await self.reader.read(65536)
+        self._incoming.write(data)
+        return bool(data)
+
+
+PART = HEAD + b'Content-Length: 100\r\n\r\n{"_id":"doc",'
+
+
+async def cut_record(tls: BareTLS) -> None:
+    """The head and part of the body in one record, then half of the next, then FIN."""
+    first = tls.record(PART)
+    rest = tls.record(b'"_rev":"1-a","more":"' + b"x" * 40 + b'"}')
+    await tls.send(raw=first + rest[: len(rest) // 2])
+    tls.writer.close()
+
+
+async def corrupted_record(tls: BareTLS) -> None:
+    """The head in one record, then a record with one byte changed; then silence."""
+    first = tls.record(PART)
+    rest = bytearray(tls.record(b'"_rev":"1-a","more":"' + b"x" * 40 + b'"}'))
+    rest[-5] ^= 0xFF
+    await tls.send(raw=first + rest)
+    await asyncio.sleep(3600)
+
+
+def close_delimited(*, close_notify: bool) -> Callable[[BareTLS], Awaitable[None]]:
+    """A whole document whose end only the close tells, with or without close_notify."""
+
+    async def script(tls: BareTLS) -> None:
+        await tls.send(HEAD + b"Connection: close\r\n\r\n" + b'{"_id":"doc","_rev":"1-a"}')
+        if close_notify:
+            await tls.send(raw=tls.close_notify())
+        tls.writer.close()
+
+    return script
+
+
+BARE = {
+    "record-cut-then-close": (cut_record, IncompleteResponseError),
+    "corrupted-record": (corrupted_record, IncompleteResponseError),
+    "close-delimited-without-close-notify": (
+        close_delimited(close_notify=False),
+        IncompleteResponseError,
+    ),
+}
+
+
+@pytest.mark.parametrize(("script", "error"), BARE.values(), ids=list(BARE.keys()))
+async def test_records_cut_or_corrupted_raise_the_typed_error_and_are_not_reused(
+    ca: trustme.CA, script: Callable[[BareTLS], Awaitable[None]], error: type[Exception]
+) -> None:
+    async with BareTLSServer(server_context(ca), script) as server:
+        limits = aiohttp.ClientTimeout(sock_read=10.0, connect=10.0, sock_connect=10.0)
+        async with CouchDB(server.url, ssl=trusting(ca), timeout=limits, retry=False) as couchdb:
+            db = Database(couchdb, "db")
+            started = time.monotonic()
+            with pytest.raises(error):
+                await guarded(db.get("doc"))
+            # The TLS failure itself ended it, not the 10 s silence limit.
+            assert time.monotonic() - started < 5.0
+            doc = await guarded(db.get("next-doc"))
+    assert doc["_id"] == "next-doc"
+    assert server.connections == 2
+
+
+async def test_a_close_delimited_answer_ended_by_close_notify_is_complete(ca: trustme.CA) -> None:
+    script = close_delimited(close_notify=True)
+    async with BareTLSServer(server_context(ca), script) as server:
+        couchdb = CouchDB(server.url, ssl=trusting(ca), retry=False)
+        try:
+            doc = await guarded(Database(couchdb, "db").get("doc"))
+        finally:
+            await couchdb.close()
+    assert doc["_id"] == "doc"
+
+
+# --- protocol versions ---
+
+
+async def test_a_tls_1_2_server_serves_reads_and_writes(
+    open_client: Callable[..., CouchDB], ca: trustme.CA
+) -> None:
+    context = server_context(ca)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    async with https_scripted(answer_well, context) as (proxy, server):
+        db = Database(open_client(proxy.url, ssl=trusting(ca)), "db")
+        for _ in range(3):  # one connection, kept alive
+            assert (await guarded(db.get("doc")))["name"] == "doc"
+        await guarded(Document(db, "doc", data={"n": 1}).save())
+    assert [request.method for request in server.requests] == ["GET"] * 3 + ["PUT"]
+    assert len(proxy.server_names) == 1
+
+
+async def test_no_common_protocol_version_raises_client_connector_ssl_error(
+    open_client: Callable[..., CouchDB], ca: trustme.CA
+) -> None:
+    context = server_context(ca)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    client_context = trusting(ca)
+    client_context.maximum_version = ssl.TLSVersion.TLSv1_2
+    async with BareTLSServer(context, close_delimited(close_notify=True)) as server:
+        with pytest.raises(aiohttp.ClientConnectorSSLError) as caught:
+            await guarded(open_client(server.url, ssl=client_context).info())
+    assert not isinstance(caught.value, aiohttp.ClientConnectorCertificateError)
+    assert "PROTOCOL_VERSION" in str(caught.value.os_error).upper()
+    assert server.requests == 0

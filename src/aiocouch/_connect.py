@@ -1,7 +1,7 @@
 """Opens the lean transport's connections: plain TCP, or TLS for ``https://`` servers.
 
-TLS goes through asyncio's own SSL support, with the context the caller chose through the
-``ssl=`` option (the values aiohttp takes for it): an :class:`ssl.SSLContext` as given
+TLS goes through :mod:`._tls` (OpenSSL over memory BIOs), with the context the caller chose
+through the ``ssl=`` option (the values aiohttp takes for it): an :class:`ssl.SSLContext` as given
 (client certificates, private CAs, pinned protocol versions: all set on the context),
 ``True`` or ``None`` for the default context (certificates verified against the system's
 CAs, host name checked), ``False`` for no verification at all. The host name of the URL
@@ -28,6 +28,7 @@ from typing import TypeVar, Union
 import aiohttp
 from aiohttp.client_reqrep import ConnectionKey
 
+from ._tls import open_tls_connection
 from .exception import ConnectTimeoutError
 
 __all__ = ["Endpoint", "TLSOption", "is_lean_tls_option"]
@@ -35,7 +36,7 @@ __all__ = ["Endpoint", "TLSOption", "is_lean_tls_option"]
 TLSOption = Union[ssl.SSLContext, bool, None]
 """The ``ssl=`` values the lean transport serves itself."""
 
-_Protocol = TypeVar("_Protocol", bound=asyncio.BaseProtocol)
+_Protocol = TypeVar("_Protocol", bound=asyncio.BufferedProtocol)
 
 
 def is_lean_tls_option(option: object) -> bool:
@@ -70,15 +71,7 @@ class Endpoint:
         if self.tls is None:
             opening = loop.create_connection(protocol, self.host, self.port)
         else:
-            opening = loop.create_connection(
-                protocol,
-                self.host,
-                self.port,
-                ssl=self.tls,
-                server_hostname=self.host,
-                # Else asyncio's own limit (60 s) may end a handshake that ours allows.
-                ssl_handshake_timeout=timeout,
-            )
+            opening = open_tls_connection(protocol, self.host, self.port, self.tls, timeout=timeout)
         try:
             _, connection = await asyncio.wait_for(opening, timeout)
         # (asyncio.TimeoutError is an OSError from Python 3.11 on: this clause first.)
