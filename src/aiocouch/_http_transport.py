@@ -122,7 +122,7 @@ class HTTPTransport(Transport):
             self._pool.release(connection)
         if head.status >= 300:
             raise self._error(method, target, headers, head, content, subject, overrides)
-        return RawResponse(head.status, CIMultiDictProxy(head.headers), content)
+        return RawResponse(head.status, head.header_proxy, content)
 
     @async_context_manager
     async def stream(
@@ -230,7 +230,7 @@ class HTTPTransport(Transport):
                         deadline=deadline,
                     )
                 response = await connection.read_head()
-                if "Content-Encoding" in response.headers:
+                if response.has(b"content-encoding"):
                     self._refuse_content_encoding(connection, response)
                 return connection, response
             except aiohttp.ServerDisconnectedError:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import abc
 import base64
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any
 
@@ -56,14 +56,35 @@ _CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class RawResponse:
-    """A whole response: status, headers and the undecoded body."""
+    """A whole response: status, headers and the undecoded body.
 
-    __slots__ = ("body", "headers", "status")
+    ``headers`` may be given as a function that makes them, called when they are first
+    read: the lean transport then decodes no header field that nobody reads.
+    """
 
-    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> None:
+    __slots__ = ("_headers", "body", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: CIMultiDictProxy[str] | Callable[[], CIMultiDictProxy[str]],
+        body: bytes,
+    ) -> None:
         self.status = status
-        self.headers = headers
+        self._headers = headers
         self.body = body
+
+    def read_headers(self) -> CIMultiDictProxy[str]:
+        """The headers (made on the first call, if they were given as a function)."""
+        headers = self._headers
+        if not isinstance(headers, CIMultiDictProxy):
+            headers = self._headers = headers()
+        return headers
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        """The headers of the response."""
+        return self.read_headers()
 
     def json(self) -> Any:
         """The body decoded as JSON (once)."""
