@@ -92,6 +92,7 @@ class HTTPTransport(Transport):
         )
         self._pool = ConnectionPool(Endpoint(scheme, host, port, ssl), limit=_CONNECTION_LIMIT)
         self._trace_configs = list(trace_configs or ())
+        self._shown_headers: CIMultiDictProxy[str] | None = None
 
     async def request(
         self,
@@ -296,8 +297,19 @@ class HTTPTransport(Transport):
     ) -> None:
         """Gives ``error`` the request it answered (without credentials)."""
         if error.request_info is None:
-            url = URL(self._origin + target, encoded=True)
-            error.request_info = public_request_info(url, method, self._request_headers(headers))
+            error.request_info = self._public_info(method, target, headers)
+
+    def _public_info(
+        self, method: str, target: str, headers: Mapping[str, str] | None
+    ) -> aiohttp.RequestInfo:
+        """The request as exceptions show it (see :func:`public_request_info`)."""
+        url = URL(self._origin + target, encoded=True)
+        if headers is not None:
+            return public_request_info(url, method, self._request_headers(headers))
+        # (most requests add no header of their own: the shown ones are taken once)
+        if self._shown_headers is None:
+            self._shown_headers = public_request_info(url, method, self._headers).headers
+        return aiohttp.RequestInfo(url, method, self._shown_headers, url)
 
     def _request_headers(self, headers: Mapping[str, str] | None) -> CIMultiDict[str]:
         merged: CIMultiDict[str] = CIMultiDict(self._headers)
@@ -323,8 +335,7 @@ class HTTPTransport(Transport):
         subject: str,
         overrides: Mapping[int, type[_TypedResponseError]] | None,
     ) -> _TypedResponseError:
-        url = URL(self._origin + target, encoded=True)
-        request_info = public_request_info(url, method, self._request_headers(headers))
+        request_info = self._public_info(method, target, headers)
         return error_from_body(
             head.status,
             content,

@@ -38,7 +38,15 @@ from ._body import StreamedBody
 from ._params import encode_query
 from .exception import _TypedResponseError, error_for_response
 
-__all__ = ["NO_BODY", "RawResponse", "StreamedResponse", "Transport", "check_headers"]
+__all__ = [
+    "NO_BODY",
+    "RawResponse",
+    "StreamedResponse",
+    "Transport",
+    "check_headers",
+    "public_request_info",
+    "shows_no_credentials",
+]
 
 NO_BODY: Any = object()
 """Marks a request without a JSON body (``None`` is a valid JSON body)."""
@@ -231,8 +239,9 @@ def error_from_body(
     """The exception for a non-2xx answer, with CouchDB's ``error``/``reason`` from its body."""
     reason: str | None = None
     error: str | None = None
+    # (a HEAD answer has no body: no decoding, and no exception to catch)
     with suppress(ValueError, TypeError):
-        decoded = _json.loads(body)
+        decoded = _json.loads(body) if body else None
         if isinstance(decoded, dict):
             reason = _text_or_none(decoded.get("reason") or decoded.get("message"))
             error = _text_or_none(decoded.get("error"))
@@ -275,6 +284,11 @@ def public_request_info(
         (name, value) for name, value in headers.items() if name.lower() not in _SECRET_HEADERS
     )
     return aiohttp.RequestInfo(url, method, CIMultiDictProxy(shown), real_url or url)
+
+
+def shows_no_credentials(info: aiohttp.RequestInfo) -> bool:
+    """True if ``info`` holds none of the headers :func:`public_request_info` strips."""
+    return _SECRET_HEADERS.isdisjoint(map(str.lower, info.headers))
 
 
 def _basic_authorization(user: str, password: str) -> str:
