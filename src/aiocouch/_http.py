@@ -424,18 +424,26 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     async def read_head(self) -> ResponseHead:
         """Waits for the status line and headers."""
-        while self._head is None:
-            # (_wait, inlined: one coroutine less per request)
-            if self._error is not None:
-                raise self._error
+        if self._head is not None:
+            return self._head
+        head = self.head_or_arrival()
+        while not isinstance(head, ResponseHead):
+            await head
+            head = self.head_or_arrival()
+        return head
+
+    def head_or_arrival(self) -> ResponseHead | asyncio.Future[None]:
+        """The head if it arrived, else a future that is done when more arrived (or the
+        exchange failed): a caller awaits that and asks again, with no coroutine of its
+        own. Raises what ended the exchange."""
+        if self._error is not None:
+            raise self._error
+        if self._head is not None:
+            return self._head
+        waiter = self._waiter
+        if waiter is None or waiter.done():
             waiter = self._waiter = self._loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-            if self._error is not None:
-                raise self._error
-        return self._head
+        return waiter
 
     async def read_chunk(self, *, coalesce: bool = False, limit: int | None = None) -> bytes:
         """The next piece of the body, ``b""`` at its end.

@@ -230,7 +230,10 @@ class HTTPTransport(Transport):
                         sock_read=timeout.sock_read,
                         deadline=deadline,
                     )
-                response = await connection.read_head()
+                response = connection.head_or_arrival()
+                while not isinstance(response, ResponseHead):
+                    await response  # (read_head(), inlined: one coroutine less per request)
+                    response = connection.head_or_arrival()
                 if response.has(b"content-encoding"):
                     self._refuse_content_encoding(connection, response)
                 return connection, response

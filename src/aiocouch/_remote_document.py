@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths, _write_confirmation
@@ -87,16 +87,13 @@ class RemoteDocument:
         document: JsonDict = await self._read(params, OBJECT)
         return document
 
-    async def _get_with_text(self, **params: Any) -> tuple[JsonDict, bytes]:
-        """GET /{db}/{docid}?params, as :meth:`_get`: the document and its JSON text."""
-        response, document = await self._remote._request(
-            "GET",
-            self.endpoint,
-            params={**self._remote._quorum._read(), **params},
-            subject=self._subject,
-            expect=OBJECT,
+    def _get_answer(self, params: Mapping[str, Any]) -> Awaitable[RequestResult]:
+        """GET /{db}/{docid}?params (the read quorum ``r`` among them, if any): the answer
+        and the document (the answer's ``_body`` is its JSON text)."""
+        # (not a coroutine of its own: one level less between a read and the transport)
+        return self._remote._request(
+            "GET", self.endpoint, params=params, subject=self._subject, expect=OBJECT
         )
-        return document, response._body
 
     async def _read(self, params: Mapping[str, Any], expect: AnswerShape) -> Any:
         """GET /{db}/{docid}?params; an answer not of the ``expect``-ed shape raises.
