@@ -399,6 +399,30 @@ async def test_connection_close_header_makes_it_not_reusable() -> None:
     assert not connection.reusable
 
 
+@pytest.mark.parametrize(
+    ("version", "fields", "reusable"),
+    [
+        (b"1.1", b"Connection: keep-alive\r\n", True),
+        (b"1.1", b"connection: KEEP-ALIVE\r\n", True),
+        (b"1.1", b"Connection: keep-alive\r\nConnection: keep-alive\r\n", True),
+        (b"1.1", b"Connection: keep-alive, close\r\n", False),
+        (b"1.1", b"Connection: keep-alive\r\nConnection: close\r\n", False),
+        (b"1.1", b"Connection: close \r\n", False),
+        (b"1.0", b"Connection: Keep-Alive\r\n", True),
+        (b"1.0", b"Connection: keep-alive \r\n", True),
+        (b"1.0", b"X-Connection: keep-alive\r\n", False),
+        (b"1.1", b"X-Connection: close\r\n", True),
+    ],
+)
+async def test_connection_fields_decide_reuse(
+    version: bytes, fields: bytes, reusable: bool
+) -> None:
+    raw = b"HTTP/" + version + b" 200 OK\r\n" + fields + b"Content-Length: 2\r\n\r\nok"
+    connection, _, body = await exchange([raw])
+    assert body == b"ok"
+    assert connection.reusable is reusable
+
+
 async def test_http_1_0_without_keep_alive_is_not_reusable() -> None:
     connection, _, body = await exchange([b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"])
     assert body == b"ok"
@@ -589,6 +613,35 @@ async def test_headers_are_case_insensitive_and_repeated_headers_kept() -> None:
     assert head.headers["etag"] == '"1-abc"'
     assert head.headers["x-spaced"] == "padded value"
     assert head.headers["X-Colon"] == "a:b"
+
+
+async def test_the_head_is_read_whole_however_it_arrives() -> None:
+    # (empty lines before a status line are skipped, informational heads too)
+    raw = (
+        b"\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+        b'HTTP/1.1 201 Created\r\nX-A: 1\r\nx-a:\t2 \r\nETag: "1-a"\r\n'
+        b"Content-Length: 2\r\n\r\nok"
+    )
+    for pieces in every_split(raw):
+        connection, head, body = await exchange(pieces)
+        assert (head.status, head.reason, body) == (201, "Created", b"ok"), pieces
+        assert list(head.headers.items()) == [
+            ("X-A", "1"),
+            ("x-a", "2"),
+            ("ETag", '"1-a"'),
+            ("Content-Length", "2"),
+        ], pieces
+        assert connection.reusable, pieces
+
+
+async def test_a_head_answer_followed_by_more_bytes_is_not_reusable() -> None:
+    head_only = b'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: "1-a"\r\n\r\n'
+    connection, head, _ = await exchange([head_only], expect_body=False)
+    assert head.headers["ETag"] == '"1-a"' and connection.reusable
+    for pieces in ([head_only + b"hello"], [head_only[:10], head_only[10:] + b"x"]):
+        connection, head, _ = await exchange(pieces, expect_body=False)
+        assert head.headers["ETag"] == '"1-a"'
+        assert not connection.reusable, pieces
 
 
 async def test_reason_phrase_with_spaces_and_without() -> None:

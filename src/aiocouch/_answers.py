@@ -138,12 +138,17 @@ def kind_of(value: Any) -> str:
 
 
 def decode_json(
-    body: bytes, *, headers: Mapping[str, str], allow_empty: bool, expect: AnswerShape | None
+    body: bytes,
+    *,
+    headers: Mapping[str, str] | Callable[[], Mapping[str, str]],
+    allow_empty: bool,
+    expect: AnswerShape | None,
 ) -> Any:
     """The JSON value of a whole 2xx ``body``; None for an allowed empty body.
 
     Raises UnexpectedAnswer if the body is empty (unless allowed), not UTF-8, not JSON,
-    or not of the ``expect``-ed shape; ``headers`` (the answer's) name its Content-Type.
+    or not of the ``expect``-ed shape; ``headers`` (the answer's, or a function making
+    them, called only then) name its Content-Type.
     """
     if not body:
         if allow_empty:
@@ -152,6 +157,8 @@ def decode_json(
     try:
         value = _json.loads(body)
     except ValueError as exc:
+        if callable(headers):
+            headers = headers()
         raise UnexpectedAnswer(_not_json(body, headers.get("Content-Type"), exc)) from exc
     if expect is not None and not expect.matches(value):
         raise UnexpectedAnswer(f"expected {expect.name}, got {kind_of(value)}")

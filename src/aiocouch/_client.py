@@ -12,6 +12,7 @@ credentials from every exception that leaves (:mod:`._redaction`).
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any
@@ -25,7 +26,7 @@ from ._body import StreamedBody
 from ._http_transport import HTTPTransport
 from ._nodes import NodeSet, node_urls
 from ._redaction import redact, redacted
-from ._retrying import RetryingStream, with_retries
+from ._retrying import RetryingStream, after_failure, first_limits
 from ._transport import NO_BODY, RawResponse, StreamedResponse, Transport
 from .auth import Authentication
 from .cluster import Failover, NodeStatus
@@ -180,15 +181,27 @@ class HTTPClient:
                 timeout=limits,
             )
 
+        limits = (
+            timeout
+            or self._scoped_timeout()
+            or (self.timeout if body is None else self.stream_timeout)
+        )
+        started = time.monotonic()
         try:
-            return await with_retries(
+            # (with_retries(), its first attempt made here: no coroutine of its own for a
+            # request that succeeds at once)
+            try:
+                return await attempt(first_limits(self.retry, limits))
+            except Exception as exc:
+                error = exc
+            return await after_failure(
+                error,
+                started,
                 self.retry,
                 attempt,
                 method,
                 path,
-                timeout
-                or self._scoped_timeout()
-                or (self.timeout if body is None else self.stream_timeout),
+                limits,
                 repetition or default_repetition(method),
                 attempt_log,
                 can_repeat=None if body is None else body.can_restart,

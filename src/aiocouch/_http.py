@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 import httptools
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._connect import Endpoint
 from ._transport import COALESCE_BELOW, COALESCE_PAUSE
@@ -64,14 +64,48 @@ class _EndOfHead(Exception):
 
 
 class ResponseHead:
-    """The status line and headers of a response."""
+    """The status line and header fields of a response.
 
-    __slots__ = ("headers", "reason", "status")
+    The fields are kept as the bytes that arrived and decoded only when :attr:`headers`
+    is first read: most answers are framed by four of them, found in the bytes.
+    """
 
-    def __init__(self, status: int, reason: str, headers: CIMultiDict[str]) -> None:
+    __slots__ = ("_headers", "_lower", "_raw", "status")
+
+    def __init__(self, status: int, raw: bytes, lower: bytes) -> None:
         self.status = status
-        self.reason = reason
-        self.headers = headers
+        self._raw = raw
+        """The status line and the field lines, each ending in CRLF (llhttp checked them)."""
+        self._lower = lower
+        self._headers: CIMultiDict[str] | None = None
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        """The header fields (names in any case; a repeated field keeps each value)."""
+        headers = self._headers
+        if headers is None:
+            lines = self._raw.decode("latin-1").split("\r\n")
+            fields = []
+            for line in lines[1:-1]:
+                name, _, value = line.partition(":")
+                fields.append((name, value.strip(" \t")))
+            headers = self._headers = CIMultiDict(fields)
+        return headers
+
+    def header_proxy(self) -> CIMultiDictProxy[str]:
+        """The header fields, read-only (see :class:`~._transport.RawResponse`)."""
+        return CIMultiDictProxy(self.headers)
+
+    @property
+    def reason(self) -> str:
+        """The reason phrase of the status line ("" if there is none)."""
+        status_line = self._raw[: self._raw.find(b"\r\n")].decode("latin-1")
+        parts = status_line.split(" ", 2)
+        return parts[2] if len(parts) == 3 else ""
+
+    def has(self, name: bytes) -> bool:
+        """True if a field ``name`` (lower case) is there, without decoding the fields."""
+        return b"\r\n" + name + b":" in self._lower
 
 
 class HTTPConnection(asyncio.BufferedProtocol):
@@ -91,8 +125,13 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._parser: httptools.HttpResponseParser | None = None
         self._parser_reusable = False
-        self._fields: list[tuple[bytes, bytes]] = []
-        self._reason = b""
+        # The head is taken from the bytes that arrived (see _take_head): the bytes of
+        # earlier reads that hold its start, where it starts in those and the current
+        # read, and the current read (a bytes-like object with find(), and its length).
+        self._head_buffer = b""
+        self._head_from = 0
+        self._feeding: bytes | bytearray = b""
+        self._feeding_size = 0
         self._unparsed = 0
         self._progress = False
         self._pieces: list[bytes] = []
@@ -119,6 +158,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self.reusable = True
         self.received = False
         self.idle_since = 0.0
+        self._read_array = bytearray()
         self._read_buffer: memoryview | None = None
 
     # --- asyncio.Protocol ---
@@ -132,15 +172,22 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._read_buffer is None:
-            self._read_buffer = memoryview(bytearray(_READ_BUFFER))
+            self._read_array = bytearray(_READ_BUFFER)
+            self._read_buffer = memoryview(self._read_array)
         return self._read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
         assert self._read_buffer is not None
-        self.data_received(self._read_buffer[:nbytes])
+        self._received(self._read_buffer[:nbytes], self._read_array, nbytes)
 
     def data_received(self, data: bytes | memoryview) -> None:
+        self._received(data, bytes(data) if type(data) is memoryview else data, len(data))
+
+    def _received(self, data: bytes | memoryview, searchable: bytes | bytearray, size: int) -> None:
+        """Parses ``data`` (``searchable``: the same bytes, or a buffer starting with them)."""
         self.received = True
+        self._feeding = searchable
+        self._feeding_size = size
         self._last_io = self._loop.time()
         parser = self._parser
         if parser is None or self._done:
@@ -153,8 +200,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _EndOfHead):
-                end = bytes(data).find(b"\r\n\r\n")
-                if end < 0 or end + 4 != len(data):
+                if self._head_from != len(self._head_buffer) + size:
                     self.reusable = False  # (something after the head: out of step)
             elif self._done:
                 self.reusable = False  # a second answer began: out of step
@@ -181,6 +227,11 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if self._pieces:
             self._deliver(self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces))
             self._pieces.clear()
+        elif self._head is None and self._error is None:
+            # The head goes on in the next read: keep what arrived of it (bounded by
+            # _MAX_UNPARSED), from where it starts.
+            self._head_buffer = (self._head_buffer + bytes(data))[self._head_from :]
+            self._head_from = 0
         self._wake()
 
     def eof_received(self) -> bool:
@@ -220,36 +271,24 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if self._done:
             raise InvalidResponseError("A second answer began")  # stops llhttp
 
-    def on_status(self, reason: bytes) -> None:
-        self._reason += reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        # (called for each field: the least work here, the rest once per head; trailer
-        # fields land here too, unused, bounded by _MAX_UNPARSED)
-        self._fields.append((name, value))
+    # (no on_status, no on_header: llhttp then makes no object and no call per field; the
+    # head is taken from the bytes it checked, and decoded only if its fields are read)
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
         self._progress = True
+        raw = self._take_head()
         status = self._parser.get_status_code()
         if status < 200:
-            self._fields.clear()  # informational: the answer follows
-            self._reason = b""
-            return
+            return  # informational: the answer follows
         version = self._parser.get_http_version()
         if version not in _HTTP_VERSIONS:
             raise InvalidResponseError(f"Unsupported HTTP version {version!r}")
-        if len(self._fields) > _MAX_FIELDS:
+        if raw.count(b"\r\n") > _MAX_FIELDS + 1:
             raise InvalidResponseError(f"More than {_MAX_FIELDS} header fields")
-        # (llhttp leaves the whitespace after a value in it)
-        headers: CIMultiDict[str] = CIMultiDict(
-            [
-                (name.decode("latin-1"), value.rstrip(b" \t").decode("latin-1"))
-                for name, value in self._fields
-            ]
-        )
-        self._frame(version == "1.1", status, headers)
-        self._head = ResponseHead(status, self._reason.decode("latin-1"), headers)
+        head = ResponseHead(status, raw, raw.lower())
+        self._frame(version == "1.1", head)
+        self._head = head
         if self._mode == _NO_BODY:
             self._finish()
             if not self._expect_body:
@@ -287,8 +326,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
             # (llhttp starts the next message by itself after a complete one)
             self._parser = httptools.HttpResponseParser(self)
         self._parser_reusable = False
-        self._fields = []
-        self._reason = b""
+        self._head_buffer = b""
+        self._head_from = 0
         self._unparsed = 0
         self._head = None
         self._expect_body = expect_body
@@ -385,18 +424,26 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     async def read_head(self) -> ResponseHead:
         """Waits for the status line and headers."""
-        while self._head is None:
-            # (_wait, inlined: one coroutine less per request)
-            if self._error is not None:
-                raise self._error
+        if self._head is not None:
+            return self._head
+        head = self.head_or_arrival()
+        while not isinstance(head, ResponseHead):
+            await head
+            head = self.head_or_arrival()
+        return head
+
+    def head_or_arrival(self) -> ResponseHead | asyncio.Future[None]:
+        """The head if it arrived, else a future that is done when more arrived (or the
+        exchange failed): a caller awaits that and asks again, with no coroutine of its
+        own. Raises what ended the exchange."""
+        if self._error is not None:
+            raise self._error
+        if self._head is not None:
+            return self._head
+        waiter = self._waiter
+        if waiter is None or waiter.done():
             waiter = self._waiter = self._loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-            if self._error is not None:
-                raise self._error
-        return self._head
+        return waiter
 
     async def read_chunk(self, *, coalesce: bool = False, limit: int | None = None) -> bytes:
         """The next piece of the body, ``b""`` at its end.
@@ -573,7 +620,51 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._fail(error)
         self.close()
 
-    def _frame(self, http11: bool, status: int, headers: CIMultiDict[str]) -> None:
+    def _take_head(self) -> bytes:
+        """The head llhttp has just completed, from the bytes that arrived: its status
+        line and field lines, each ending in CRLF (llhttp checked them: strict, every
+        line ends in CRLF, so the first empty line ends the head)."""
+        data: bytes | bytearray = self._feeding
+        size = self._feeding_size
+        if self._head_buffer:
+            data = self._head_buffer + bytes(memoryview(data)[:size])
+            size = len(data)
+        start = self._head_from
+        while data[start] in b"\r\n":
+            start += 1  # (llhttp skips empty lines before a status line)
+        end = data.find(b"\r\n\r\n", start, size) + 2
+        self._head_from = end + 2
+        return bytes(memoryview(data)[start:end])
+
+    def _frame(self, http11: bool, head: ResponseHead) -> None:
+        """Reads how the body is delimited and whether the connection stays open.
+
+        The common answer is read from the head's bytes: no ``Transfer-Encoding``, no
+        ``Connection`` field or one saying ``keep-alive``, a ``Content-Length`` or none.
+        Any other is read from the decoded fields (:meth:`_frame_by_fields`).
+        """
+        lower = head._lower
+        connection = lower.find(b"\r\nconnection:")
+        if b"\r\ntransfer-encoding:" in lower or (
+            connection >= 0
+            and (
+                not lower.startswith(b"\r\nconnection: keep-alive\r\n", connection)
+                or lower.find(b"\r\nconnection:", connection + 2) >= 0
+            )
+        ):
+            self._frame_by_fields(http11, head.status, head.headers)
+            return
+        if not (http11 or connection >= 0):
+            self.reusable = False
+        if not self._expect_body or head.status in (204, 304):
+            self._mode = _NO_BODY
+        elif b"\r\ncontent-length:" in lower:
+            self._mode = _LENGTH
+        else:
+            self._mode = _UNTIL_CLOSE
+            self.reusable = False
+
+    def _frame_by_fields(self, http11: bool, status: int, headers: CIMultiDict[str]) -> None:
         """Reads how the body is delimited and whether the connection stays open.
 
         llhttp checked ``Content-Length`` (and refused it together with

@@ -92,6 +92,7 @@ class HTTPTransport(Transport):
         )
         self._pool = ConnectionPool(Endpoint(scheme, host, port, ssl), limit=_CONNECTION_LIMIT)
         self._trace_configs = list(trace_configs or ())
+        self._shown_headers: CIMultiDictProxy[str] | None = None
 
     async def request(
         self,
@@ -122,7 +123,7 @@ class HTTPTransport(Transport):
             self._pool.release(connection)
         if head.status >= 300:
             raise self._error(method, target, headers, head, content, subject, overrides)
-        return RawResponse(head.status, CIMultiDictProxy(head.headers), content)
+        return RawResponse(head.status, head.header_proxy, content)
 
     @async_context_manager
     async def stream(
@@ -229,8 +230,11 @@ class HTTPTransport(Transport):
                         sock_read=timeout.sock_read,
                         deadline=deadline,
                     )
-                response = await connection.read_head()
-                if "Content-Encoding" in response.headers:
+                response = connection.head_or_arrival()
+                while not isinstance(response, ResponseHead):
+                    await response  # (read_head(), inlined: one coroutine less per request)
+                    response = connection.head_or_arrival()
+                if response.has(b"content-encoding"):
                     self._refuse_content_encoding(connection, response)
                 return connection, response
             except aiohttp.ServerDisconnectedError:
@@ -296,8 +300,19 @@ class HTTPTransport(Transport):
     ) -> None:
         """Gives ``error`` the request it answered (without credentials)."""
         if error.request_info is None:
-            url = URL(self._origin + target, encoded=True)
-            error.request_info = public_request_info(url, method, self._request_headers(headers))
+            error.request_info = self._public_info(method, target, headers)
+
+    def _public_info(
+        self, method: str, target: str, headers: Mapping[str, str] | None
+    ) -> aiohttp.RequestInfo:
+        """The request as exceptions show it (see :func:`public_request_info`)."""
+        url = URL(self._origin + target, encoded=True)
+        if headers is not None:
+            return public_request_info(url, method, self._request_headers(headers))
+        # (most requests add no header of their own: the shown ones are taken once)
+        if self._shown_headers is None:
+            self._shown_headers = public_request_info(url, method, self._headers).headers
+        return aiohttp.RequestInfo(url, method, self._shown_headers, url)
 
     def _request_headers(self, headers: Mapping[str, str] | None) -> CIMultiDict[str]:
         merged: CIMultiDict[str] = CIMultiDict(self._headers)
@@ -323,8 +338,7 @@ class HTTPTransport(Transport):
         subject: str,
         overrides: Mapping[int, type[_TypedResponseError]] | None,
     ) -> _TypedResponseError:
-        url = URL(self._origin + target, encoded=True)
-        request_info = public_request_info(url, method, self._request_headers(headers))
+        request_info = self._public_info(method, target, headers)
         return error_from_body(
             head.status,
             content,

@@ -13,7 +13,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._async_context import async_context_manager
-from ._transport import StreamedResponse, public_request_info
+from ._transport import StreamedResponse, public_request_info, shows_no_credentials
 
 __all__ = ["redact", "redacted"]
 
@@ -33,7 +33,7 @@ def redact(exc: aiohttp.ClientResponseError) -> None:
             )
         )
     info, history = exc.request_info, exc.history
-    if info is not None:
+    if info is not None and not shows_no_credentials(info):
         exc.request_info = public_request_info(info.url, info.method, info.headers, info.real_url)
     exc.history = ()
     # aiohttp's own classes keep both in ``args`` too (their repr shows them).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
@@ -12,8 +11,9 @@ from ._answers import OBJECT
 from ._body import StreamedBody
 from ._response import HTTPResponse, confirmed_result
 from ._transport import StreamedResponse, public_request_info
-from ._write_confirmation import checked_write
-from .exception import InvalidResponseError, _TypedResponseError, error_for_response
+from ._write_confirmation import confirm_conflict
+from .exception import ConflictError, InvalidResponseError, _TypedResponseError, error_for_response
+from .retry import AttemptLog, Repetition
 from .typing import JsonDict
 
 if TYPE_CHECKING:
@@ -132,9 +132,9 @@ class RemoteAttachment:
         """
         if not isinstance(data, StreamedBody):
             data = bytes(data)
-        _, result = await checked_write(
-            functools.partial(
-                self._remote._request,
+        attempt_log = AttemptLog()
+        try:
+            _, result = await self._remote._request(
                 "PUT",
                 self.endpoint,
                 params={"rev": rev, **self._remote._quorum._write()},
@@ -142,18 +142,24 @@ class RemoteAttachment:
                 headers={"Content-Type": content_type},
                 subject=self._subject,
                 expect=OBJECT,
-            ),
-            lambda: _write_confirmation.attachment_write(
-                self._remote,
-                self._document.endpoint,
-                self.id,
-                rev,
-                data,
-                content_type,
-                self._subject,
-            ),
-            lambda written: confirmed_result(201, self._document.id, written),
-        )
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except ConflictError as conflict:
+            _, result = await confirm_conflict(
+                conflict,
+                attempt_log,
+                lambda: _write_confirmation.attachment_write(
+                    self._remote,
+                    self._document.endpoint,
+                    self.id,
+                    rev,
+                    data,
+                    content_type,
+                    self._subject,
+                ),
+                lambda written: confirmed_result(201, self._document.id, written),
+            )
         return dict(result)
 
     async def _delete(self, rev: str | None) -> JsonDict:
@@ -162,18 +168,24 @@ class RemoteAttachment:
         Repeated after a lost answer: a repeat of an applied DELETE gets 409, which becomes
         the success it was if a child of ``rev`` lacks the attachment.
         """
-        _, result = await checked_write(
-            functools.partial(
-                self._remote._request,
+        attempt_log = AttemptLog()
+        try:
+            _, result = await self._remote._request(
                 "DELETE",
                 self.endpoint,
                 params={"rev": rev, **self._remote._quorum._write()},
                 subject=self._subject,
                 expect=OBJECT,
-            ),
-            lambda: _write_confirmation.attachment_deletion(
-                self._remote, self._document.endpoint, self.id, rev, self._subject
-            ),
-            lambda written: confirmed_result(200, self._document.id, written),
-        )
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except ConflictError as conflict:
+            _, result = await confirm_conflict(
+                conflict,
+                attempt_log,
+                lambda: _write_confirmation.attachment_deletion(
+                    self._remote, self._document.endpoint, self.id, rev, self._subject
+                ),
+                lambda written: confirmed_result(200, self._document.id, written),
+            )
         return dict(result)

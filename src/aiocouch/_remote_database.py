@@ -3,7 +3,6 @@ maintenance."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +21,8 @@ from ._mango_answers import INDEX_DELETIONS, INDEX_LIST, QUERY_PLAN
 from ._response import RequestResult, confirmed_result
 from ._row_stream import RowStream
 from ._transport import JSON_CONTENT_TYPE, NO_BODY
-from ._write_confirmation import checked_write
-from .exception import ForbiddenError, NotFoundError, _TypedResponseError
+from ._write_confirmation import confirm_conflict
+from .exception import ConflictError, ForbiddenError, NotFoundError, _TypedResponseError
 from .retry import AttemptLog, Repetition
 from .typing import JsonDict
 
@@ -153,9 +152,9 @@ class RemoteDatabase:
         the success it was if the document is the one sent (see :mod:`._write_confirmation`).
         """
         subject = f"document '{id}' in {self._subject}"
-        return await checked_write(
-            functools.partial(
-                self._remote._request,
+        attempt_log = AttemptLog()
+        try:
+            return await self._remote._request(
                 "POST",
                 self.endpoint,
                 params=self._remote._quorum._write(w),
@@ -163,12 +162,18 @@ class RemoteDatabase:
                 headers=JSON_CONTENT_TYPE,
                 subject=subject,
                 expect=OBJECT,
-            ),
-            lambda: _write_confirmation.document_write(
-                self._remote, _paths.document_path(self.id, id), _json.loads(body), subject
-            ),
-            lambda rev: confirmed_result(201, id, rev),
-        )
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except ConflictError as conflict:
+            return await confirm_conflict(
+                conflict,
+                attempt_log,
+                lambda: _write_confirmation.document_write(
+                    self._remote, _paths.document_path(self.id, id), _json.loads(body), subject
+                ),
+                lambda rev: confirmed_result(201, id, rev),
+            )
 
     async def _find(self, selector: Any, **data: Any) -> JsonDict:
         """POST /{db}/_find with body ``{"selector": selector, **data}``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths, _write_confirmation
@@ -12,7 +12,7 @@ from ._answers import OBJECT, AnswerShape
 from ._remote_attachment import RemoteAttachment
 from ._response import HTTPResponse, RequestResult, confirmed_result
 from ._transport import JSON_CONTENT_TYPE, NO_BODY
-from ._write_confirmation import checked_write
+from ._write_confirmation import confirm_conflict
 from .exception import ConflictError, NotFoundError, _TypedResponseError
 from .retry import AttemptLog, Repetition
 from .typing import JsonDict
@@ -87,16 +87,13 @@ class RemoteDocument:
         document: JsonDict = await self._read(params, OBJECT)
         return document
 
-    async def _get_with_text(self, **params: Any) -> tuple[JsonDict, bytes]:
-        """GET /{db}/{docid}?params, as :meth:`_get`: the document and its JSON text."""
-        response, document = await self._remote._request(
-            "GET",
-            self.endpoint,
-            params={**self._remote._quorum._read(), **params},
-            subject=self._subject,
-            expect=OBJECT,
+    def _get_answer(self, params: Mapping[str, Any]) -> Awaitable[RequestResult]:
+        """GET /{db}/{docid}?params (the read quorum ``r`` among them, if any): the answer
+        and the document (the answer's ``_body`` is its JSON text)."""
+        # (not a coroutine of its own: one level less between a read and the transport)
+        return self._remote._request(
+            "GET", self.endpoint, params=params, subject=self._subject, expect=OBJECT
         )
-        return document, response._body
 
     async def _read(self, params: Mapping[str, Any], expect: AnswerShape) -> Any:
         """GET /{db}/{docid}?params; an answer not of the ``expect``-ed shape raises.
@@ -126,9 +123,9 @@ class RemoteDocument:
         Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
         the success it was if the document is the one sent (see :mod:`._write_confirmation`).
         """
-        return await checked_write(
-            functools.partial(
-                self._remote._request,
+        attempt_log = AttemptLog()
+        try:
+            return await self._remote._request(
                 "PUT",
                 self.endpoint,
                 params=self._remote._quorum._write(w),
@@ -136,10 +133,16 @@ class RemoteDocument:
                 headers=JSON_CONTENT_TYPE,
                 subject=self._subject,
                 expect=OBJECT,
-            ),
-            lambda: self._written(_json.loads(body)),
-            lambda rev: confirmed_result(201, self.id, rev),
-        )
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except ConflictError as conflict:
+            return await confirm_conflict(
+                conflict,
+                attempt_log,
+                lambda: self._written(_json.loads(body)),
+                lambda rev: confirmed_result(201, self.id, rev),
+            )
 
     async def _written(self, sent: JsonDict) -> str | None:
         """The revision a PUT of ``sent`` made, if it was applied (see
@@ -154,20 +157,26 @@ class RemoteDocument:
         Repeated after a lost answer: a repeat of an applied DELETE gets 409, which becomes
         the success it was if a deletion was written on ``rev``.
         """
-        return await checked_write(
-            functools.partial(
-                self._remote._request,
+        attempt_log = AttemptLog()
+        try:
+            return await self._remote._request(
                 "DELETE",
                 self.endpoint,
                 params={"rev": rev, **self._remote._quorum._write(w), **params},
                 subject=self._subject,
                 expect=OBJECT,
-            ),
-            lambda: _write_confirmation.document_deletion(
-                self._remote, self.endpoint, rev, self._subject
-            ),
-            lambda deletion: confirmed_result(200, self.id, deletion),
-        )
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except ConflictError as conflict:
+            return await confirm_conflict(
+                conflict,
+                attempt_log,
+                lambda: _write_confirmation.document_deletion(
+                    self._remote, self.endpoint, rev, self._subject
+                ),
+                lambda deletion: confirmed_result(200, self.id, deletion),
+            )
 
     async def _copy(self, destination: str, **params: Any) -> RequestResult:
         """COPY /{db}/{docid} with header ``Destination: destination``."""

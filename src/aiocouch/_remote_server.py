@@ -128,7 +128,7 @@ class RemoteServer:
         try:
             value = decode_json(
                 raw.body,
-                headers=raw.headers,
+                headers=raw.read_headers,
                 allow_empty=method == "HEAD" or raw.status == 204,
                 expect=expect,
             )

@@ -39,7 +39,8 @@ class HTTPResponse:
 
     def __init__(self, resp: RawResponse | Any) -> None:
         self.status = resp.status
-        self._raw_headers: Mapping[str, str] = resp.headers
+        self._response = resp
+        """Where the headers come from, read only when asked for (see RawResponse)."""
         self._headers: ResponseHeaders | None = None
         self._body: bytes = getattr(resp, "body", b"")
         """The undecoded body (a document's JSON text, kept as its synced state)."""
@@ -48,7 +49,7 @@ class HTTPResponse:
     def headers(self) -> ResponseHeaders:
         """The HTTP headers of the response (look-ups ignore case)."""
         if self._headers is None:
-            self._headers = ResponseHeaders(self._raw_headers)
+            self._headers = ResponseHeaders(self._response.headers)
         return self._headers
 
     @property

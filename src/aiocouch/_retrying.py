@@ -19,7 +19,7 @@ import aiohttp
 from ._transport import StreamedResponse
 from .retry import AttemptLog, Repetition, RetryPolicy, judge
 
-__all__ = ["RetryingStream", "with_retries"]
+__all__ = ["RetryingStream", "after_failure", "first_limits", "with_retries"]
 
 _T = TypeVar("_T")
 _log = logging.getLogger("aiocouch")
@@ -45,37 +45,71 @@ async def with_retries(
     forbid a repeat (a request body that cannot be sent again).
     """
     started = time.monotonic()
+    try:
+        return await attempt(first_limits(policy, timeout))
+    except Exception as exc:
+        error = exc
+    return await after_failure(
+        error, started, policy, attempt, method, path, timeout, repetition, attempt_log, can_repeat
+    )
+
+
+def first_limits(policy: RetryPolicy, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    """The limits of a call's first attempt (see :func:`with_retries`)."""
+    return _within(timeout, policy.budget if policy.budget is not None else timeout.total)
+
+
+async def after_failure(
+    error: Exception,
+    started: float,
+    policy: RetryPolicy,
+    attempt: Callable[[aiohttp.ClientTimeout], Awaitable[_T]],
+    method: str,
+    path: str,
+    timeout: aiohttp.ClientTimeout,
+    repetition: Repetition,
+    attempt_log: AttemptLog | None,
+    can_repeat: Callable[[], bool] | None = None,
+) -> _T:
+    """:func:`with_retries` after its first attempt, begun at ``started``
+    (``time.monotonic()``), failed with ``error``: raises it, or what the last repeat
+    raised, unless a repeat succeeds.
+
+    A caller may make the first attempt itself, with :func:`first_limits`, and call this
+    only when it fails: a call that succeeds at once then costs no coroutine here.
+    """
     budget = policy.budget if policy.budget is not None else timeout.total
-    limits = _within(timeout, budget)
     repeat = 0
     while True:
-        try:
-            return await attempt(limits)
-        except Exception as error:
-            may_repeat, uncertain = judge(error, repetition, policy)
-            if uncertain and attempt_log is not None:
-                attempt_log.uncertain = True
-            repeat += 1
-            if not may_repeat or repeat >= policy.attempts:
-                raise
-            if can_repeat is not None and not can_repeat():
-                raise
-            pause = policy.wait(repeat, error)
-            left = None if budget is None else budget - (time.monotonic() - started)
-            if left is not None and pause >= left:
-                raise
-            _log.debug(
-                "%s %s failed (%s); attempt %d of %d in %.2f s",
-                method,
-                path,
-                type(error).__name__,
-                repeat + 1,
-                policy.attempts,
-                pause,
-            )
+        may_repeat, uncertain = judge(error, repetition, policy)
+        if uncertain and attempt_log is not None:
+            attempt_log.uncertain = True
+        repeat += 1
+        if not may_repeat or repeat >= policy.attempts:
+            raise error
+        if can_repeat is not None and not can_repeat():
+            raise error
+        pause = policy.wait(repeat, error)
+        left = None if budget is None else budget - (time.monotonic() - started)
+        if left is not None and pause >= left:
+            raise error
+        _log.debug(
+            "%s %s failed (%s); attempt %d of %d in %.2f s",
+            method,
+            path,
+            type(error).__name__,
+            repeat + 1,
+            policy.attempts,
+            pause,
+        )
         await asyncio.sleep(pause)
+        limits = timeout
         if budget is not None:
             limits = _within(timeout, budget - (time.monotonic() - started))
+        try:
+            return await attempt(limits)
+        except Exception as exc:
+            error = exc
 
 
 class RetryingStream:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import abc
 import base64
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any
 
@@ -38,7 +38,15 @@ from ._body import StreamedBody
 from ._params import encode_query
 from .exception import _TypedResponseError, error_for_response
 
-__all__ = ["NO_BODY", "RawResponse", "StreamedResponse", "Transport", "check_headers"]
+__all__ = [
+    "NO_BODY",
+    "RawResponse",
+    "StreamedResponse",
+    "Transport",
+    "check_headers",
+    "public_request_info",
+    "shows_no_credentials",
+]
 
 NO_BODY: Any = object()
 """Marks a request without a JSON body (``None`` is a valid JSON body)."""
@@ -56,14 +64,35 @@ _CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class RawResponse:
-    """A whole response: status, headers and the undecoded body."""
+    """A whole response: status, headers and the undecoded body.
 
-    __slots__ = ("body", "headers", "status")
+    ``headers`` may be given as a function that makes them, called when they are first
+    read: the lean transport then decodes no header field that nobody reads.
+    """
 
-    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> None:
+    __slots__ = ("_headers", "body", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: CIMultiDictProxy[str] | Callable[[], CIMultiDictProxy[str]],
+        body: bytes,
+    ) -> None:
         self.status = status
-        self.headers = headers
+        self._headers = headers
         self.body = body
+
+    def read_headers(self) -> CIMultiDictProxy[str]:
+        """The headers (made on the first call, if they were given as a function)."""
+        headers = self._headers
+        if not isinstance(headers, CIMultiDictProxy):
+            headers = self._headers = headers()
+        return headers
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        """The headers of the response."""
+        return self.read_headers()
 
     def json(self) -> Any:
         """The body decoded as JSON (once)."""
@@ -210,8 +239,9 @@ def error_from_body(
     """The exception for a non-2xx answer, with CouchDB's ``error``/``reason`` from its body."""
     reason: str | None = None
     error: str | None = None
+    # (a HEAD answer has no body: no decoding, and no exception to catch)
     with suppress(ValueError, TypeError):
-        decoded = _json.loads(body)
+        decoded = _json.loads(body) if body else None
         if isinstance(decoded, dict):
             reason = _text_or_none(decoded.get("reason") or decoded.get("message"))
             error = _text_or_none(decoded.get("error"))
@@ -254,6 +284,11 @@ def public_request_info(
         (name, value) for name, value in headers.items() if name.lower() not in _SECRET_HEADERS
     )
     return aiohttp.RequestInfo(url, method, CIMultiDictProxy(shown), real_url or url)
+
+
+def shows_no_credentials(info: aiohttp.RequestInfo) -> bool:
+    """True if ``info`` holds none of the headers :func:`public_request_info` strips."""
+    return _SECRET_HEADERS.isdisjoint(map(str.lower, info.headers))
 
 
 def _basic_authorization(user: str, password: str) -> str:

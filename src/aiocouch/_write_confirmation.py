@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 from . import _paths
 from ._body import StreamedBody, content_digest
 from .exception import ConflictError, NotFoundError
-from .retry import AttemptLog, Repetition
+from .retry import AttemptLog
 from .typing import JsonDict
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ __all__ = [
     "attachment_deletion",
     "attachment_write",
     "bulk_writes",
-    "checked_write",
+    "confirm_conflict",
     "document_deletion",
     "document_write",
 ]
@@ -46,27 +46,24 @@ _NOT_CONTENT = ("_id", "_rev", "_revisions")
 _CONCURRENT_CHECKS = 8
 
 
-async def checked_write(
-    send: Callable[..., Awaitable[_T]],
+async def confirm_conflict(
+    conflict: ConflictError,
+    attempt_log: AttemptLog,
     confirm: Callable[[], Awaitable[str | None]],
     confirmed: Callable[[str], _T],
 ) -> _T:
-    """What ``send`` answers, repeated as a checked write (see :mod:`aiocouch.retry`).
+    """What a checked write (see :mod:`aiocouch.retry`) that got the 409 ``conflict``
+    really did: ``confirmed(rev)`` if an attempt that may have been applied was (``confirm()``,
+    one of the functions below, finds the revision it made), else raises ``conflict``.
 
-    ``send(repetition=..., attempt_log=...)`` sends the write. A 409 after an attempt that
-    may have been applied is checked with ``confirm()`` (one of the functions below); if
-    it finds the revision the write made, the result is ``confirmed(rev)``, else the
-    ConflictError stands.
+    The write itself is sent with ``repetition=Repetition.CHECKED`` and ``attempt_log``;
+    only a 409 calls this (a write that succeeds costs no wrapper and no coroutine).
     """
-    attempt_log = AttemptLog()
-    try:
-        return await send(repetition=Repetition.CHECKED, attempt_log=attempt_log)
-    except ConflictError:
-        if attempt_log.uncertain:
-            rev = await confirm()
-            if rev is not None:
-                return confirmed(rev)
-        raise
+    if attempt_log.uncertain:
+        rev = await confirm()
+        if rev is not None:
+            return confirmed(rev)
+    raise conflict
 
 
 async def document_write(

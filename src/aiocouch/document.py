@@ -233,6 +233,7 @@ class Document(RemoteDocument):
                 "unsaved changes."
             )
         params = {
+            **self._remote._quorum._read(r),
             "rev": rev or None,
             # (with atts_since, CouchDB implies it; pouchdb-server needs it, and then
             # sends every attachment's data)
@@ -240,7 +241,8 @@ class Document(RemoteDocument):
             "atts_since": atts_since,
             "att_encoding_info": att_encoding_info or None,
         }
-        self._update_cache(*await self._get_with_text(**params, **self._remote._quorum._read(r)))
+        response, document = await self._get_answer(params)
+        self._update_cache(document, response._body)
 
     async def save(self, *, w: int | None = None) -> HTTPResponse | None:
         """Saves the local data if it changed: PUT /{db}/{docid}[?w=]; otherwise sends nothing.
