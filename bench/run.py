@@ -344,8 +344,12 @@ def worker_environment(server: Server) -> dict[str, str]:
 
 
 def baseline_src(commit: str) -> Path:
-    """Where this project's ``src/`` as of ``commit`` is exported for ``--baseline``."""
-    return Path(tempfile.gettempdir()) / f"aiocouch-bench-{commit}" / "src"
+    """Where this project's ``src/`` as of ``commit`` is exported for ``--baseline``.
+
+    The folder is this process's own: two runs at once (with the same baseline) must not
+    delete each other's copy when the first one ends.
+    """
+    return Path(tempfile.gettempdir()) / f"aiocouch-bench-{commit}-{os.getpid()}" / "src"
 
 
 @contextlib.contextmanager
