@@ -92,18 +92,11 @@ class Document(RemoteDocument):
         for documents decoded from one shared answer, which holds no text of each, that
         costs one encoding in C and makes the change check a comparison of bytes.
         """
-        documents = []
-        for doc, source in zip(docs, _snapshot.encode_each(docs)):
-            # (as _from_server builds it, without a call per document: bulk reads make many)
-            document = _new_object(cls)
-            document._database = database
-            document.id = doc["_id"]
-            document._data = doc
-            document._synced_source = source
-            document._synced_key = _snapshot.PLAIN
-            document._synced_rev = doc.get("_rev")
-            documents.append(document)
-        return documents
+        from_server = cls._from_server  # (bound once: a class method is bound at each look-up)
+        return [
+            from_server(database, doc, source, source_key=_snapshot.PLAIN)
+            for doc, source in zip(docs, _snapshot.encode_each(docs))
+        ]
 
     @classmethod
     def _unchecked(cls, database: Database | None, id: str, data: JsonDict | None) -> Document:
