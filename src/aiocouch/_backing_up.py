@@ -262,7 +262,7 @@ async def _page(database: Database, since: Any, batch_size: int) -> bytes:
         f"{database.endpoint}/_changes",
         params=_changes_params(since, batch_size),
         subject=f"_changes of database '{database.id}'",
-        timeout=http._scoped_timeout() or http.stream_timeout,
+        timeout=http.stream_limits(),
     )
     return raw.body
 

@@ -46,7 +46,7 @@ async def load_documents(database: Database, ids: list[str], *, create: bool) ->
         headers=JSON_CONTENT_TYPE,
         subject=subject,
         # (the limits of a stream, as the rows of _all_docs had: a big answer takes its time)
-        timeout=http._scoped_timeout() or http.stream_timeout,
+        timeout=http.stream_limits(),
         repetition=Repetition.SAFE,
     )
     try:

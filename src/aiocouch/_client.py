@@ -120,6 +120,11 @@ class HTTPClient:
         scoped = _SCOPED_TIMEOUTS.get()
         return None if scoped is None else scoped.get(id(self))
 
+    def stream_limits(self) -> aiohttp.ClientTimeout:
+        """The limits of a stream (the scoped ones, if a ``timeouts()`` block set some):
+        also those of a whole answer that may be large, where a ``total`` would not do."""
+        return self._scoped_timeout() or self.stream_timeout
+
     @property
     def base_url(self) -> str:
         """The server URL, without credentials and trailing slash (with several nodes:
@@ -252,7 +257,7 @@ class HTTPClient:
                 attempt,
                 method,
                 path,
-                timeout or self._scoped_timeout() or self.stream_timeout,
+                timeout or self.stream_limits(),
                 repetition,
             )
         )
