@@ -13,11 +13,12 @@ The parts of this project's client are its synchronous steps (wrapped here, so t
 awaiting requests, during which other batches run, is not counted in them): ``create``
 (the caller's loop of ``bulk.create()`` calls, from the end of ``__aenter__`` to the start
 of ``__aexit__``), ``load`` (making the Documents of ``update_docs``' read), ``encode``
-(``Document._dirty_of``: finding and encoding the changed documents), ``decode`` (every
-``_json.loads``: the answers), ``record`` (``BulkOperation._record``); ``rest`` is the block
-less those: requests, the event loop, the batches' bodies. Plain aiohttp's parts are
-``json.loads`` and ``json.dumps``. The server is ``COUCHDB_URL`` or a pouchdb-server
-started for the run; each run uses a new database.
+(``Document._dirty_of``: finding and encoding the changed documents; ``Document._new_body``:
+new ones encoded at once), ``decode`` (every ``_json.loads``: the answers), ``record``
+(``BulkOperation._record``); ``rest`` is the block less those: requests, the event loop,
+the batches' bodies. ``system`` is the kernel's share of the whole block (also in
+``total``). Plain aiohttp's parts are ``json.loads`` and ``json.dumps``. The server is
+``COUCHDB_URL`` or a pouchdb-server started for the run; each run uses a new database.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import gc
 import json
+import resource
 import sys
 import time
 import uuid
@@ -91,8 +93,9 @@ def instrument_ours(breakdown: Breakdown) -> None:
     from aiocouch.document import Document
 
     _json.loads = breakdown.wrap("decode", _json.loads)
-    dirty_of = Document._dirty_of
+    dirty_of, new_body = Document._dirty_of, Document._new_body
     Document._dirty_of = staticmethod(breakdown.wrap("encode", dirty_of))  # type: ignore[method-assign]
+    Document._new_body = staticmethod(breakdown.wrap("encode", new_body))  # type: ignore[method-assign]
     from_server_each = Document._from_server_each.__func__  # type: ignore[attr-defined]
     _bulk_loading.Document = type(  # type: ignore[attr-defined]
         "Document",
@@ -168,9 +171,10 @@ async def run(args: argparse.Namespace, url: str, user: str, password: str) -> d
         closing = couchdb_cm.__aexit__(None, None, None)
     gc.collect()  # (as bench/measure.py does before the timed part)
     breakdown.active = True
-    started = time.process_time()
+    started, usage = time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
     await body()
     total = time.process_time() - started
+    system = resource.getrusage(resource.RUSAGE_SELF).ru_stime - usage.ru_stime
     breakdown.active = False
     await closing
     measured = sum(breakdown.parts.values())
@@ -178,6 +182,7 @@ async def run(args: argparse.Namespace, url: str, user: str, password: str) -> d
         "client": args.client,
         "workload": args.workload,
         "total": round(total, 4),
+        "system": round(system, 4),
         "parts": {name: round(cpu, 4) for name, cpu in breakdown.parts.items()},
         "rest": round(total - measured, 4),
         "gc_collections": dict(sorted(breakdown.collections.items())),

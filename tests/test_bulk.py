@@ -172,6 +172,42 @@ async def test_documents_with_big_integers_are_clean_after_a_bulk_save(
     assert await bulk.ok[1].save() is not None
 
 
+async def test_each_created_document_keeps_its_own_state_after_a_bulk_save(
+    database: Database, request_counter: RequestCounter
+) -> None:
+    async with database.create_docs() as bulk:
+        for index in range(5):
+            bulk.create(f"doc-{index}", data={"index": index, "text": "x" * index})
+    assert bulk.ok is not None and len(bulk.ok) == 5
+    request_counter.reset()
+    bulk.ok[2]["index"] = 20
+    for doc in bulk.ok:
+        await doc.save()
+    # only the changed one goes: each of the others is compared with what it was sent as
+    assert request_counter.requests == [("PUT", f"/{database.id}/doc-2")]
+    assert (await server_copy(database, "doc-2"))["index"] == 20
+    assert (await server_copy(database, "doc-3"))["_rev"].startswith("1-")
+
+
+async def test_created_documents_appended_to_another_bulk_operation_go_only_if_changed(
+    database: Database, request_counter: RequestCounter
+) -> None:
+    async with database.create_docs() as created:
+        for index in range(4):
+            created.create(f"doc-{index}", data={"index": index})
+    assert created.ok is not None
+    request_counter.reset()
+    async with BulkOperation(database) as again:
+        for doc in created.ok:
+            again.append(doc)
+        created.ok[1]["index"] = 10
+        created.ok[3]["more"] = True
+    assert [item["id"] for item in again.response or []] == ["doc-1", "doc-3"]
+    assert ids(again.ok) == ["doc-1", "doc-3"]
+    assert request_counter.count == 1
+    assert (await server_copy(database, "doc-3"))["more"] is True
+
+
 async def test_only_changed_documents_are_sent(
     database: Database, request_counter: RequestCounter
 ) -> None:

@@ -19,11 +19,42 @@ from typing import Any
 from . import _json
 from .typing import JsonDict
 
-__all__ = ["PLAIN", "changed", "compact", "encode", "encode_each", "encode_without_rev"]
+__all__ = [
+    "PLAIN",
+    "BatchState",
+    "changed",
+    "compact",
+    "encode",
+    "encode_each",
+    "encode_without_rev",
+]
 
 PLAIN = ""
 """The key of a state whose text is :func:`encode`'s of the synced data, revision included
 (no field is ever called so: the other keys name a field of a server's answer)."""
+
+
+class BatchState:
+    """The synced state of the new documents one ``_bulk_docs`` request saved: its body,
+    ``{"docs": [...]}``, shared by them all (the state of each is its index there).
+
+    Split into each document's own text only when a change check needs one (then all at
+    once): a bulk creation encodes its documents once, as the request body, and keeps
+    no copy of each.
+    """
+
+    __slots__ = ("_body", "_pieces")
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._pieces: list[bytes] | None = None
+
+    def piece(self, index: int) -> bytes:
+        """The JSON of the ``index``-th document of the body, as :func:`encode` makes it."""
+        if self._pieces is None:
+            self._pieces = encode_each(_json.loads(self._body)["docs"])
+            self._body = b""
+        return self._pieces[index]
 
 
 def encode(data: JsonDict) -> bytes:
@@ -43,9 +74,19 @@ def encode_without_rev(data: JsonDict) -> bytes:
     return _json.dumps_canonical(data)
 
 
-def changed(source: bytes | str, key: str | None, rev: Any, data: JsonDict, encoded: bytes) -> bool:
+def changed(
+    source: bytes | str | BatchState,
+    key: str | int | None,
+    rev: Any,
+    data: JsonDict,
+    encoded: bytes,
+) -> bool:
     """Whether ``data`` (encoded as ``encoded``) differs from the synced state: the JSON
-    text ``source`` (its ``key`` field, if given) with the revision ``rev``."""
+    text ``source`` (its ``key`` field, if given; the ``key``-th document of a
+    :class:`BatchState`) with the revision ``rev``."""
+    if isinstance(source, BatchState):
+        assert isinstance(key, int)
+        source, key = source.piece(key), None
     if key == PLAIN:
         # (equal bytes: equal data and revision; equal canonical forms have plain
         # encodings of equal length, being the same pieces in another order)

@@ -13,11 +13,11 @@ from bisect import bisect_right
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterator
 from itertools import accumulate, repeat
-from operator import add, attrgetter
+from operator import add, attrgetter, contains
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from . import _json, _paths
+from . import _json, _paths, _snapshot
 from ._answers import ARRAY_OF_OBJECTS
 from ._bulk_loading import load_documents
 from ._transport import JSON_CONTENT_TYPE
@@ -37,8 +37,9 @@ _ID = attrgetter("id")
 _new_document = Document._unchecked
 """Bound once: a class method looked up on its class is bound anew at every call."""
 
-_Batch = tuple[list[Document], list[bytes]]
-"""The documents sent in one request, and the JSON of each: its synced state once saved."""
+_Batch = tuple[list[Document], "list[bytes] | _snapshot.BatchState"]
+"""The documents sent in one request, and the JSON of each (or the request body of new
+documents encoded at once): their synced state once saved."""
 
 
 class BulkOperation:
@@ -192,8 +193,16 @@ class BulkOperation:
         batch_size, batch_bytes = self.batch_size, self.batch_bytes
         every = self._docs
         for start in range(0, len(every), batch_size):
+            chunk = every[start : start + batch_size]
+            if not docs:
+                # (new documents only, as a bulk creation has them: one encoding of all,
+                # which is the request body when it fits)
+                body = Document._new_body(chunk)
+                if body is not None and len(body) - _WRAPPING <= batch_bytes:
+                    yield (chunk, _snapshot.BatchState(body)), body
+                    continue
             # (each body is also the synced state its document takes once saved)
-            dirty, bodies = Document._dirty_of(every[start : start + batch_size])
+            dirty, bodies = Document._dirty_of(chunk)
             # ends[j]: the bytes of bodies[:j + 1], each with its separating comma
             ends = list(accumulate(map(add, map(len, bodies), repeat(1))))
             taken = 0
@@ -245,20 +254,45 @@ class BulkOperation:
         """Matches the server's items to the batch's documents by id."""
         assert self.response is not None and self.ok is not None and self.error is not None
         assert self.accepted is not None
-        docs, encoded = batch
+        docs, states = batch
         self.response.extend(items)
         ids = list(map(_ID, docs))
         in_order = list(map(dict.get, items, repeat("id"))) == ids
         results = items if in_order else _match_by_id(ids, items)
-        ok, accepted, error = self.ok, self.accepted, self.error
-        for doc, state, result in zip(docs, encoded, results):
-            if result is not None and "error" not in result and "rev" in result:
-                doc._saved(state, result["rev"])
-                ok.append(doc)
-                if result.get("accepted") is True:
-                    accepted.append(doc)
-            else:
-                error.append(doc)
+        revs = _revisions(results)
+        Document._saved_each(docs, states, revs)
+        if None in revs:
+            self.ok += [doc for doc, rev in zip(docs, revs) if rev is not None]
+            self.error += [doc for doc, rev in zip(docs, revs) if rev is None]
+        else:
+            self.ok += docs
+        if any(map(contains, filter(None, results), repeat("accepted"))):
+            self.accepted += [
+                doc
+                for doc, rev, result in zip(docs, revs, results)
+                if rev is not None and result is not None and result.get("accepted") is True
+            ]
+
+
+def _revisions(results: list[JsonDict] | list[JsonDict | None]) -> list[str | None]:
+    """The revision each result gives its document; None where the document was not
+    written (no result, an ``error``, no revision)."""
+    if None not in results:
+        found = cast("list[JsonDict]", results)
+        if not any(map(contains, found, repeat("error"))):
+            revs = list(map(dict.get, found, repeat("rev")))
+            if set(map(type, revs)) == {str}:
+                return revs
+    return [
+        result["rev"]
+        if result is not None and "error" not in result and type(result.get("rev")) is str
+        else None
+        for result in results
+    ]
+
+
+_WRAPPING = len(b'{"docs":[]}')
+"""The bytes of a request body around its documents (their commas are counted with them)."""
 
 
 def _request_body(encoded: list[bytes]) -> bytes:

@@ -11,7 +11,7 @@ from operator import attrgetter, eq, ne
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _paths, _snapshot, revisions
+from . import _json, _paths, _snapshot, revisions
 from .attachment import Attachment
 from .cluster import check_quorum
 from .exception import ConflictError, NotFoundError
@@ -52,8 +52,8 @@ class Document(RemoteDocument):
         # Every constructor sets all of them, in this order: an attribute added later
         # costs CPython several times as much, as the instance's values are laid out
         # when it is made.
-        self._synced_source: bytes | str | None = None
-        self._synced_key: str | None = None
+        self._synced_source: bytes | str | _snapshot.BatchState | None = None
+        self._synced_key: str | int | None = None
         self._synced_rev: Any = None
 
     @classmethod
@@ -180,12 +180,44 @@ class Document(RemoteDocument):
             ]
         return list(compress(documents, dirty)), list(compress(encoded, dirty))
 
+    @staticmethod
+    def _new_body(documents: list[Document]) -> bytes | None:
+        """The ``_bulk_docs`` request body ``{"docs": [...]}`` of ``documents`` if none of
+        them was ever synced (all are changes then), encoded at once; else None."""
+        if documents[0]._synced_source is not None or set(map(_SYNCED_SOURCE, documents)) != {None}:
+            return None  # (the first is looked at alone: bulk updates start with synced ones)
+        return _json.dumps({"docs": list(map(_DATA, documents))})
+
     def _saved(self, encoded: bytes, rev: str) -> None:
         """Takes the revision of a successful write of ``encoded``; the data is then clean."""
         self._data["_rev"] = rev
         self._synced_source = encoded
         self._synced_key = None
         self._synced_rev = rev
+
+    @staticmethod
+    def _saved_each(
+        documents: list[Document],
+        states: list[bytes] | _snapshot.BatchState,
+        revs: list[str | None],
+    ) -> None:
+        """:meth:`_saved` for each of ``documents`` written with one request whose answer
+        gave it a revision (None: not written). ``states`` holds the JSON each was sent as:
+        a list, or the request's body as a whole."""
+        if isinstance(states, list):
+            for doc, encoded, rev in zip(documents, states, revs):
+                if rev is not None:
+                    doc._data["_rev"] = rev
+                    doc._synced_source = encoded
+                    doc._synced_key = None
+                    doc._synced_rev = rev
+            return
+        for index, (doc, rev) in enumerate(zip(documents, revs)):
+            if rev is not None:
+                doc._data["_rev"] = rev
+                doc._synced_source = states
+                doc._synced_key = index
+                doc._synced_rev = rev
 
     @property
     def _fresh(self) -> bool:
