@@ -11,11 +11,11 @@ import asyncio
 import warnings
 from bisect import bisect_right
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Iterator
-from itertools import accumulate, repeat
-from operator import add, attrgetter, contains
+from collections.abc import AsyncIterator, Iterable, Iterator
+from itertools import accumulate, count, repeat
+from operator import add, attrgetter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from . import _json, _paths, _snapshot
 from ._answers import ARRAY_OF_OBJECTS
@@ -259,36 +259,22 @@ class BulkOperation:
         ids = list(map(_ID, docs))
         in_order = list(map(dict.get, items, repeat("id"))) == ids
         results = items if in_order else _match_by_id(ids, items)
-        revs = _revisions(results)
-        Document._saved_each(docs, states, revs)
-        if None in revs:
-            self.ok += [doc for doc, rev in zip(docs, revs) if rev is not None]
-            self.error += [doc for doc, rev in zip(docs, revs) if rev is None]
+        ok, accepted, error = self.ok, self.accepted, self.error
+        # (the state of each document: its own JSON, or its place in the shared body)
+        sources: Iterable[bytes | _snapshot.BatchState]
+        keys: Iterable[int | None]
+        if isinstance(states, _snapshot.BatchState):
+            sources, keys = repeat(states), count()
         else:
-            self.ok += docs
-        if any(map(contains, filter(None, results), repeat("accepted"))):
-            self.accepted += [
-                doc
-                for doc, rev, result in zip(docs, revs, results)
-                if rev is not None and result is not None and result.get("accepted") is True
-            ]
-
-
-def _revisions(results: list[JsonDict] | list[JsonDict | None]) -> list[str | None]:
-    """The revision each result gives its document; None where the document was not
-    written (no result, an ``error``, no revision)."""
-    if None not in results:
-        found = cast("list[JsonDict]", results)
-        if not any(map(contains, found, repeat("error"))):
-            revs = list(map(dict.get, found, repeat("rev")))
-            if set(map(type, revs)) == {str}:
-                return revs
-    return [
-        result["rev"]
-        if result is not None and "error" not in result and type(result.get("rev")) is str
-        else None
-        for result in results
-    ]
+            sources, keys = states, repeat(None)
+        for doc, source, key, result in zip(docs, sources, keys, results):
+            if result is not None and "error" not in result and "rev" in result:
+                doc._saved(source, result["rev"], key)
+                ok.append(doc)
+                if result.get("accepted") is True:
+                    accepted.append(doc)
+            else:
+                error.append(doc)
 
 
 _WRAPPING = len(b'{"docs":[]}')

@@ -188,36 +188,15 @@ class Document(RemoteDocument):
             return None  # (the first is looked at alone: bulk updates start with synced ones)
         return _json.dumps({"docs": list(map(_DATA, documents))})
 
-    def _saved(self, encoded: bytes, rev: str) -> None:
-        """Takes the revision of a successful write of ``encoded``; the data is then clean."""
+    def _saved(
+        self, encoded: bytes | _snapshot.BatchState, rev: str, key: int | None = None
+    ) -> None:
+        """Takes the revision of a successful write of ``encoded`` (the ``key``-th
+        document of a batch's body); the data is then clean."""
         self._data["_rev"] = rev
         self._synced_source = encoded
-        self._synced_key = None
+        self._synced_key = key
         self._synced_rev = rev
-
-    @staticmethod
-    def _saved_each(
-        documents: list[Document],
-        states: list[bytes] | _snapshot.BatchState,
-        revs: list[str | None],
-    ) -> None:
-        """:meth:`_saved` for each of ``documents`` written with one request whose answer
-        gave it a revision (None: not written). ``states`` holds the JSON each was sent as:
-        a list, or the request's body as a whole."""
-        if isinstance(states, list):
-            for doc, encoded, rev in zip(documents, states, revs):
-                if rev is not None:
-                    doc._data["_rev"] = rev
-                    doc._synced_source = encoded
-                    doc._synced_key = None
-                    doc._synced_rev = rev
-            return
-        for index, (doc, rev) in enumerate(zip(documents, revs)):
-            if rev is not None:
-                doc._data["_rev"] = rev
-                doc._synced_source = states
-                doc._synced_key = index
-                doc._synced_rev = rev
 
     @property
     def _fresh(self) -> bool:
