@@ -65,10 +65,6 @@ class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
         self._tls = context.wrap_bio(
             self._incoming, self._outgoing, server_hostname=server_hostname
         )
-        # Reads and writes go to the C object behind the SSLObject (the same methods, the
-        # same errors): ssl.py's wrappers cost a Python call each, per request and answer.
-        # The SSLObject itself where a Python version has no such object.
-        self._io: Any = getattr(self._tls, "_sslobj", self._tls)
         self._handshake: asyncio.Future[None] | None = handshake
         self._raw: asyncio.Transport | None = None
         self._buffer = memoryview(bytearray(_READ_SIZE))
@@ -91,42 +87,11 @@ class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        """Hands what arrived (``nbytes`` in the buffer; with 0, what OpenSSL still holds),
-        decrypted, to the protocol, until it pauses reading."""
-        if nbytes:
-            self._incoming.write(self._buffer[:nbytes])
+        self._incoming.write(self._buffer[:nbytes])
         if self._handshake is not None:
             self._shake()
-            return
-        # (One call per arrival: the loop is here, not in a method of its own.)
-        app = self._app
-        tls = self._io
-        incoming = self._incoming
-        while not (self._reading_paused or self._closing):
-            buffer: memoryview = app.get_buffer(-1)  # type: ignore[assignment]
-            size = len(buffer)
-            try:
-                count: int = tls.read(size, buffer)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLError as exc:
-                self._fail(exc)
-                return
-            if not count:
-                # The peer's close_notify, a clean end: ours answers it, then the socket
-                # closes (the peer may wait for ours before it does).
-                self._close_notified = True
-                self.close()
-                return
-            app.buffer_updated(count)
-            # Everything that came is decrypted (a read returns one record at most, so one
-            # that did not fill the buffer ended its record): no read just to learn that.
-            if not incoming.pending and (count < size or not tls.pending()):
-                break
-        if self._backlog:
-            self._write_backlog()
-        elif self._outgoing.pending:
-            self._send()
+        else:
+            self._decrypt()
 
     def eof_received(self) -> bool:
         return False  # (the socket closes: connection_lost tells how it ended)
@@ -160,7 +125,7 @@ class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
             self._backlog.append(data)
             return
         try:
-            self._io.write(data)
+            self._tls.write(data)
         except ssl.SSLWantReadError:
             self._backlog.append(data)
         except ssl.SSLError as exc:
@@ -211,7 +176,7 @@ class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
             if self._raw is not None:
                 self._raw.resume_reading()
             if self._incoming.pending or self._tls.pending():
-                asyncio.get_running_loop().call_soon(self.buffer_updated, 0)
+                asyncio.get_running_loop().call_soon(self._decrypt)
 
     def is_reading(self) -> bool:
         return not self._reading_paused and not self._closing
@@ -257,7 +222,7 @@ class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
         self._app_connected = True
         self._app.connection_made(self)
         if self._incoming.pending:
-            self.buffer_updated(0)
+            self._decrypt()
 
     def _end_handshake(self, exc: BaseException | None) -> None:
         handshake, self._handshake = self._handshake, None
@@ -271,10 +236,40 @@ class TLSTransport(asyncio.BufferedProtocol, asyncio.Transport):
             else:
                 handshake.set_exception(exc)
 
+    def _decrypt(self) -> None:
+        """Hands what arrived, decrypted, to the protocol (until it pauses reading)."""
+        app = self._app
+        tls = self._tls
+        incoming = self._incoming
+        while not (self._reading_paused or self._closing):
+            buffer: memoryview = app.get_buffer(-1)  # type: ignore[assignment]
+            try:
+                count: int = tls.read(len(buffer), buffer)  # type: ignore[assignment]
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLError as exc:
+                self._fail(exc)
+                return
+            if not count:
+                # The peer's close_notify, a clean end: ours answers it, then the socket
+                # closes (the peer may wait for ours before it does).
+                self._close_notified = True
+                self.close()
+                return
+            app.buffer_updated(count)
+            # Everything that came is decrypted (a read returns one record at most, so one
+            # that did not fill the buffer ended its record): no read just to learn that.
+            if not incoming.pending and (count < len(buffer) or not tls.pending()):
+                break
+        if self._backlog:
+            self._write_backlog()
+        elif self._outgoing.pending:
+            self._send()
+
     def _write_backlog(self) -> None:
         while self._backlog:
             try:
-                self._io.write(self._backlog[0])
+                self._tls.write(self._backlog[0])
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLError as exc:
