@@ -26,7 +26,8 @@ Operations (each on a new document id, as ``make bench``'s workloads):
   + PUT).
 
 ``--baseline COMMIT`` measures that commit's ``src/`` beside this tree's (exported with
-``git archive`` into a temporary folder; the client process imports it first).
+``git archive`` into a temporary folder; the client process imports it first);
+``--commits A B ...`` measures those commits only (so that the tree may change meanwhile).
 """
 
 from __future__ import annotations
@@ -233,6 +234,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("operations", nargs="*", help=f"of {', '.join(OPERATIONS)} (all)")
     parser.add_argument("--baseline", help="a commit to measure beside this tree")
+    parser.add_argument(
+        "--commits", nargs="+", help="commits to measure instead (e.g. 0b6e3d6 HEAD)", default=[]
+    )
     parser.add_argument("--long", type=int, default=600)
     parser.add_argument("--short", type=int, default=100)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -263,7 +267,9 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown operations: {', '.join(sorted(unknown))}")
     span = args.long - args.short
-    trees = [("this tree", None)] + ([(args.baseline, args.baseline)] if args.baseline else [])
+    trees: list[tuple[str, str | None]] = [(commit, commit) for commit in args.commits]
+    if not trees:
+        trees = [("this tree", None)] + ([(args.baseline, args.baseline)] if args.baseline else [])
     print(f"per operation ({span} = {args.long} - {args.short} operations, valgrind)")
     print("| operation | tree | instructions | Python calls |")
     print("|---|---|---:|---:|")
