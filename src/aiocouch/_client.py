@@ -173,11 +173,13 @@ class HTTPClient:
             else None
         )
 
+        scoped = _SCOPED_TIMEOUTS.get()  # (_scoped_timeout(), without the call)
         limits = (
             timeout
-            or self._scoped_timeout()
+            or (None if scoped is None else scoped.get(id(self)))
             or (self.timeout if body is None else self.stream_timeout)
         )
+        policy = self.retry
         started = time.monotonic()
         try:
             # (with_retries(), its first attempt made here: no coroutine of its own, and no
@@ -192,14 +194,15 @@ class HTTPClient:
                     headers=headers,
                     subject=subject,
                     overrides=overrides,
-                    timeout=first_limits(self.retry, limits),
+                    # (without a budget, the first attempt has the call's own limits)
+                    timeout=limits if policy.budget is None else first_limits(policy, limits),
                 )
             except Exception as exc:
                 error = exc
             return await after_failure(
                 error,
                 started,
-                self.retry,
+                policy,
                 _attempts(sender, method, path, params, json, data, headers, subject, overrides),
                 method,
                 path,

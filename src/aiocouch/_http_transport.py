@@ -265,7 +265,7 @@ class HTTPTransport(Transport):
                 while not isinstance(response, ResponseHead):
                     await response  # (read_head(), inlined: one coroutine less per request)
                     response = connection.head_or_arrival()
-                if response.has(b"content-encoding"):
+                if response.encoded:
                     self._refuse_content_encoding(connection, response)
                 if not whole:
                     return connection, response
