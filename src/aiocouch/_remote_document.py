@@ -116,31 +116,33 @@ class RemoteDocument:
             "PUT", self.endpoint, params=params, data=data, subject=self._subject
         )
 
-    def _put_encoded(self, body: bytes, w: int | None = None) -> Awaitable[RequestResult]:
+    async def _put_encoded(self, body: bytes, w: int | None = None) -> RequestResult:
         """PUT /{db}/{docid}[?w=] with ``body``, the document already encoded as JSON
         (``w``: the write quorum, by default the client's).
 
         Repeated after a lost answer: a repeat of an applied PUT gets 409, which becomes
         the success it was if the document is the one sent (see :mod:`._write_confirmation`).
         """
-        # (not a coroutine of its own: the request confirms a conflict itself)
-        return self._remote._request(
-            "PUT",
-            self.endpoint,
-            params=self._remote._quorum._write(w),
-            data=body,
-            headers=JSON_CONTENT_TYPE,
-            subject=self._subject,
-            expect=OBJECT,
-            repetition=Repetition.CHECKED,
-            attempt_log=AttemptLog(),
-            confirm=self._confirm_put,
-        )
-
-    async def _confirm_put(self, body: bytes) -> RequestResult | None:
-        """The result of the PUT of ``body`` if it was applied (its answer lost), else None."""
-        rev = await self._written(_json.loads(body))
-        return None if rev is None else confirmed_result(201, self.id, rev)
+        attempt_log = AttemptLog()
+        try:
+            return await self._remote._request(
+                "PUT",
+                self.endpoint,
+                params=self._remote._quorum._write(w),
+                data=body,
+                headers=JSON_CONTENT_TYPE,
+                subject=self._subject,
+                expect=OBJECT,
+                repetition=Repetition.CHECKED,
+                attempt_log=attempt_log,
+            )
+        except ConflictError as conflict:
+            return await confirm_conflict(
+                conflict,
+                attempt_log,
+                lambda: self._written(_json.loads(body)),
+                lambda rev: confirmed_result(201, self.id, rev),
+            )
 
     async def _written(self, sent: JsonDict) -> str | None:
         """The revision a PUT of ``sent`` made, if it was applied (see

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Callable
 
@@ -28,7 +28,7 @@ from ._rows import LineParser, parsed_pieces
 from ._transport import NO_BODY, StreamedResponse, Transport
 from .auth import Authentication
 from .cluster import Quorum
-from .exception import ConflictError, InvalidResponseError, _TypedResponseError
+from .exception import InvalidResponseError, _TypedResponseError
 from .retry import AttemptLog, Repetition
 from .server import (
     DBS_INFO_ANSWER,
@@ -90,7 +90,6 @@ class RemoteServer:
         expect: AnswerShape | None = None,
         repetition: Repetition | None = None,
         attempt_log: AttemptLog | None = None,
-        confirm: Callable[[Any], Awaitable[RequestResult | None]] | None = None,
     ) -> RequestResult:
         """Sends ``method path`` (path quoted, appended to the server URL as given).
 
@@ -102,11 +101,6 @@ class RemoteServer:
         by default GET and HEAD are reads, anything else may write). ``data`` is a JSON
         value, or the raw body: bytes, or a :class:`~._body.StreamedBody` sent piece by
         piece (repeated only if it can start again).
-
-        ``confirm``, for a checked write (``Repetition.CHECKED`` with ``attempt_log``):
-        when it ends in 409 after an attempt that may have been applied, ``confirm(data)``
-        returns the result that write had if it was applied, else None and the 409 stands
-        (see :mod:`._write_confirmation`; a write that succeeds costs no coroutine more).
         """
         raw_body: bytes | StreamedBody | None = None
         # (NO_BODY and dicts first: isinstance of the abstract StreamedBody costs more)
@@ -117,26 +111,18 @@ class RemoteServer:
         ):
             raw_body = bytes(data) if isinstance(data, bytearray) else data
             data = NO_BODY
-        try:
-            raw = await self._http.request(
-                method,
-                path,
-                params=params,
-                json=data,
-                data=raw_body,
-                headers=headers,
-                subject=subject,
-                overrides=overrides,
-                repetition=repetition,
-                attempt_log=attempt_log,
-            )
-        except ConflictError:
-            if confirm is None or attempt_log is None or not attempt_log.uncertain:
-                raise
-            result = await confirm(raw_body if data is NO_BODY else data)
-            if result is None:
-                raise
-            return result
+        raw = await self._http.request(
+            method,
+            path,
+            params=params,
+            json=data,
+            data=raw_body,
+            headers=headers,
+            subject=subject,
+            overrides=overrides,
+            repetition=repetition,
+            attempt_log=attempt_log,
+        )
         if not return_json:
             return HTTPResponse(raw), raw.body
         try:
