@@ -7,7 +7,7 @@ The client CPU seconds of ``make bench`` move with the shared machine's load by 
 than a cut removes; the work counted here does not. Each operation runs in a loop
 against a local stand-in that answers at once, as CouchDB 3.4.3 would, with a fixed
 head of 9 header fields (``bench/tls_profile.py``'s) and the documents of
-``bench/measure.py`` (about 350 bytes), so that nothing of a real server's timing enters:
+``bench/measure.py`` (about 320 bytes), so that nothing of a real server's timing enters:
 
 * **instructions per operation**: ``valgrind --tool=cachegrind --cache-sim=no`` (the
   instructions ``--tool=callgrind`` counts, in less than half its time) of a client
