@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any
 
@@ -173,37 +173,37 @@ class HTTPClient:
             else None
         )
 
-        def attempt(limits: aiohttp.ClientTimeout) -> Awaitable[RawResponse]:
-            return sender.request(
-                method,
-                path,
-                params=params,
-                json=json,
-                data=data,
-                headers=headers,
-                subject=subject,
-                overrides=overrides,
-                timeout=limits,
-            )
-
+        scoped = _SCOPED_TIMEOUTS.get()  # (_scoped_timeout(), without the call)
         limits = (
             timeout
-            or self._scoped_timeout()
+            or (None if scoped is None else scoped.get(id(self)))
             or (self.timeout if body is None else self.stream_timeout)
         )
+        policy = self.retry
         started = time.monotonic()
         try:
-            # (with_retries(), its first attempt made here: no coroutine of its own for a
-            # request that succeeds at once)
+            # (with_retries(), its first attempt made here: no coroutine of its own, and no
+            # closure, for a request that succeeds at once)
             try:
-                return await attempt(first_limits(self.retry, limits))
+                return await sender.request(
+                    method,
+                    path,
+                    params=params,
+                    json=json,
+                    data=data,
+                    headers=headers,
+                    subject=subject,
+                    overrides=overrides,
+                    # (without a budget, the first attempt has the call's own limits)
+                    timeout=limits if policy.budget is None else first_limits(policy, limits),
+                )
             except Exception as exc:
                 error = exc
             return await after_failure(
                 error,
                 started,
-                self.retry,
-                attempt,
+                policy,
+                _attempts(sender, method, path, params, json, data, headers, subject, overrides),
                 method,
                 path,
                 limits,
@@ -290,6 +290,35 @@ class HTTPClient:
     async def close(self) -> None:
         """Closes the transports' connections (and stops the nodes' health checks)."""
         await (self.nodes or self.transport).close()
+
+
+def _attempts(
+    sender: Transport | NodeSet | AuthenticatedSender,
+    method: str,
+    path: str,
+    params: Mapping[str, Any] | None,
+    json: Any,
+    data: bytes | StreamedBody | None,
+    headers: Mapping[str, str] | None,
+    subject: str,
+    overrides: Mapping[int, type[_TypedResponseError]] | None,
+) -> Callable[[aiohttp.ClientTimeout], Awaitable[RawResponse]]:
+    """The attempts of a request after its first: each sends it again, within ``limits``."""
+
+    def attempt(limits: aiohttp.ClientTimeout) -> Awaitable[RawResponse]:
+        return sender.request(
+            method,
+            path,
+            params=params,
+            json=json,
+            data=data,
+            headers=headers,
+            subject=subject,
+            overrides=overrides,
+            timeout=limits,
+        )
+
+    return attempt
 
 
 def _node_options(options: dict[str, Any], index: int) -> dict[str, Any]:

@@ -70,7 +70,7 @@ class ResponseHead:
     is first read: most answers are framed by four of them, found in the bytes.
     """
 
-    __slots__ = ("_headers", "_lower", "_raw", "status")
+    __slots__ = ("_headers", "_lower", "_raw", "encoded", "status")
 
     def __init__(self, status: int, raw: bytes, lower: bytes) -> None:
         self.status = status
@@ -78,6 +78,8 @@ class ResponseHead:
         """The status line and the field lines, each ending in CRLF (llhttp checked them)."""
         self._lower = lower
         self._headers: CIMultiDict[str] | None = None
+        self.encoded = b"\r\ncontent-encoding:" in lower
+        """True if a ``Content-Encoding`` field is there (found without decoding the fields)."""
 
     @property
     def headers(self) -> CIMultiDict[str]:
@@ -103,10 +105,6 @@ class ResponseHead:
         parts = status_line.split(" ", 2)
         return parts[2] if len(parts) == 3 else ""
 
-    def has(self, name: bytes) -> bool:
-        """True if a field ``name`` (lower case) is there, without decoding the fields."""
-        return b"\r\n" + name + b":" in self._lower
-
 
 class HTTPConnection(asyncio.BufferedProtocol):
     """One keep-alive connection; :meth:`send` a request, then read its response.
@@ -121,7 +119,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
     """
 
     def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
+        """The event loop the connection belongs to."""
         self._transport: asyncio.Transport | None = None
         self._parser: httptools.HttpResponseParser | None = None
         self._parser_reusable = False
@@ -188,7 +187,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self.received = True
         self._feeding = searchable
         self._feeding_size = size
-        self._last_io = self._loop.time()
+        self._last_io = self.loop.time()
         parser = self._parser
         if parser is None or self._done:
             # Bytes after a complete response, or with no request: out of step.
@@ -262,7 +261,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self._writing_paused = False
         # The server took our bytes: that is no silence.
-        self._last_io = self._loop.time()
+        self._last_io = self.loop.time()
         self._wake()
 
     # --- llhttp's callbacks ---
@@ -303,9 +302,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     def on_message_complete(self) -> None:
         self._progress = True
-        self._parser_reusable = self._head is not None
         if self._head is not None:
-            self._finish()
+            self._parser_reusable = True
+            self._done = True  # (_finish(), without the call)
 
     # --- requests ---
 
@@ -334,7 +333,12 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._done = False
         self._error = None
         self.received = False
-        self._start_timer(sock_read, deadline)
+        # (the timer's start, without a call of its own)
+        self._sock_read = sock_read or None
+        self._deadline = deadline
+        if self._sock_read is not None or deadline is not None:
+            self._last_io = self.loop.time()
+            self._schedule()
         self._transport.write(request)
 
     async def send_in_pieces(
@@ -382,7 +386,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
                     break
                 finally:
                     self._awaiting_source = False
-                    self._last_io = self._loop.time()
+                    self._last_io = self.loop.time()
                     if not (self.closed or self._done):
                         self._stop_timer()
                         self._schedule()
@@ -408,7 +412,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         assert self._transport is not None
         for start in range(0, len(body), _WRITE_PIECE):
             while self._writing_paused and not self.closed:
-                self._drain_waiter = self._loop.create_future()
+                self._drain_waiter = self.loop.create_future()
                 try:
                     await self._drain_waiter
                 finally:
@@ -419,7 +423,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 return False
             self._transport.write(body[start : start + _WRITE_PIECE])
             # Our own progress is no silence of the server (a slow source is not one).
-            self._last_io = self._loop.time()
+            self._last_io = self.loop.time()
         return True
 
     async def read_head(self) -> ResponseHead:
@@ -442,7 +446,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
             return self._head
         waiter = self._waiter
         if waiter is None or waiter.done():
-            waiter = self._waiter = self._loop.create_future()
+            waiter = self._waiter = self.loop.create_future()
         return waiter
 
     async def read_chunk(self, *, coalesce: bool = False, limit: int | None = None) -> bytes:
@@ -478,7 +482,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._paused = False
             self._transport.resume_reading()
             if not self._done and not self.closed:
-                self._last_io = self._loop.time()
+                self._last_io = self.loop.time()
                 self._schedule()
         return chunk
 
@@ -500,11 +504,6 @@ class HTTPConnection(asyncio.BufferedProtocol):
         while piece := await self.read_chunk():
             pieces.append(piece)
         return b"".join(pieces)
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop the connection belongs to."""
-        return self._loop
 
     @property
     def head(self) -> ResponseHead | None:
@@ -538,13 +537,6 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     # --- time limits ---
 
-    def _start_timer(self, sock_read: float | None, deadline: float | None) -> None:
-        self._sock_read = sock_read or None
-        self._deadline = deadline
-        if self._sock_read is not None or deadline is not None:
-            self._last_io = self._loop.time()
-            self._schedule()
-
     def _schedule(self) -> None:
         at = self._deadline
         if self._sock_read is not None and not (self._paused or self._awaiting_source):
@@ -558,13 +550,13 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 return  # it fires first, and looks again
             self._timer.cancel()
         self._timer_at = at
-        self._timer = self._loop.call_at(at, self._on_timer)
+        self._timer = self.loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         if self._done or self.closed:
             return
-        now = self._loop.time()
+        now = self.loop.time()
         if self._deadline is not None and now >= self._deadline:
             self.fail(ReadTimeoutError("The exchange took longer than its total time limit"))
         elif (
@@ -589,7 +581,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
             raise self._error
         if self._done and self._head is not None:
             return
-        self._waiter = self._loop.create_future()
+        self._waiter = self.loop.create_future()
         try:
             await self._waiter
         finally:
@@ -808,7 +800,10 @@ class ConnectionPool:
 
     def release(self, connection: HTTPConnection) -> None:
         """Returns ``connection``: kept if its response was read to the end, else closed."""
-        self._free_slot()
+        if self._waiters:
+            self._free_slot()
+        else:
+            self._in_use -= 1  # (nobody waits: _free_slot() without the call)
         if connection.reusable and connection.complete and not connection.closed:
             connection.idle_since = time.monotonic()
             self._idle.append(connection)

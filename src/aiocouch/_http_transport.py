@@ -9,8 +9,8 @@ session) and ``ssl`` with a value it honours exactly (see :mod:`._connect`: a co
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, cast
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from typing import Any, Literal, cast, overload
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -94,7 +94,7 @@ class HTTPTransport(Transport):
         self._trace_configs = list(trace_configs or ())
         self._shown_headers: CIMultiDictProxy[str] | None = None
 
-    async def request(
+    def request(
         self,
         method: str,
         path: str,
@@ -106,24 +106,22 @@ class HTTPTransport(Transport):
         subject: str = "the request",
         overrides: Mapping[int, type[_TypedResponseError]] | None = None,
         timeout: aiohttp.ClientTimeout,
-    ) -> RawResponse:
+    ) -> Coroutine[Any, Any, RawResponse]:
         """Sends one request and reads the whole answer; non-2xx raises (see exception.py)."""
+        # (not a coroutine of its own: the exchange reads the whole answer itself)
         self._check_open()
         body, headers = body_and_headers(json, data, headers)
         target = self._prefix + path + encode_query(params)
-        connection, head = await self._exchange(method, target, headers, body, timeout=timeout)
-        try:
-            content = connection.take_body()
-            if content is None:
-                content = await connection.read_body()
-        except InvalidResponseError as exc:
-            self._name_request(exc, method, target, headers)
-            raise
-        finally:
-            self._pool.release(connection)
-        if head.status >= 300:
-            raise self._error(method, target, headers, head, content, subject, overrides)
-        return RawResponse(head.status, head.header_proxy, content)
+        return self._exchange(
+            method,
+            target,
+            headers,
+            body,
+            timeout=timeout,
+            whole=True,
+            subject=subject,
+            overrides=overrides,
+        )
 
     @async_context_manager
     async def stream(
@@ -142,7 +140,9 @@ class HTTPTransport(Transport):
         self._check_open()
         body, headers = body_and_headers(json, None, headers)
         target = self._prefix + path + encode_query(params)
-        connection, head = await self._exchange(method, target, headers, body, timeout=timeout)
+        connection, head = await self._exchange(
+            method, target, headers, body, timeout=timeout, whole=False
+        )
         try:
             if head.status >= 300:
                 content = await connection.read_body()
@@ -164,6 +164,7 @@ class HTTPTransport(Transport):
         if self._pool.closed:
             raise RuntimeError("Session is closed")
 
+    @overload
     async def _exchange(
         self,
         method: str,
@@ -172,11 +173,41 @@ class HTTPTransport(Transport):
         body: bytes | StreamedBody | None,
         *,
         timeout: aiohttp.ClientTimeout,
-    ) -> tuple[HTTPConnection, ResponseHead]:
-        """Sends the request; returns the connection and the response head.
+        whole: Literal[False],
+    ) -> tuple[HTTPConnection, ResponseHead]: ...
+
+    @overload
+    async def _exchange(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str] | None,
+        body: bytes | StreamedBody | None,
+        *,
+        timeout: aiohttp.ClientTimeout,
+        whole: Literal[True],
+        subject: str,
+        overrides: Mapping[int, type[_TypedResponseError]] | None,
+    ) -> RawResponse: ...
+
+    async def _exchange(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str] | None,
+        body: bytes | StreamedBody | None,
+        *,
+        timeout: aiohttp.ClientTimeout,
+        whole: bool,
+        subject: str = "the request",
+        overrides: Mapping[int, type[_TypedResponseError]] | None = None,
+    ) -> tuple[HTTPConnection, ResponseHead] | RawResponse:
+        """Sends the request; returns the connection and the response head, or with
+        ``whole`` the whole answer (the connection released; non-2xx raises the error of
+        ``subject``, with ``overrides`` of the status table).
 
         The connection's timer then bounds the rest of the exchange (``sock_read``,
-        ``total``); the caller releases the connection.
+        ``total``); the caller of a head releases the connection.
         """
         head = self._request_head(method, target, headers, body)
         if self._trace_configs:
@@ -234,9 +265,11 @@ class HTTPTransport(Transport):
                 while not isinstance(response, ResponseHead):
                     await response  # (read_head(), inlined: one coroutine less per request)
                     response = connection.head_or_arrival()
-                if response.has(b"content-encoding"):
+                if response.encoded:
                     self._refuse_content_encoding(connection, response)
-                return connection, response
+                if not whole:
+                    return connection, response
+                break
             except aiohttp.ServerDisconnectedError:
                 self._abandon(connection)
                 if reused and not connection.received and method in _SAFE_TO_REPEAT:
@@ -250,6 +283,18 @@ class HTTPTransport(Transport):
             except BaseException:
                 self._abandon(connection)
                 raise
+        try:
+            content = connection.take_body()
+            if content is None:
+                content = await connection.read_body()
+        except InvalidResponseError as exc:
+            self._name_request(exc, method, target, headers)
+            raise
+        finally:
+            self._pool.release(connection)
+        if response.status >= 300:
+            raise self._error(method, target, headers, response, content, subject, overrides)
+        return RawResponse(response.status, response.header_proxy, content)
 
     @staticmethod
     def _refuse_content_encoding(connection: HTTPConnection, head: ResponseHead) -> None:

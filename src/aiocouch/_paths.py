@@ -147,6 +147,8 @@ def document_segments(doc_id: str) -> str:
 
     Raises BadRequestError for an id CouchDB refuses (see :func:`check_document_id`).
     """
+    if doc_id[:1] != "_" and _NOTHING_TO_QUOTE.match(doc_id):
+        return doc_id  # (the common id: not empty, no prefix, ASCII, its own quoting)
     check_document_id(doc_id)
     prefix = _reserved_prefix(doc_id)
     if prefix is not None:

@@ -108,11 +108,18 @@ class Database(DatabaseMaintenance, RemoteDatabase):
         holding ``default`` is returned.
         """
         document = Document(self, id, data=None if default is None else dict(default))
+        # (Document.fetch(discard_changes=True, rev=rev, r=r), inlined: one coroutine and
+        # its parameters' dict less per read)
+        params = self._remote._quorum._read(r)  # (a new dict: checks r)
+        if rev:
+            params["rev"] = rev
         try:
-            await document.fetch(discard_changes=True, rev=rev, r=r)
+            response, data = await document._get_answer(params)
         except NotFoundError:
             if default is None:
                 raise
+            return document
+        document._update_cache(data, response._body)
         return document
 
     def __getitem__(self, id: str) -> Awaitable[Document]:
