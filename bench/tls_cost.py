@@ -298,7 +298,9 @@ def exchange_costs(ca: Any, count: int, rounds: int) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in interludes}
     for _ in range(rounds):
         for name, interlude in interludes.items():
-            client, incoming, outgoing, records = _connected_pair(client_context, server_context)
+            client, incoming, outgoing, records = tls_profile.connected_pair(
+                client_context, server_context, 5000
+            )
             start = time.process_time()
             for record in records[:count]:
                 if interlude is not None:
@@ -317,28 +319,6 @@ def exchange_costs(ca: Any, count: int, rounds: int) -> dict[str, float]:
     left.close()
     right.close()
     return {name: statistics.median(values) for name, values in samples.items()}
-
-
-def _connected_pair(
-    client_context: ssl.SSLContext, server_context: ssl.SSLContext
-) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO, list[bytes]]:
-    """A client after its handshake, its BIOs, and 5,000 answer records of its server."""
-    client_in, client_out, server_in, server_out = (ssl.MemoryBIO() for _ in range(4))
-    client = client_context.wrap_bio(client_in, client_out, server_hostname="localhost")
-    server = server_context.wrap_bio(server_in, server_out, server_side=True)
-    for _ in range(4):  # the handshake, and the session tickets
-        for side in (client, server):
-            with contextlib.suppress(ssl.SSLWantReadError):
-                side.do_handshake()
-        server_in.write(client_out.read())
-        client_in.write(server_out.read())
-    with contextlib.suppress(ssl.SSLWantReadError):
-        client.read(1024)
-    records = []
-    for _ in range(5000):
-        server.write(tls_profile._ANSWER)
-        records.append(server_out.read())
-    return client, client_in, client_out, records
 
 
 # --- the report ---

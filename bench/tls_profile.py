@@ -283,21 +283,7 @@ def tls_floor(ca: Any, count: int, rounds: int) -> dict[str, list[float]]:
     buffer = memoryview(bytearray(128 * 1024))
     for _ in range(rounds):
         for variant, failing_read in zip(samples, (False, True)):
-            ci, co, si, so = (ssl.MemoryBIO() for _ in range(4))
-            client = client_context.wrap_bio(ci, co, server_hostname="localhost")
-            server = server_context.wrap_bio(si, so, server_side=True)
-            for _ in range(4):  # the handshake, and the session tickets read
-                for side in (client, server):
-                    with contextlib.suppress(ssl.SSLWantReadError):
-                        side.do_handshake()
-                si.write(co.read())
-                ci.write(so.read())
-            with contextlib.suppress(ssl.SSLWantReadError):
-                client.read(1024)
-            records = []
-            for _ in range(count):
-                server.write(_ANSWER)
-                records.append(so.read())
+            client, ci, co, records = connected_pair(client_context, server_context, count)
             start = time.process_time()
             for record in records:
                 client.write(request)
@@ -309,6 +295,29 @@ def tls_floor(ca: Any, count: int, rounds: int) -> dict[str, list[float]]:
                         client.read(len(buffer), buffer)
             samples[variant].append((time.process_time() - start) / count * 1e6)
     return samples
+
+
+def connected_pair(
+    client_context: ssl.SSLContext, server_context: ssl.SSLContext, count: int
+) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO, list[bytes]]:
+    """A client :class:`ssl.SSLObject` after its handshake with a server over memory BIOs,
+    the client's incoming and outgoing BIO, and ``count`` records of the server's answer."""
+    client_in, client_out, server_in, server_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_context.wrap_bio(client_in, client_out, server_hostname="localhost")
+    server = server_context.wrap_bio(server_in, server_out, server_side=True)
+    for _ in range(4):  # the handshake, and the session tickets read
+        for side in (client, server):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+        server_in.write(client_out.read())
+        client_in.write(server_out.read())
+    with contextlib.suppress(ssl.SSLWantReadError):
+        client.read(1024)
+    records = []
+    for _ in range(count):
+        server.write(_ANSWER)
+        records.append(server_out.read())
+    return client, client_in, client_out, records
 
 
 # --- the orchestration ---
