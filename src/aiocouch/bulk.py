@@ -185,7 +185,9 @@ class BulkOperation:
         A batch takes documents in order while it holds fewer than ``batch_size`` and the
         next one's JSON fits into ``batch_bytes`` (a larger one goes alone); the changed
         documents of each ``batch_size`` of them are found and encoded at once, and the run
-        of them that fits is taken as one slice.
+        of them that fits is taken as one slice. ``batch_size`` documents none of which was
+        ever synced (a bulk creation's) are encoded in one piece, as their request body,
+        when that fits.
         """
         docs: list[Document] = []
         encoded: list[bytes] = []
