@@ -756,6 +756,22 @@ async def test_batch_bytes_splits_by_size(
     assert len(bulk.ok or []) == 10
 
 
+@pytest.mark.parametrize("spare", [0, -1])
+async def test_batch_bytes_bounds_the_documents_of_a_body_exactly(
+    database: Database, request_counter: RequestCounter, spare: int
+) -> None:
+    data = [{"blob": "x" * 100, "n": n} for n in range(4)]
+    # the documents of a body and the commas between them, as the body carries them
+    documents = b",".join(json.dumps({**value, "_id": f"d{n}"}, separators=(",", ":")).encode()
+                          for n, value in enumerate(data))  # fmt: skip
+    async with BulkOperation(database, batch_bytes=len(documents) + spare) as bulk:
+        for n, value in enumerate(data):
+            bulk.create(f"d{n}", data=value)
+    # all four fit exactly; one byte less and the last goes in a request of its own
+    assert bulk_posts(request_counter, database) == (1 if spare == 0 else 2)
+    assert ids(bulk.ok) == ["d0", "d1", "d2", "d3"]
+
+
 async def test_document_larger_than_batch_bytes_is_sent_alone(
     database: Database, request_counter: RequestCounter
 ) -> None:
