@@ -135,19 +135,25 @@ def main() -> int:
     return orchestrate(args)
 
 
-def orchestrate(args: argparse.Namespace) -> int:
+def write_certificate(directory: str) -> tuple[Any, str, str, str]:
+    """A new ``trustme`` CA and a certificate for ``localhost`` it signed, written into
+    ``directory``: ``(the CA, certificate path, key path, the CA's certificate path)``."""
     import trustme
 
+    ca = trustme.CA()
+    certificate = ca.issue_cert("localhost")
+    cert, key, ca_cert = (f"{directory}/{name}.pem" for name in ("cert", "key", "ca"))
+    certificate.cert_chain_pems[0].write_to_path(cert)
+    certificate.private_key_pem.write_to_path(key)
+    ca.cert_pem.write_to_path(ca_cert)
+    return ca, cert, key, ca_cert
+
+
+def orchestrate(args: argparse.Namespace) -> int:
     from testserver.pouchdb_server import server_from_environment
 
     with server_from_environment() as server, tempfile.TemporaryDirectory() as tmp:
-        ca = trustme.CA()
-        certificate = ca.issue_cert("localhost")
-        cert, key = f"{tmp}/cert.pem", f"{tmp}/key.pem"
-        certificate.cert_chain_pems[0].write_to_path(cert)
-        certificate.private_key_pem.write_to_path(key)
-        args.ca = f"{tmp}/ca.pem"
-        ca.cert_pem.write_to_path(args.ca)
+        _, cert, key, args.ca = write_certificate(tmp)
         os.environ["COUCHDB_USER"], os.environ["COUCHDB_PASSWORD"] = (
             server.user,
             server.password,

@@ -415,16 +415,10 @@ def main() -> int:
     if args.client:
         asyncio.run(gets(args.url, args.db, args.ca, args.count))
         return 0
-    import trustme
+    import tls  # (bench/tls.py; here only: it imports the benchmark's worker)
 
     with tempfile.TemporaryDirectory() as tmp:
-        ca = args.trustme_ca = trustme.CA()
-        certificate = ca.issue_cert("localhost")
-        cert, key = f"{tmp}/cert.pem", f"{tmp}/key.pem"
-        certificate.cert_chain_pems[0].write_to_path(cert)
-        certificate.private_key_pem.write_to_path(key)
-        args.ca = f"{tmp}/ca.pem"
-        ca.cert_pem.write_to_path(args.ca)
+        args.trustme_ca, cert, key, args.ca = tls.write_certificate(tmp)
         if args.server == "standin":
             command = [sys.executable, tls_profile.__file__, "--serve", cert, key]
             return _against(args, command, None, tmp)
@@ -439,18 +433,8 @@ def main() -> int:
 
 
 def _against(args: argparse.Namespace, command: list[str], http_url: str | None, tmp: str) -> int:
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        printed = server.stdout.readline().split()
-        if http_url is None:
-            urls = {"http": printed[0], "https": printed[1]}
-        else:
-            urls = {"http": http_url, "https": printed[0]}
+    with tls_profile.serving(command, http_url) as urls:
         report(args, urls, args.keep or tmp)
-    finally:
-        server.terminate()
-        server.wait()
     return 0
 
 

@@ -54,6 +54,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -429,7 +430,7 @@ def main() -> int:
 
 
 def orchestrate(args: argparse.Namespace) -> int:
-    import trustme
+    import tls  # (bench/tls.py; here only: it imports the benchmark's worker)
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.baseline:
@@ -441,13 +442,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                 capture_output=True,
             ).stdout
             subprocess.run(["tar", "-x", "-C", args.baseline_src], input=archive, check=True)
-        ca = trustme.CA()
-        certificate = ca.issue_cert("localhost")
-        cert, key = f"{tmp}/cert.pem", f"{tmp}/key.pem"
-        certificate.cert_chain_pems[0].write_to_path(cert)
-        certificate.private_key_pem.write_to_path(key)
-        args.ca = f"{tmp}/ca.pem"
-        ca.cert_pem.write_to_path(args.ca)
+        ca, cert, key, args.ca = tls.write_certificate(tmp)
         report_floor(args, ca)
         if args.server == "standin":
             return _against(args, [sys.executable, __file__, "--serve", cert, key], None)
@@ -464,20 +459,28 @@ def orchestrate(args: argparse.Namespace) -> int:
 
 
 def _against(args: argparse.Namespace, command: list[str], http_url: str | None) -> int:
+    with serving(command, http_url) as urls:
+        report_interleaved(args, urls)
+        report(args, urls)
+    return 0
+
+
+@contextlib.contextmanager
+def serving(command: list[str], http_url: str | None) -> Iterator[dict[str, str]]:
+    """The ``http`` and ``https`` URLs of the server that ``command`` starts, while the
+    block runs. The stand-in prints both; a TLS proxy prints its https URL, and
+    ``http_url`` is then that of the server behind it."""
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         printed = server.stdout.readline().split()
         if http_url is None:
-            urls = {"http": printed[0], "https": printed[1]}
+            yield {"http": printed[0], "https": printed[1]}
         else:
-            urls = {"http": http_url, "https": printed[0]}
-        report_interleaved(args, urls)
-        report(args, urls)
+            yield {"http": http_url, "https": printed[0]}
     finally:
         server.terminate()
         server.wait()
-    return 0
 
 
 async def _seed(url: str, user: str, password: str, db: str) -> None:
