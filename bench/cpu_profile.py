@@ -40,6 +40,7 @@ DEFAULT_COUNTS = {
     "create_save": 500,
     "get": 500,
     "get_concurrent": 2_000,
+    "get_throughput": 10_000,
     "update": 500,
     "bulk_create": 40_000,
     "bulk_update": 5_000,
@@ -56,7 +57,7 @@ async def _database_size(session: Any, db_url: str) -> int | None:
 async def prepare(url: str, user: str, password: str, workload: str, n: int, count: int) -> str:
     """The database the workload works on: the seeded ``bench_iter_<n>``, or a new one."""
     async with worker.client_session(user, password) as session:
-        if workload in ("get", "get_concurrent", "iterate_all"):
+        if workload in ("get", "get_concurrent", "get_throughput", "iterate_all"):
             name = f"bench_iter_{n}"
             if await _database_size(session, f"{url}/{name}") != n:
                 async with session.delete(f"{url}/{name}"):
