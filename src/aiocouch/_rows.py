@@ -52,16 +52,6 @@ _MAX_MISSES = 4
 # few dozen at a time, they are freed before the next ones are made.
 _MAX_ELEMENTS = 64
 _SCAN_WINDOW = 1 << 14
-# A separator is first looked for this far ahead: CPython searches fewer than 2,500 bytes
-# without preparing a table per call, about a tenth cheaper for rows of a few hundred bytes.
-_FIND_WINDOW = 2400
-# Where an object element could end within the bytes at hand: its "}" followed (after
-# blanks) by "]", by a "," not followed by a key's quote (within an element, "}," always
-# is), or by the end of the bytes. Where the separator is not found again and this does
-# not match, the last element is incomplete: the general scanner is not run (and fails)
-# on it at the end of every piece.
-_MAYBE_ELEMENT_END = re.compile(rb'\}[ \t\r\n]*(?:\]|,[ \t\r\n]*(?:[^ \t\r\n"]|\Z)|\Z)')
-_OPENING_BRACE = ord("{")
 _MIN_RETRY_CHARS = 1 << 16
 # CouchDB writes a few fields before the array (total_rows, offset, update_seq); more than
 # this without the array means the body is something else (an HTML page, say).
@@ -344,14 +334,8 @@ class RowParser(_Parser):
                 return b""
             if self._separator is not None:
                 position = self._split(data, position, loads, rows, limit)
-                if limit is not None:
-                    if len(rows) >= limit:
-                        continue
-                    # (at the body's end, limit is None: every element is scanned there)
-                    if data[position] == _OPENING_BRACE and not _MAYBE_ELEMENT_END.search(
-                        data, position + 1
-                    ):
-                        return data[position:]
+                if limit is not None and len(rows) >= limit:
+                    continue
             elif previous_end >= 0:
                 self._learn(data[previous_end:position], data, position)
             row: Any = None
@@ -397,11 +381,9 @@ class RowParser(_Parser):
         find = data.find
         left = -1 if limit is None else limit - len(rows)  # (-1: no limit)
         while True:
-            found = find(separator, search, search + _FIND_WINDOW)
+            found = find(separator, search)
             if found == -1:
-                found = find(separator, search)
-                if found == -1:
-                    return position
+                return position
             element = data[position : found + 1]
             try:
                 row = loads(element)
