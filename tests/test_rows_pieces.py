@@ -165,3 +165,17 @@ async def test_docs_keeps_long_numbers_exact_when_chunks_cut_them(layout: Any, s
             assert doc[name] == number and type(doc[name]) is int, name
         assert doc["in strings"] == [str(number) for number in LONG_NUMBERS.values()]
         assert doc["in an array"] == list(LONG_NUMBERS.values())
+
+
+def test_couchdb_layout_with_an_element_across_lines_wherever_a_piece_ends() -> None:
+    # (CouchDB's rows are found by their line break: one within an element is no row's end)
+    rows = [{"id": f"r{n}", "value": {"n": n}} for n in range(6)]
+    lines = [json.dumps(row, separators=(",", ":")) for row in rows]
+    lines[3] = '{"id":"r3",\r\n"value":\r\n{"n":3}\r\n}'
+    lines[4] = '{\r\n"id":"r4","value":{"n":4}}'
+    body = ('{"total_rows":6,"rows":[\r\n' + ",\r\n".join(lines) + "\r\n]}\n").encode()
+    for cut in range(len(body) + 1):
+        early, received = fed_in_two(body, cut)
+        assert received == rows, cut
+    early, _ = fed_in_two(body, len(body))
+    assert early == rows
