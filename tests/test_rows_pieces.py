@@ -1,11 +1,10 @@
 """Rows cut into pieces anywhere: where a piece ends inside the last row, inside a long
 number, or after a row that the separator of the others does not follow.
 
-The parser looks for the end of each piece's last row cheaply before it runs the general
-scanner on it, and checks each piece for integers beyond 64 bits before decoding its rows
-with orjson (which would turn them into floats). These tests cut bodies at every byte, feed
-them to ``RowParser``, and send them through ``db.docs()`` from a real socket in chunks
-that cut numbers in two.
+The parser checks each piece for integers beyond 64 bits before decoding its rows with
+orjson (which would turn them into floats), and finds the rows of CouchDB's layout by
+their line breaks. These tests cut bodies at every byte, feed them to ``RowParser``, and
+send them through ``db.docs()`` from a real socket in chunks that cut numbers in two.
 """
 
 from __future__ import annotations
