@@ -13,7 +13,9 @@ of each; no network, no server, so the parts can be told apart on a loaded machi
     .venv/bin/python bench/iteration_parts.py body.json --baseline /tmp/old/src/aiocouch/_rows.py
 
 ``--baseline`` also runs the row parser of another ``_rows.py`` (e.g. ``git show
-63f53f1:src/aiocouch/_rows.py``) through the same steps.
+63f53f1:src/aiocouch/_rows.py``) through the same steps. ``--couchdb-layout`` first lays
+a one-line body (pouchdb-server's) out as CouchDB writes it: one row per line, ``,\r\n``
+between rows.
 """
 
 from __future__ import annotations
@@ -77,6 +79,14 @@ def documents(module: ModuleType, pieces: list[bytes]) -> Iterator[Document]:
                 yield from_server(None, doc, source)
 
 
+def couchdb_layout(body: bytes) -> bytes:
+    """``body`` (one line) laid out as CouchDB writes it: one row per line."""
+    rows = orjson.loads(body)
+    lines = b",\r\n".join(orjson.dumps(row) for row in rows.pop("rows"))
+    head = orjson.dumps(rows)[:-1] + (b"," if rows else b"")
+    return head + b'"rows":[\r\n' + lines + b"\r\n]}\n"
+
+
 def steps(body: bytes, baseline: ModuleType | None) -> dict[str, Callable[[], Any]]:
     """The measured steps, by name."""
     pieces = [body[i : i + PIECE] for i in range(0, len(body), PIECE)]
@@ -136,8 +146,11 @@ def main() -> int:
     parser.add_argument("body", help="a saved _all_docs?include_docs=true body")
     parser.add_argument("--baseline", help="another _rows.py to run the same steps with")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--couchdb-layout", action="store_true", help="one row per line")
     args = parser.parse_args()
     body = Path(args.body).read_bytes()
+    if args.couchdb_layout:
+        body = couchdb_layout(body)
     count = len(orjson.loads(body)["rows"])
     baseline = load_rows_module(args.baseline) if args.baseline else None
     measured = steps(body, baseline)
