@@ -22,14 +22,37 @@ only ``bulk_update``, reading the documents with POST ``_bulk_get`` as this proj
 instead of POST ``_all_docs?include_docs=true`` with keys as plain aiohttp does)::
 
     .venv/bin/python bench/run.py --clients ours aiohttp floor floor-bulk-get --no-save
+
+Run as a script, it answers which of the two reading answers costs less to decode: it
+seeds a database of ``--count`` documents, saves the bodies of both requests for all of
+them, and decodes each with ``orjson.loads`` in fresh processes, taking turns (CPU of the
+first decoding, minor page faults, and CPU of a second decoding of the same bytes in the
+same process, when the memory of the first is reused)::
+
+    .venv/bin/python bench/raw_client.py decode --count 5000 --repeat 7
+
+and it counts the instructions (valgrind) of one single-document operation of the floor,
+plain aiohttp and this project, each with its workload code, against the stand-in of
+``bench/single_cost.py`` (a server that answers at once, as CouchDB 3.4.3 would)::
+
+    .venv/bin/python bench/raw_client.py instructions get create_save update
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
+import json
+import os
+import re
 import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -159,6 +182,8 @@ class Pool:
     def __init__(self, url: str, user: str, password: str) -> None:
         parts = urlsplit(url)
         https = parts.scheme == "https"
+        if parts.hostname is None:
+            raise ValueError(f"no host in {url!r}")
         self._host = parts.hostname
         self._port = parts.port or (443 if https else 80)
         self._ssl = ssl.create_default_context() if https else None
@@ -364,3 +389,206 @@ class FloorWorkloads:
             return len(saved), checksum
 
         return run
+
+
+# -- which reading answer costs less to decode ---------------------------------------------
+
+#: Decodes the body in the file argv[1] in a fresh process and prints what it cost as JSON.
+_DECODE = """
+import gc, json, resource, sys, time
+import orjson
+data = open(sys.argv[1], "rb").read()
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+gc.collect()
+faults_before, cpu_before = faults(), time.process_time()
+answer = orjson.loads(data)
+first, first_faults = time.process_time() - cpu_before, faults() - faults_before
+cpu_before = time.process_time()
+if "rows" in answer:
+    docs = [row["doc"] for row in answer["rows"]]
+else:
+    docs = [result["docs"][0]["ok"] for result in answer["results"]]
+extract = time.process_time() - cpu_before
+del answer, docs
+cpu_before = time.process_time()
+again = orjson.loads(data)
+second = time.process_time() - cpu_before
+print(json.dumps({"first": first, "faults": first_faults, "extract": extract, "second": second}))
+"""
+
+
+def reading_bodies(count: int) -> dict[str, bytes]:
+    """The raw answers of both ways to read the ``count`` documents of a seeded database."""
+    import run  # (the benchmark's server and seeding)
+
+    with run.bench_server() as server:
+        name = f"bench_floor_decode_{count}"
+        run.delete_database(server, name)
+        run.seed_database(server, name, count)
+        ids = seeded_ids(count)
+        requests = {
+            "_all_docs": ("_all_docs?include_docs=true", {"keys": ids}),
+            "_bulk_get": ("_bulk_get", {"docs": [{"id": id} for id in ids]}),
+        }
+
+        async def fetch() -> dict[str, bytes]:
+            import worker
+
+            bodies = {}
+            async with worker.client_session(server.user, server.password) as session:
+                for label, (path, body) in requests.items():
+                    async with session.post(
+                        f"{server.url}/{name}/{path}",
+                        data=orjson.dumps(body),
+                        headers={"Content-Type": "application/json"},
+                    ) as resp:
+                        resp.raise_for_status()
+                        bodies[label] = await resp.read()
+            return bodies
+
+        try:
+            return asyncio.run(fetch())
+        finally:
+            run.delete_database(server, name)
+
+
+# -- instructions per operation, the floor beside aiohttp and this project -----------------
+
+#: The single-document workloads counted by ``instructions``.
+SINGLE = ("get", "create_save", "update")
+INSTRUCTION_CLIENTS = ("ours", "aiohttp", "floor")
+#: Instructions counted: cachegrind without its cache simulation counts what callgrind
+#: does, in less than half the time.
+_VALGRIND = ("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null")
+
+
+async def workload_loop(client: str, workload: str, count: int, url: str) -> None:
+    """20 operations of ``workload`` (warm-up), then ``count`` more, with ``client``'s code
+    of ``bench/worker.py`` (or this file's), against ``bench/single_cost.py``'s stand-in."""
+    import worker
+
+    size = 1_000_000  # (spread ids: the stand-in answers any)
+    if client == "floor":
+        pool = Pool(url, "admin", "secret")
+        for n in (20, count):
+            floor = FloorWorkloads(pool, "bench", n, size, batch=1, in_flight=1)
+            await getattr(floor, workload)()()
+        pool.close()
+    elif client == "aiohttp":
+        async with worker.client_session("admin", "secret") as session:
+            for n in (20, count):
+                plain = worker.AiohttpWorkloads(session, f"{url}/bench", n, size)
+                await getattr(plain, workload)()()
+    else:
+        from aiocouch import CouchDB, Database
+
+        async with CouchDB(url, user="admin", password="secret") as couchdb:
+            for n in (20, count):
+                ours = worker.AiocouchWorkloads(Database(couchdb, "bench"), n, size)
+                await getattr(ours, workload)()()
+
+
+def instructions(url: str, client: str, workload: str, counts: tuple[int, int]) -> float:
+    """Instructions per operation (valgrind): the difference of a client process running
+    ``counts[0]`` operations and one running ``counts[1]``, over the difference."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    processes = [
+        subprocess.Popen(
+            [*_VALGRIND, sys.executable, __file__, "loop", client, workload, str(count), url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for count in counts
+    ]
+    totals = []
+    for process in processes:
+        _, stderr = process.communicate()
+        match = re.search(r"I\s+refs:\s+([\d,]+)", stderr)
+        if process.returncode or match is None:
+            raise RuntimeError(f"no count in valgrind's output:\n{stderr}")
+        totals.append(int(match.group(1).replace(",", "")))
+    return (totals[0] - totals[1]) / (counts[0] - counts[1])
+
+
+def count_instructions(workloads: Sequence[str], counts: tuple[int, int]) -> None:
+    """Prints instructions per operation of each client on each single-document workload."""
+    from single_cost import stand_in
+
+    span = counts[0] - counts[1]
+    print(f"instructions per operation ({span} = {counts[0]} - {counts[1]}, valgrind)")
+    print("| workload | " + " | ".join(INSTRUCTION_CLIENTS) + " | floor / aiohttp | ours / floor |")
+    print("|---|" + "---:|" * (len(INSTRUCTION_CLIENTS) + 2))
+    with stand_in() as url:
+        for workload in workloads:
+            cost = {c: instructions(url, c, workload, counts) for c in INSTRUCTION_CLIENTS}
+            cells = [f"{cost[c]:,.0f}" for c in INSTRUCTION_CLIENTS]
+            cells += [
+                f"{cost['floor'] / cost['aiohttp']:.2f}x",
+                f"{cost['ours'] / cost['floor']:.2f}x",
+            ]
+            print(f"| {workload} | " + " | ".join(cells) + " |", flush=True)
+
+
+def decode(count: int, repeat: int) -> None:
+    """Prints, for each reading answer, its size and the median cost of decoding it."""
+    bodies = reading_bodies(count)
+    samples: dict[str, list[dict[str, float]]] = {label: [] for label in bodies}
+    with tempfile.TemporaryDirectory() as folder:
+        files = {label: Path(folder, label) for label in bodies}
+        for label, body in bodies.items():
+            files[label].write_bytes(body)
+        for _ in range(repeat):
+            for label, file in files.items():
+                out = subprocess.run(
+                    [sys.executable, "-I", "-c", _DECODE, str(file)],
+                    capture_output=True,
+                    check=True,
+                    text=True,
+                ).stdout
+                samples[label].append(json.loads(out))
+    print(f"{count:,} documents, median of {repeat} fresh processes each")
+    print("| answer | bytes | orjson.loads ms | page faults | docs out ms | loads again ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, runs in samples.items():
+        cells = [
+            f"{statistics.median(run[key] for run in runs) * scale:,.1f}"
+            for key, scale in (("first", 1e3), ("faults", 1), ("extract", 1e3), ("second", 1e3))
+        ]
+        print(f"| {label} | {len(bodies[label]):,} | " + " | ".join(cells) + " |")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``decode``: which reading answer costs less to decode; ``instructions``: counted work
+    per single-document operation of the floor, plain aiohttp and this project."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    decoding = commands.add_parser("decode", help="decode both reading answers")
+    decoding.add_argument("--count", type=int, default=5_000, help="documents read")
+    decoding.add_argument("--repeat", type=int, default=7, help="fresh processes per body")
+    counting = commands.add_parser("instructions", help="instructions per operation")
+    counting.add_argument("workloads", nargs="*", help=f"of {', '.join(SINGLE)} (all)")
+    counting.add_argument("--long", type=int, default=600)
+    counting.add_argument("--short", type=int, default=100)
+    loop = commands.add_parser("loop")  # (one client process under valgrind)
+    loop.add_argument("client", choices=INSTRUCTION_CLIENTS)
+    loop.add_argument("workload", choices=SINGLE)
+    loop.add_argument("count", type=int)
+    loop.add_argument("url")
+    args = parser.parse_args(argv)
+    if args.command == "decode":
+        decode(args.count, args.repeat)
+    elif args.command == "instructions":
+        unknown = set(args.workloads) - set(SINGLE)
+        if unknown:
+            parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+        count_instructions(args.workloads or SINGLE, (args.long, args.short))
+    else:
+        asyncio.run(workload_loop(args.client, args.workload, args.count, args.url))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
