@@ -84,6 +84,7 @@ CLIENT_LABELS = {
     # the raw floor (bench/raw_client.py)
     "floor": "raw floor",
     "floor-bulk-get": "raw floor, _bulk_get",
+    "floor-nogc": "raw floor, collector off",
 }
 #: The clients of a plain ``make bench``.
 DEFAULT_CLIENTS = (*worker.DEFAULT_CLIENTS, *peers.CLIENTS)
@@ -114,6 +115,7 @@ RATIOS = (
     ("floor / aiohttp", "floor", "aiohttp"),
     ("ours / floor", "ours", "floor"),
     ("_bulk_get / _all_docs floor", "floor-bulk-get", "floor"),
+    ("ours / floor, collector off", "ours", "floor-nogc"),
 )
 #: The https rows: workload name -> the workload run through the TLS proxy.
 HTTPS_WORKLOADS = {"https_get": "get", "https_create_save": "create_save"}
@@ -1046,6 +1048,7 @@ COLORS = {
     # the raw floor (bench/raw_client.py)
     "floor": "#000000",
     "floor-bulk-get": "#404040",
+    "floor-nogc": "#808080",
 }
 
 

@@ -16,7 +16,9 @@ Clients:
   a cookie session instead of basic auth (the login is part of the warm-up);
 * ``floor``         - the same HTTP calls as ``aiohttp`` with the least work a Python program
   can do (``bench/raw_client.py``): what any client must spend;
-* ``floor-bulk-get`` - ``floor``'s ``bulk_update`` reading with ``_bulk_get`` (only that).
+* ``floor-bulk-get`` - ``floor``'s ``bulk_update`` reading with ``_bulk_get`` (only that);
+* ``floor-nogc``    - ``floor``'s big-answer workloads (``bulk_create``, ``iterate_all``,
+  ``bulk_update``) with the garbage collector off (``gc.disable()``) while they run.
 
 The two variants run the same workload code as ``ours``; only the ``CouchDB(...)`` options
 differ (:func:`couchdb_options`).
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import os
 import sys
@@ -70,7 +73,9 @@ from measure import (
 __all__ = ["WORKLOADS", "doc_id", "make_doc"]
 
 #: The raw floor (bench/raw_client.py); not in a plain ``make bench``.
-FLOOR_CLIENTS = ("floor", "floor-bulk-get")
+FLOOR_CLIENTS = ("floor", "floor-bulk-get", "floor-nogc")
+#: The workloads of ``floor-nogc``: those that decode answers of thousands of documents.
+FLOOR_NOGC_WORKLOADS = ("bulk_create", "iterate_all", "bulk_update")
 CLIENTS = ("ours", "aiocouch401", "aiohttp", "ours-no-retry", "ours-session", *FLOOR_CLIENTS)
 #: The clients of this file in a plain ``make bench`` (the other libraries: bench/peers.py).
 DEFAULT_CLIENTS = ("ours", "aiocouch401", "aiohttp")
@@ -503,6 +508,8 @@ async def run_floor(args: argparse.Namespace, user: str, password: str) -> Resul
     library, path = f"raw asyncio + orjson {orjson.__version__}", raw_client.__file__
     if args.client == "floor-bulk-get" and args.workload != "bulk_update":
         return unsupported(args, library, path, "floor's requests; only bulk_update differs")
+    if args.client == "floor-nogc" and args.workload not in FLOOR_NOGC_WORKLOADS:
+        return unsupported(args, library, path, "measured for the big answers only")
     pool = raw_client.Pool(args.url, user, password)
     try:
         floor = raw_client.FloorWorkloads(
@@ -520,7 +527,10 @@ async def run_floor(args: argparse.Namespace, user: str, password: str) -> Resul
             return unsupported(args, library, path, str(exc))
         await pool.request(b"GET", "/")  # warm-up: connection, first use
         pool.requests = 0
+        if args.client == "floor-nogc":
+            gc.disable()
         measured = await measure(body)
+        gc.enable()
     finally:
         pool.close()
     return Result(
