@@ -13,15 +13,16 @@ Clients:
 * ``aiohttp``       - the same HTTP calls written by hand with aiohttp and the stdlib ``json``;
 * ``ours-no-retry`` - this project with ``CouchDB(..., retry=False)``;
 * ``ours-session``  - this project with ``CouchDB(..., auth=SessionAuth(user, password))``,
-  a cookie session instead of basic auth (the login is part of the warm-up);
-* ``floor``         - the same HTTP calls as ``aiohttp`` with the least work a Python program
-  can do (``bench/raw_client.py``): what any client must spend;
-* ``floor-bulk-get`` - ``floor``'s ``bulk_update`` reading with ``_bulk_get`` (only that);
-* ``floor-nogc``    - ``floor``'s big-answer workloads (``bulk_create``, ``iterate_all``,
-  ``bulk_update``) with the garbage collector off (``gc.disable()``) while they run.
+  a cookie session instead of basic auth (the login is part of the warm-up).
 
 The two variants run the same workload code as ``ours``; only the ``CouchDB(...)`` options
 differ (:func:`couchdb_options`).
+
+The raw floor (``bench/raw_client.py``, not in a plain ``make bench``): ``floor`` makes the
+same HTTP calls as ``aiohttp`` with the least work a Python program can do (what any client
+must spend); ``floor-bulk-get`` only ``bulk_update``, reading with ``_bulk_get``;
+``floor-nogc`` only the big-answer workloads (``bulk_create``, ``iterate_all``,
+``bulk_update``), with the garbage collector off while they run.
 
 Credentials come from ``COUCHDB_USER`` / ``COUCHDB_PASSWORD``. Only the measured workload
 is inside the timed region: the data to write is generated before it, one warm-up
