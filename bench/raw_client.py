@@ -36,6 +36,11 @@ plain aiohttp and this project, each with its workload code, against the stand-i
 ``bench/single_cost.py`` (a server that answers at once, as CouchDB 3.4.3 would)::
 
     .venv/bin/python bench/raw_client.py instructions get create_save update
+
+and what unframing CouchDB's one-row-per-chunk ``_all_docs`` costs the floor against the
+same body sized::
+
+    .venv/bin/python bench/raw_client.py framing --count 5000
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -560,6 +566,52 @@ def decode(count: int, repeat: int) -> None:
         print(f"| {label} | {len(bodies[label]):,} | " + " | ".join(cells) + " |")
 
 
+def framing(count: int, repeat: int) -> None:
+    """Prints the floor's CPU to unframe a CouchDB-style ``_all_docs`` answer of ``count``
+    rows sent one row per chunk (as CouchDB 3.4.3 sends it), and the same bytes sized."""
+    rows = [
+        orjson.dumps(
+            {"id": doc_id(i), "key": doc_id(i), "value": {"rev": "1-a"}, "doc": make_doc(i)}
+        )
+        for i in range(1, count + 1)
+    ]
+    pieces = [b'{"total_rows":%d,"offset":0,"rows":[\r\n' % count]
+    pieces += [row + b",\r\n" for row in rows[:-1]] + [rows[-1] + b"\r\n]}\n"]
+    body = b"".join(pieces)
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+    answers = {
+        "one row per chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunked
+        + b"0\r\n\r\n",
+        "sized": b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body),
+    }
+
+    async def unframe(answer: bytes) -> float:
+        """CPU seconds of Connection.data_received over ``answer`` in 64 KiB reads."""
+        connection = Connection()
+        connection._answer = received = asyncio.get_running_loop().create_future()
+        reads = [answer[i : i + 65_536] for i in range(0, len(answer), 65_536)]
+        started = time.process_time()
+        for data in reads:
+            connection.data_received(data)
+        spent = time.process_time() - started
+        if received.result()[1] != body:
+            raise RuntimeError("unframed body differs")
+        return spent
+
+    async def measure_all() -> dict[str, list[float]]:
+        spent: dict[str, list[float]] = {label: [] for label in answers}
+        for _ in range(repeat):
+            for label, answer in answers.items():
+                spent[label].append(await unframe(answer))
+        return spent
+
+    spent = asyncio.run(measure_all())
+    print(f"{count:,} rows, {len(body):,} bytes, median of {repeat}, in turns")
+    for label, values in spent.items():
+        print(f"{label}: {statistics.median(values) * 1e3:.1f} ms")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``decode``: which reading answer costs less to decode; ``instructions``: counted work
     per single-document operation of the floor, plain aiohttp and this project."""
@@ -568,6 +620,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     decoding = commands.add_parser("decode", help="decode both reading answers")
     decoding.add_argument("--count", type=int, default=5_000, help="documents read")
     decoding.add_argument("--repeat", type=int, default=7, help="fresh processes per body")
+    unframing = commands.add_parser("framing", help="unframe a chunked and a sized answer")
+    unframing.add_argument("--count", type=int, default=5_000, help="rows")
+    unframing.add_argument("--repeat", type=int, default=30)
     counting = commands.add_parser("instructions", help="instructions per operation")
     counting.add_argument("workloads", nargs="*", help=f"of {', '.join(SINGLE)} (all)")
     counting.add_argument("--long", type=int, default=600)
@@ -580,6 +635,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "decode":
         decode(args.count, args.repeat)
+    elif args.command == "framing":
+        framing(args.count, args.repeat)
     elif args.command == "instructions":
         unknown = set(args.workloads) - set(SINGLE)
         if unknown:
