@@ -17,11 +17,12 @@ any other header, check the framing beyond what it needs (a malformed answer may
 be misread), time limits, retries, handling a connection the server closed while in use,
 error types, objects for the caller. Its figures are what the same HTTP calls cost at all.
 
-``bench/worker.py`` runs it as the clients ``floor`` and ``floor-bulk-get`` (the latter does
-only ``bulk_update``, reading the documents with POST ``_bulk_get`` as this project does
-instead of POST ``_all_docs?include_docs=true`` with keys as plain aiohttp does)::
+``bench/worker.py`` runs it as the clients ``floor``, ``floor-bulk-get`` (only
+``bulk_update``, reading the documents with POST ``_bulk_get`` as this project does instead
+of POST ``_all_docs?include_docs=true`` with keys as plain aiohttp does) and ``floor-nogc``
+(only ``bulk_create``, ``iterate_all`` and ``bulk_update``, the collector off)::
 
-    .venv/bin/python bench/run.py --clients ours aiohttp floor floor-bulk-get --no-save
+    .venv/bin/python bench/run.py --clients ours aiohttp floor floor-bulk-get floor-nogc --no-save
 
 Run as a script, it answers which of the two reading answers costs less to decode: it
 seeds a database of ``--count`` documents, saves the bodies of both requests for all of
