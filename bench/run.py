@@ -81,6 +81,10 @@ CLIENT_LABELS = {
     "couchdb-python": "couchdb-python",
     "chaise": "chaise",
     "aiocouchdb3": "aiocouchdb3",
+    # the raw floor (bench/raw_client.py)
+    "floor": "raw floor",
+    "floor-bulk-get": "raw floor, _bulk_get",
+    "floor-nogc": "raw floor, collector off",
 }
 #: The clients of a plain ``make bench``.
 DEFAULT_CLIENTS = (*worker.DEFAULT_CLIENTS, *peers.CLIENTS)
@@ -107,6 +111,11 @@ RATIOS = (
     ("ours / 4.0.1", "ours", "aiocouch401"),
     ("defaults / retry=False", "ours", "ours-no-retry"),
     ("session / basic", "ours-session", "ours"),
+    # the raw floor (bench/raw_client.py)
+    ("floor / aiohttp", "floor", "aiohttp"),
+    ("ours / floor", "ours", "floor"),
+    ("_bulk_get / _all_docs floor", "floor-bulk-get", "floor"),
+    ("ours / floor, collector off", "ours", "floor-nogc"),
 )
 #: The https rows: workload name -> the workload run through the TLS proxy.
 HTTPS_WORKLOADS = {"https_get": "get", "https_create_save": "create_save"}
@@ -688,7 +697,7 @@ def best_other(runs: Sequence[Run], workload: str, clients: Sequence[str]) -> Ru
     done = [
         run
         for client in clients
-        if not client.startswith("ours")
+        if not client.startswith(("ours", "floor"))
         and (run := find(runs, workload, client)) is not None
         and run.ok
     ]
@@ -1036,6 +1045,10 @@ COLORS = {
     "couchdb-python": "#e6ab02",
     "chaise": "#a6761d",
     "aiocouchdb3": "#7570b3",
+    # the raw floor (bench/raw_client.py)
+    "floor": "#000000",
+    "floor-bulk-get": "#404040",
+    "floor-nogc": "#808080",
 }
 
 

@@ -18,6 +18,12 @@ Clients:
 The two variants run the same workload code as ``ours``; only the ``CouchDB(...)`` options
 differ (:func:`couchdb_options`).
 
+The raw floor (``bench/raw_client.py``, not in a plain ``make bench``): ``floor`` makes the
+same HTTP calls as ``aiohttp`` with the least work a Python program can do (what any client
+must spend); ``floor-bulk-get`` only ``bulk_update``, reading with ``_bulk_get``;
+``floor-nogc`` only the big-answer workloads (``bulk_create``, ``iterate_all``,
+``bulk_update``), with the garbage collector off while they run.
+
 Credentials come from ``COUCHDB_USER`` / ``COUCHDB_PASSWORD``. Only the measured workload
 is inside the timed region: the data to write is generated before it, one warm-up
 ``GET /`` opens the connection and runs the first-use imports, and the request counter and
@@ -34,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import os
 import sys
@@ -66,7 +73,11 @@ from measure import (
 
 __all__ = ["WORKLOADS", "doc_id", "make_doc"]
 
-CLIENTS = ("ours", "aiocouch401", "aiohttp", "ours-no-retry", "ours-session")
+#: The raw floor (bench/raw_client.py); not in a plain ``make bench``.
+FLOOR_CLIENTS = ("floor", "floor-bulk-get", "floor-nogc")
+#: The workloads of ``floor-nogc``: those that decode answers of thousands of documents.
+FLOOR_NOGC_WORKLOADS = ("bulk_create", "iterate_all", "bulk_update")
+CLIENTS = ("ours", "aiocouch401", "aiohttp", "ours-no-retry", "ours-session", *FLOOR_CLIENTS)
 #: The clients of this file in a plain ``make bench`` (the other libraries: bench/peers.py).
 DEFAULT_CLIENTS = ("ours", "aiocouch401", "aiohttp")
 #: Documents per ``_bulk_docs`` request of the aiohttp client; the same as the default
@@ -440,6 +451,8 @@ async def run_worker(args: argparse.Namespace) -> Result:
     """Sets the client up, prepares the workload, then runs and measures only that."""
     user = os.environ.get("COUCHDB_USER", "admin")
     password = os.environ.get("COUCHDB_PASSWORD", "password")
+    if args.client in FLOOR_CLIENTS:
+        return await run_floor(args, user, password)
     counter = RequestCounter(accept_json=args.client == "aiocouch401")
     if args.client == "aiohttp":
         library, library_path = f"aiohttp {aiohttp.__version__}", aiohttp.__file__
@@ -482,6 +495,57 @@ async def run_worker(args: argparse.Namespace) -> Result:
         error=measured.error,
         library=library,
         library_path=library_path,
+    )
+
+
+# -- the raw floor (bench/raw_client.py) ---------------------------------------------------
+
+
+async def run_floor(args: argparse.Namespace, user: str, password: str) -> Result:
+    """One workload of the raw floor; it counts its requests itself."""
+    import orjson
+    import raw_client
+
+    library, path = f"raw asyncio + orjson {orjson.__version__}", raw_client.__file__
+    if args.client == "floor-bulk-get" and args.workload != "bulk_update":
+        return unsupported(args, library, path, "floor's requests; only bulk_update differs")
+    if args.client == "floor-nogc" and args.workload not in FLOOR_NOGC_WORKLOADS:
+        return unsupported(args, library, path, "measured for the big answers only")
+    pool = raw_client.Pool(args.url, user, password)
+    try:
+        floor = raw_client.FloorWorkloads(
+            pool,
+            quote(args.db, safe=""),
+            args.count,
+            args.db_size,
+            batch=BULK_BATCH,
+            in_flight=BULK_IN_FLIGHT,
+            bulk_get=args.client == "floor-bulk-get",
+        )
+        try:
+            body = getattr(floor, args.workload)()
+        except Unsupported as exc:
+            return unsupported(args, library, path, str(exc))
+        await pool.request(b"GET", "/")  # warm-up: connection, first use
+        pool.requests = 0
+        if args.client == "floor-nogc":
+            gc.disable()
+        measured = await measure(body)
+        gc.enable()
+    finally:
+        pool.close()
+    return Result(
+        client=args.client,
+        workload=args.workload,
+        cpu_s=round(measured.cpu_s, 4),
+        wall_s=round(measured.wall_s, 4),
+        rss_mb=round(measured.rss_mb, 2),
+        requests=pool.requests,
+        items=measured.items,
+        checksum=measured.checksum,
+        error=measured.error,
+        library=library,
+        library_path=path,
     )
 
 
