@@ -255,3 +255,29 @@ class Result:
     library_path: str
     #: Why the client cannot do the workload (no such public call); nothing was measured.
     unsupported: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        client: str,
+        workload: str,
+        measured: Measurement,
+        *,
+        requests: int,
+        library: str,
+        library_path: str,
+    ) -> Result:
+        """The result of a measured run: ``measured`` rounded as the report shows it."""
+        return cls(
+            client=client,
+            workload=workload,
+            cpu_s=round(measured.cpu_s, 4),
+            wall_s=round(measured.wall_s, 4),
+            rss_mb=round(measured.rss_mb, 2),
+            requests=requests,
+            items=measured.items,
+            checksum=measured.checksum,
+            error=measured.error,
+            library=library,
+            library_path=library_path,
+        )

@@ -640,18 +640,8 @@ def result(
     library = f"{distribution} {version(distribution)}"
     if measured is None:
         return Result(client, settings.workload, 0.0, 0.0, 0.0, 0, 0, 0, None, library, path, note)
-    return Result(
-        client=client,
-        workload=settings.workload,
-        cpu_s=round(measured.cpu_s, 4),
-        wall_s=round(measured.wall_s, 4),
-        rss_mb=round(measured.rss_mb, 2),
-        requests=0,
-        items=measured.items,
-        checksum=measured.checksum,
-        error=measured.error,
-        library=library,
-        library_path=path,
+    return Result.of(
+        client, settings.workload, measured, requests=0, library=library, library_path=path
     )
 
 

@@ -483,16 +483,11 @@ async def run_worker(args: argparse.Namespace) -> Result:
             counter.count = 0
             measured = await measure(body)
             requests = counter.count
-    return Result(
-        client=args.client,
-        workload=args.workload,
-        cpu_s=round(measured.cpu_s, 4),
-        wall_s=round(measured.wall_s, 4),
-        rss_mb=round(measured.rss_mb, 2),
+    return Result.of(
+        args.client,
+        args.workload,
+        measured,
         requests=requests,
-        items=measured.items,
-        checksum=measured.checksum,
-        error=measured.error,
         library=library,
         library_path=library_path,
     )
@@ -534,16 +529,11 @@ async def run_floor(args: argparse.Namespace, user: str, password: str) -> Resul
         gc.enable()
     finally:
         pool.close()
-    return Result(
-        client=args.client,
-        workload=args.workload,
-        cpu_s=round(measured.cpu_s, 4),
-        wall_s=round(measured.wall_s, 4),
-        rss_mb=round(measured.rss_mb, 2),
+    return Result.of(
+        args.client,
+        args.workload,
+        measured,
         requests=pool.requests,
-        items=measured.items,
-        checksum=measured.checksum,
-        error=measured.error,
         library=library,
         library_path=path,
     )
