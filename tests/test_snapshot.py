@@ -60,3 +60,11 @@ def test_changed_reads_the_synced_state_from_a_field_of_the_text_with_the_given_
     saved = {**SYNCED, "_rev": "2-b"}
     assert not changed(encode(SYNCED), None, "2-b", saved, encode(saved))
     assert changed(encode(SYNCED), None, "2-b", dict(SYNCED), encode(SYNCED))
+
+
+def test_changed_takes_a_text_equal_to_the_encoding_as_unchanged_only_at_its_revision() -> None:
+    assert not changed(encode(SYNCED), None, "1-a", dict(SYNCED), encode(SYNCED))
+    unsaved = {key: value for key, value in SYNCED.items() if key != "_rev"}
+    assert not changed(encode(unsaved), None, None, dict(unsaved), encode(unsaved))
+    # a new document's body, saved as revision 1-a: without its _rev it is a change
+    assert changed(encode(unsaved), None, "1-a", dict(unsaved), encode(unsaved))

@@ -7,7 +7,8 @@ and decoded only when a check needs it: iterating or saving many documents then 
 no encoding beyond the request body. The check compares the plain encodings first (equal
 bytes mean equal data; a different length means a different canonical form too), then
 the values decoded from both (different values mean different data), and sorts keys only
-for equal values, which may still differ as JSON (``1`` and ``1.0``). A state taken as
+for equal values, which may still differ as JSON (``1`` and ``1.0``). A text that is
+byte for byte the data's encoding, at the data's revision, is unchanged without decoding. A state taken as
 the plain encoding of the data itself (key :data:`PLAIN`) is compared with the data's
 encoding without decoding it, unless the lengths are equal.
 """
@@ -95,6 +96,11 @@ def changed(
         if len(source) != len(encoded):
             return True
         key = None
+    elif key is None and source == encoded and rev == data.get("_rev"):
+        # (a text that is byte for byte this client's encoding of the data, the synced
+        # revision being the data's: unchanged. A text that differs may be the server's
+        # way of writing the same data.)
+        return False
     synced = _json.loads(source)
     if key is not None:
         synced = synced[key]
