@@ -173,12 +173,15 @@ class Document(RemoteDocument):
             # (states that are the plain encoding of the synced data, as a bulk read keeps
             # them: equal bytes mean unchanged and another length changed, both found in C;
             # only the others are compared in full)
+            resized = list(map(ne, map(len, sources), map(len, encoded)))
+            if all(resized):
+                return documents, encoded  # (as after a bulk update's usual change)
             dirty = [
                 not same
-                and (resized or changed(source, _snapshot.PLAIN, doc._synced_rev, doc._data, data))
-                for same, resized, source, doc, data in zip(
+                and (other or changed(source, _snapshot.PLAIN, doc._synced_rev, doc._data, data))
+                for same, other, source, doc, data in zip(
                     map(eq, sources, encoded),
-                    map(ne, map(len, sources), map(len, encoded)),
+                    resized,
                     sources,
                     documents,
                     encoded,
