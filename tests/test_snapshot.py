@@ -64,6 +64,11 @@ def test_changed_reads_the_synced_state_from_a_field_of_the_text_with_the_given_
 
 def test_changed_takes_a_text_equal_to_the_encoding_as_unchanged_only_at_its_revision() -> None:
     assert not changed(encode(SYNCED), None, "1-a", dict(SYNCED), encode(SYNCED))
+    # (as CouchDB and pouchdb-server send a document: a line break after it)
+    assert not changed(encode(SYNCED) + b"\n", None, "1-a", dict(SYNCED), encode(SYNCED))
+    longer = {**SYNCED, "nested": {"a": 1, "b": 2, "c": 3}}
+    assert changed(encode(SYNCED) + b"\n", None, "1-a", longer, encode(longer))
+    assert changed(encode(SYNCED) + b"\n", None, "1-b", dict(SYNCED), encode(SYNCED))
     unsaved = {key: value for key, value in SYNCED.items() if key != "_rev"}
     assert not changed(encode(unsaved), None, None, dict(unsaved), encode(unsaved))
     # a new document's body, saved as revision 1-a: without its _rev it is a change

@@ -75,10 +75,11 @@ try:
         return orjson.loads(text)
 
     # orjson writes a float from 1e16 up with an exponent ("1e+19"), so that the float an
-    # integer beyond 64 bits became (2**63 and more) shows as "e+": checked here for the
-    # orjson installed (without the mark, every decoding counts as possibly inexact).
+    # integer beyond 64 bits became (2**63 and more) holds a "+", which a search for one
+    # byte finds fast (a "+" in a string only costs the exact decoding); checked here for
+    # the orjson installed (without it, every decoding counts as possibly inexact).
     _LARGE_FLOAT_MARK = (
-        b"e+"
+        b"+"
         if all(
             b"e+" in orjson.dumps(x) for x in (2.0**63, -(2.0**63), 2.0**64, 1.7976931348623157e308)
         )

@@ -10,8 +10,9 @@ the values decoded from both (different values mean different data), and sorts k
 for equal values, which may still differ as JSON (``1`` and ``1.0``). A state taken as
 the plain encoding of the data itself (key :data:`PLAIN`) is compared with the data's
 encoding without decoding it, unless the lengths are equal; so is a text that is byte
-for byte that encoding, at the data's revision. The text is decoded without looking for
-integers beyond 64 bits again where the result shows that it held none.
+for byte that encoding (but for blanks after it), at the data's revision. The text is
+decoded without looking for integers beyond 64 bits again where the result shows that it
+held none.
 """
 
 from __future__ import annotations
@@ -97,10 +98,16 @@ def changed(
         if len(source) != len(encoded):
             return True
         key = None
-    elif key is None and source == encoded and rev == data.get("_rev"):
-        # (a text that is byte for byte this client's encoding of the data, the synced
-        # revision being the data's: unchanged. A text that differs may be the server's
-        # way of writing the same data.)
+    elif (
+        key is None
+        and type(source) is bytes
+        and source.startswith(encoded)
+        and not source[len(encoded) :].strip()
+        and rev == data.get("_rev")
+    ):
+        # (a text that is this client's encoding of the data, byte for byte but for the
+        # line break CouchDB ends an answer with, the synced revision being the data's:
+        # unchanged. A text that differs may be the server's way of writing the same data.)
         return False
     synced = _synced(source, key, rev, exact=False)
     if synced is None:
