@@ -433,6 +433,25 @@ async def test_update_docs_reads_the_documents_in_the_order_asked(
     assert [(await server_copy(database, id))["n"] for id in order] == [13, 10, 15, 11, 14, 12]
 
 
+async def test_update_docs_reads_ids_holding_commas_quotes_and_backslashes(
+    database: Database, request_counter: RequestCounter
+) -> None:
+    # (the _bulk_get body of plain ids is made from their JSON array: these take the
+    # other way, one object per id, and must ask for the same documents)
+    order = ["a,b", ",", 'q"x', "c\\d", "x,", "plain"]
+    for n, doc_id in enumerate(order):
+        await save(database, doc_id, n=n)
+    request_counter.reset()
+    async with database.update_docs(order) as bulk:
+        assert request_counter.requests == [("POST", f"/{database.id}/_bulk_get")]
+        loaded = [doc async for doc in bulk]
+        assert [(doc.id, doc["n"]) for doc in loaded] == list(zip(order, range(6)))
+        for doc in loaded:
+            doc["n"] += 10
+    assert ids(bulk.ok) == order
+    assert [(await server_copy(database, id))["n"] for id in order] == list(range(10, 16))
+
+
 async def test_update_docs_names_the_first_missing_or_deleted_id(database: Database) -> None:
     await save(database, "a")
     deleted = await save(database, "gone")

@@ -264,6 +264,25 @@ async def test_save_of_unchanged_document_returns_none_without_request(
     assert request_counter.count == 0
 
 
+async def test_a_fetched_document_is_clean_until_changed_and_its_revision_counts(
+    database: Database, request_counter: RequestCounter
+) -> None:
+    await saved_document(database, "doc", name="saved", n=1, big=2**63 + 1, nested={"a": [1]})
+    fetched = await database.get("doc")
+    request_counter.reset()
+    # (the server's text compared with this client's encoding first)
+    assert await fetched.save() is None
+    await fetched.fetch()  # (no unsaved changes: fetch checks that first)
+    assert request_counter.requests == [("GET", f"/{database.id}/doc")]
+
+    saved = await saved_document(database, "new", n=1)
+    del saved["_rev"]  # (the state kept is the body sent, which held no revision)
+    request_counter.reset()
+    with pytest.raises(ConflictError):
+        await saved.save()
+    assert request_counter.requests == [("PUT", f"/{database.id}/new")]
+
+
 async def test_save_sends_each_change_once(
     database: Database, request_counter: RequestCounter
 ) -> None:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-__all__ = ["dumps", "dumps_canonical", "dumps_each", "has_long_number", "loads", "loads_unchecked"]
+__all__ = [
+    "dumps",
+    "dumps_canonical",
+    "dumps_each",
+    "has_long_number",
+    "loads",
+    "loads_unchecked",
+    "may_be_inexact",
+]
 
 
 def _stdlib_dumps(value: Any, *, sort_keys: bool) -> bytes:
@@ -66,6 +74,24 @@ try:
             return json.loads(text)
         return orjson.loads(text)
 
+    # orjson writes a float from 1e16 up with an exponent ("1e+19"), so that the float an
+    # integer beyond 64 bits became (2**63 and more) holds a "+", which a search for one
+    # byte finds fast (a "+" in a string only costs the exact decoding); checked here for
+    # the orjson installed (without it, every decoding counts as possibly inexact).
+    _LARGE_FLOAT_MARK = (
+        b"+"
+        if all(
+            b"e+" in orjson.dumps(x) for x in (2.0**63, -(2.0**63), 2.0**64, 1.7976931348623157e308)
+        )
+        else b""
+    )
+
+    def may_be_inexact(encoded: bytes) -> bool:
+        """Whether ``encoded``, the :func:`dumps` of a value :func:`loads_unchecked` decoded
+        from a text not checked by :func:`has_long_number`, may hold a float that was an
+        integer beyond 64 bits in the text (a value without one decoded exactly)."""
+        return _LARGE_FLOAT_MARK in encoded
+
     _OPTIONS = orjson.OPT_NON_STR_KEYS
     # A raw control character never occurs in orjson's output (it escapes them in strings,
     # and compact JSON has no blanks), so a Fragment of them marks the end of one value
@@ -122,6 +148,11 @@ try:
 except ImportError:  # pragma: no cover - exercised only where orjson has no wheel
     loads = json.loads
     loads_unchecked = json.loads
+
+    def may_be_inexact(encoded: bytes) -> bool:
+        """Whether ``encoded`` may hold a number :func:`loads_unchecked` decoded inexactly:
+        never, the standard library's decoder keeps every integer."""
+        return False
 
     def dumps(value: Any) -> bytes:
         """Encodes ``value`` as compact UTF-8 JSON."""

@@ -9,7 +9,10 @@ bytes mean equal data; a different length means a different canonical form too),
 the values decoded from both (different values mean different data), and sorts keys only
 for equal values, which may still differ as JSON (``1`` and ``1.0``). A state taken as
 the plain encoding of the data itself (key :data:`PLAIN`) is compared with the data's
-encoding without decoding it, unless the lengths are equal.
+encoding without decoding it, unless the lengths are equal; so is a text that is byte
+for byte that encoding (but for blanks after it), at the data's revision. The text is
+decoded without looking for integers beyond 64 bits again where the result shows that it
+held none.
 """
 
 from __future__ import annotations
@@ -95,16 +98,25 @@ def changed(
         if len(source) != len(encoded):
             return True
         key = None
-    synced = _json.loads(source)
-    if key is not None:
-        synced = synced[key]
-    if type(synced) is not dict:
+    elif (
+        key is None
+        and type(source) is bytes
+        and source.startswith(encoded)
+        and not source[len(encoded) :].strip()
+        and rev == data.get("_rev")
+    ):
+        # (a text that is this client's encoding of the data, byte for byte but for the
+        # line break CouchDB ends an answer with, the synced revision being the data's:
+        # unchanged. A text that differs may be the server's way of writing the same data.)
+        return False
+    synced = _synced(source, key, rev, exact=False)
+    if synced is None:
         return True
-    if rev is None:
-        synced.pop("_rev", None)
-    else:
-        synced["_rev"] = rev  # (where the text had it: the data has it there too)
     plain = _json.dumps(synced)
+    if _json.may_be_inexact(plain):
+        synced = _synced(source, key, rev, exact=True)
+        assert synced is not None
+        plain = _json.dumps(synced)
     if plain == encoded:
         return False
     if len(plain) != len(encoded):
@@ -112,6 +124,34 @@ def changed(
     if synced != _json.loads(encoded):
         return True  # (values decoded from JSON that differ have different canonical forms)
     return encode_without_rev(synced) != encode_without_rev(data) or rev != data.get("_rev")
+
+
+def _synced(
+    source: bytes | str, key: str | int | None, rev: Any, *, exact: bool
+) -> JsonDict | None:
+    """The synced data: ``source`` (its ``key`` field) decoded, with the revision ``rev``;
+    None if that is no object.
+
+    Not ``exact``, the text is decoded without looking for integers beyond 64 bits first
+    (it was looked at when it arrived, but that is not kept): the caller checks the
+    result's encoding with :func:`._json.may_be_inexact` and decodes it ``exact`` then.
+    """
+    if exact:
+        synced = _json.loads(source)
+    else:
+        try:
+            synced = _json.loads_unchecked(source)
+        except ValueError:  # (orjson refuses an integer beyond a double's range)
+            return _synced(source, key, rev, exact=True)
+    if key is not None:
+        synced = synced[key]
+    if type(synced) is not dict:
+        return None
+    if rev is None:
+        synced.pop("_rev", None)
+    else:
+        synced["_rev"] = rev  # (where the text had it: the data has it there too)
+    return synced
 
 
 def compact(encoded: bytes) -> bytes:
