@@ -73,13 +73,13 @@ from measure import (
 
 __all__ = ["WORKLOADS", "doc_id", "make_doc"]
 
-#: The raw floor (bench/raw_client.py); not in a plain ``make bench``.
+#: The raw floor (bench/raw_client.py); only ``floor`` runs in a plain ``make bench``.
 FLOOR_CLIENTS = ("floor", "floor-bulk-get", "floor-nogc")
 #: The workloads of ``floor-nogc``: those that decode answers of thousands of documents.
 FLOOR_NOGC_WORKLOADS = ("bulk_create", "iterate_all", "bulk_update")
 CLIENTS = ("ours", "aiocouch401", "aiohttp", "ours-no-retry", "ours-session", *FLOOR_CLIENTS)
 #: The clients of this file in a plain ``make bench`` (the other libraries: bench/peers.py).
-DEFAULT_CLIENTS = ("ours", "aiocouch401", "aiohttp")
+DEFAULT_CLIENTS = ("ours", "aiocouch401", "aiohttp", "floor")
 #: Documents per ``_bulk_docs`` request of the aiohttp client; the same as the default
 #: ``BulkOperation.batch_size`` of this project (src/aiocouch/bulk.py), which also keeps
 #: up to :data:`BULK_IN_FLIGHT` batches in flight. aiocouch 4.0.1 sends one request.
