@@ -198,8 +198,10 @@ class Document(RemoteDocument):
     def _new_body(documents: list[Document]) -> bytes | None:
         """The ``_bulk_docs`` request body ``{"docs": [...]}`` of ``documents`` if none of
         them was ever synced (all are changes then), encoded at once; else None."""
-        if documents[0]._synced_source is not None or set(map(_SYNCED_SOURCE, documents)) != {None}:
+        if documents[0]._synced_source is not None:
             return None  # (the first is looked at alone: bulk updates start with synced ones)
+        if list(map(_SYNCED_SOURCE, documents)).count(None) != len(documents):
+            return None  # (counted as _dirty_of counts them: no state's bytes hashed)
         return _json.dumps({"docs": list(map(_DATA, documents))})
 
     def _saved(
