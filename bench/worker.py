@@ -18,11 +18,14 @@ Clients:
 The two variants run the same workload code as ``ours``; only the ``CouchDB(...)`` options
 differ (:func:`couchdb_options`).
 
-The raw floor (``bench/raw_client.py``, not in a plain ``make bench``): ``floor`` makes the
-same HTTP calls as ``aiohttp`` with the least work a Python program can do (what any client
-must spend); ``floor-bulk-get`` only ``bulk_update``, reading with ``_bulk_get``;
-``floor-nogc`` only the big-answer workloads (``bulk_create``, ``iterate_all``,
-``bulk_update``), with the garbage collector off while they run.
+The raw floor (``bench/raw_client.py``; ``floor`` and ``floor-docs`` run in a plain
+``make bench``): ``floor`` makes the same HTTP calls as ``aiohttp`` with the least work a
+Python program can do (what any client must spend); ``floor-bulk-get`` only
+``bulk_update``, reading with ``_bulk_get``; ``floor-nogc`` only the big-answer workloads
+(``bulk_create``, ``iterate_all``, ``bulk_update``), with the garbage collector off while
+they run; ``floor-docs`` (``bench/document_floor.py``) only ``bulk_create`` and
+``bulk_update``, the floor with the least document model of aiocouch 4.0.1's bulk calls (a
+Document per document, only the changed ones written).
 
 Credentials come from ``COUCHDB_USER`` / ``COUCHDB_PASSWORD``. Only the measured workload
 is inside the timed region: the data to write is generated before it, one warm-up
@@ -73,13 +76,14 @@ from measure import (
 
 __all__ = ["WORKLOADS", "doc_id", "make_doc"]
 
-#: The raw floor (bench/raw_client.py); only ``floor`` runs in a plain ``make bench``.
-FLOOR_CLIENTS = ("floor", "floor-bulk-get", "floor-nogc")
+#: The raw floor (bench/raw_client.py, bench/document_floor.py); ``floor`` and
+#: ``floor-docs`` run in a plain ``make bench``.
+FLOOR_CLIENTS = ("floor", "floor-bulk-get", "floor-nogc", "floor-docs")
 #: The workloads of ``floor-nogc``: those that decode answers of thousands of documents.
 FLOOR_NOGC_WORKLOADS = ("bulk_create", "iterate_all", "bulk_update")
 CLIENTS = ("ours", "aiocouch401", "aiohttp", "ours-no-retry", "ours-session", *FLOOR_CLIENTS)
 #: The clients of this file in a plain ``make bench`` (the other libraries: bench/peers.py).
-DEFAULT_CLIENTS = ("ours", "aiocouch401", "aiohttp", "floor")
+DEFAULT_CLIENTS = ("ours", "aiocouch401", "aiohttp", "floor", "floor-docs")
 #: Documents per ``_bulk_docs`` request of the aiohttp client; the same as the default
 #: ``BulkOperation.batch_size`` of this project (src/aiocouch/bulk.py), which also keeps
 #: up to :data:`BULK_IN_FLIGHT` batches in flight. aiocouch 4.0.1 sends one request.
@@ -506,9 +510,17 @@ async def run_floor(args: argparse.Namespace, user: str, password: str) -> Resul
         return unsupported(args, library, path, "floor's requests; only bulk_update differs")
     if args.client == "floor-nogc" and args.workload not in FLOOR_NOGC_WORKLOADS:
         return unsupported(args, library, path, "measured for the big answers only")
+    workloads = raw_client.FloorWorkloads
+    if args.client == "floor-docs":
+        import document_floor
+
+        if args.workload not in ("bulk_create", "bulk_update"):
+            return unsupported(args, library, path, "the document model of the bulk calls only")
+        workloads = document_floor.DocumentFloorWorkloads
+        path = document_floor.__file__
     pool = raw_client.Pool(args.url, user, password)
     try:
-        floor = raw_client.FloorWorkloads(
+        floor = workloads(
             pool,
             quote(args.db, safe=""),
             args.count,
