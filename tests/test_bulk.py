@@ -524,6 +524,48 @@ async def test_update_docs_sends_only_what_changed_as_json(
     assert (await server_copy(database, "grown"))["w"] == 2
 
 
+async def test_update_docs_writes_changes_that_keep_the_length(
+    database: Database, request_counter: RequestCounter
+) -> None:
+    # (counters, fixed-width timestamps, nested values: the encoding keeps its length)
+    for n in range(6):
+        await save(database, f"d{n}", n=10 + n, at="2026-11-30T07:00:0" + str(n), tags=["ab"])
+    request_counter.reset()
+    async with database.update_docs([f"d{n}" for n in range(6)]) as bulk:
+        docs = [doc async for doc in bulk]
+        docs[0]["n"] = 99
+        docs[1]["at"] = "2026-11-30T07:00:09"
+        docs[2]["tags"][0] = "ba"
+        docs[3]["tags"] = ["ab"]  # (a new list, equal to the stored one)
+        docs[4]["n"], docs[4]["at"] = 0 + docs[4]["n"], str(docs[4]["at"])  # (the same)
+    assert ids(bulk.ok) == ["d0", "d1", "d2"]
+    assert bulk_posts(request_counter, database) == 1
+    assert (await server_copy(database, "d0"))["n"] == 99
+    assert (await server_copy(database, "d1"))["at"] == "2026-11-30T07:00:09"
+    assert (await server_copy(database, "d2"))["tags"] == ["ba"]
+    for n in (3, 4, 5):
+        assert (await server_copy(database, f"d{n}"))["_rev"].startswith("1-")
+
+
+async def test_documents_of_a_bulk_update_are_saved_alone_only_when_changed(
+    database: Database, request_counter: RequestCounter
+) -> None:
+    await save(database, "kept", v=1, w="x")
+    await save(database, "changed", v=1, w="x")
+    async with database.update_docs(["kept", "changed"]) as bulk:
+        docs = {doc.id: doc async for doc in bulk}
+    assert ids(bulk.ok) == []
+    request_counter.reset()
+    kept = docs["kept"]
+    del kept["v"]
+    kept["v"] = 1  # (the same data in another key order)
+    docs["changed"]["w"] = "y"
+    assert await kept.save() is None
+    await docs["changed"].save()
+    assert request_counter.requests == [("PUT", f"/{database.id}/changed")]
+    assert (await server_copy(database, "changed"))["w"] == "y"
+
+
 async def test_update_docs_refuses_a_bulk_get_answer_missing_a_result() -> None:
     answer = {"results": [{"id": "a", "docs": [{"ok": {"_id": "a", "_rev": "1-a", "v": 1}}]}]}
 

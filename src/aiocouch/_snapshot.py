@@ -8,33 +8,40 @@ no encoding beyond the request body. The check compares the plain encodings firs
 bytes mean equal data; a different length means a different canonical form too), then
 the values decoded from both (different values mean different data), and sorts keys only
 for equal values, which may still differ as JSON (``1`` and ``1.0``). A state taken as
-the plain encoding of the data itself (key :data:`PLAIN`) is compared with the data's
-encoding without decoding it, unless the lengths are equal; so is a text that is byte
-for byte that encoding (but for blanks after it), at the data's revision. The text is
+the canonical JSON of the data itself (key :data:`CANONICAL`, as a bulk read keeps it) is
+compared with the data's encoding without decoding it: another length means other data,
+and otherwise the data is encoded canonically too (for many documents at once, in one
+call). A text that is byte for byte this client's encoding of the data (but for blanks
+after it), at the data's revision, is unchanged without decoding. The text is
 decoded without looking for integers beyond 64 bits again where the result shows that it
 held none.
 """
 
 from __future__ import annotations
 
+from itertools import compress, count
+from operator import eq, ne, not_, or_
 from typing import Any
 
 from . import _json
 from .typing import JsonDict
 
 __all__ = [
-    "PLAIN",
+    "CANONICAL",
     "BatchState",
     "changed",
+    "changed_canonical",
     "compact",
     "encode",
     "encode_each",
+    "encode_each_canonical",
     "encode_without_rev",
 ]
 
-PLAIN = ""
-"""The key of a state whose text is :func:`encode`'s of the synced data, revision included
-(no field is ever called so: the other keys name a field of a server's answer)."""
+CANONICAL = ""
+"""The key of a state whose text is the canonical JSON (sorted keys, :func:`encode_each_canonical`)
+of the synced data, revision included (no field is ever called so: the other keys name a
+field of a server's answer)."""
 
 
 class BatchState:
@@ -70,6 +77,12 @@ def encode_each(values: list[JsonDict]) -> list[bytes]:
     return _json.dumps_each(values)
 
 
+def encode_each_canonical(values: list[JsonDict]) -> list[bytes]:
+    """The canonical JSON (sorted keys) of each of ``values``: the states of :data:`CANONICAL`
+    (one call for many)."""
+    return _json.dumps_each_canonical(values)
+
+
 def encode_without_rev(data: JsonDict) -> bytes:
     """The canonical JSON of ``data`` without its top-level ``_rev``."""
     if "_rev" in data:
@@ -90,15 +103,10 @@ def changed(
     if isinstance(source, BatchState):
         assert isinstance(key, int)
         source, key = source.piece(key), None
-    if key == PLAIN:
-        # (equal bytes: equal data and revision; equal canonical forms have plain
-        # encodings of equal length, being the same pieces in another order)
-        if source == encoded:
-            return False
-        if len(source) != len(encoded):
-            return True
-        key = None
-    elif (
+    if key == CANONICAL:
+        assert type(source) is bytes
+        return changed_canonical([source], [data], [encoded])[0]
+    if (
         key is None
         and type(source) is bytes
         and source.startswith(encoded)
@@ -124,6 +132,27 @@ def changed(
     if synced != _json.loads(encoded):
         return True  # (values decoded from JSON that differ have different canonical forms)
     return encode_without_rev(synced) != encode_without_rev(data) or rev != data.get("_rev")
+
+
+def changed_canonical(
+    sources: list[bytes], datas: list[JsonDict], encoded: list[bytes]
+) -> list[bool]:
+    """Whether each of ``datas`` (encoded as ``encoded``) differs from its state in
+    ``sources``, each the canonical JSON of the synced data (:data:`CANONICAL`), revision
+    included; as :func:`changed` decides, for many documents at once.
+
+    The plain and the canonical encoding of the same data are the same pieces in another
+    order: another length means other data, and equal bytes equal data, both found in C.
+    The others (data of the same length, changed or with its keys in another order) are
+    encoded canonically, in one call, and compared.
+    """
+    dirty = list(map(ne, map(len, sources), map(len, encoded)))
+    unsure = list(compress(count(), map(not_, map(or_, dirty, map(eq, sources, encoded)))))
+    if unsure:
+        canonical = _json.dumps_each_canonical([datas[i] for i in unsure])
+        for i, text in zip(unsure, canonical):
+            dirty[i] = text != sources[i]
+    return dirty
 
 
 def _synced(

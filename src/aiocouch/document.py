@@ -7,7 +7,7 @@ import json
 import warnings
 from collections.abc import ItemsView, KeysView, Sequence, ValuesView
 from itertools import compress
-from operator import attrgetter, eq, ne
+from operator import attrgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +88,8 @@ class Document(RemoteDocument):
     def _from_server_each(cls, database: Database | None, docs: list[JsonDict]) -> list[Document]:
         """Clean documents holding ``docs`` as the server sent them (no request).
 
-        Each keeps the plain encoding of its data as the synced state (:data:`._snapshot.PLAIN`):
+        Each keeps the canonical JSON of its data as its synced state
+        (:data:`._snapshot.CANONICAL`):
         for documents decoded from one shared answer, which holds no text of each, that
         costs one encoding in C and makes the change check a comparison of bytes.
         """
@@ -96,13 +97,13 @@ class Document(RemoteDocument):
         append = documents.append
         # (Document._from_server inlined: a call with a keyword per document cost a fifth
         # of the whole)
-        for doc, source in zip(docs, _snapshot.encode_each(docs)):
+        for doc, source in zip(docs, _snapshot.encode_each_canonical(docs)):
             document = _new_object(cls)
             document._database = database
             document.id = doc["_id"]
             document._data = doc
             document._synced_source = source
-            document._synced_key = _snapshot.PLAIN
+            document._synced_key = _snapshot.CANONICAL
             document._synced_rev = doc.get("_rev")
             append(document)
         return documents
@@ -162,32 +163,21 @@ class Document(RemoteDocument):
     def _dirty_of(documents: list[Document]) -> tuple[list[Document], list[bytes]]:
         """Those of ``documents`` whose data changed since their last sync, and the JSON of
         each (as :meth:`_encode_if_dirty`: the request body and the new synced state)."""
-        encoded = _snapshot.encode_each(list(map(_DATA, documents)))
+        datas = list(map(_DATA, documents))
+        encoded = _snapshot.encode_each(datas)
         sources = list(map(_SYNCED_SOURCE, documents))
         if sources.count(None) == len(sources):
             # (new documents: all of them go; counted, not put into a set, which would
             # hash every state's bytes)
             return documents, encoded
-        changed = _snapshot.changed
-        if set(map(_SYNCED_KEY, documents)) == {_snapshot.PLAIN}:
-            # (states that are the plain encoding of the synced data, as a bulk read keeps
-            # them: equal bytes mean unchanged and another length changed, both found in C;
-            # only the others are compared in full)
-            resized = list(map(ne, map(len, sources), map(len, encoded)))
-            if all(resized):
+        if set(map(_SYNCED_KEY, documents)) == {_snapshot.CANONICAL}:
+            # (states that are the canonical encoding of the synced data, as a bulk read
+            # keeps them: compared all at once, mostly in C)
+            dirty = _snapshot.changed_canonical(sources, datas, encoded)
+            if all(dirty):
                 return documents, encoded  # (as after a bulk update's usual change)
-            dirty = [
-                not same
-                and (other or changed(source, _snapshot.PLAIN, doc._synced_rev, doc._data, data))
-                for same, other, source, doc, data in zip(
-                    map(eq, sources, encoded),
-                    resized,
-                    sources,
-                    documents,
-                    encoded,
-                )
-            ]
         else:
+            changed = _snapshot.changed
             dirty = [
                 source is None or changed(source, doc._synced_key, doc._synced_rev, doc._data, data)
                 for source, doc, data in zip(sources, documents, encoded)
