@@ -89,9 +89,10 @@ class Document(RemoteDocument):
         """Clean documents holding ``docs`` as the server sent them (no request).
 
         Each keeps the canonical JSON of its data as its synced state
-        (:data:`._snapshot.CANONICAL`):
-        for documents decoded from one shared answer, which holds no text of each, that
-        costs one encoding in C and makes the change check a comparison of bytes.
+        (:data:`._snapshot.CANONICAL`): for documents decoded from one shared answer, which
+        holds no text of each, that costs one encoding in C and makes the change check a
+        comparison of lengths or bytes (and a canonical encoding where the length is the
+        same).
         """
         documents: list[Document] = []
         append = documents.append
