@@ -8,7 +8,15 @@ import sys
 import orjson
 import pytest
 
-from aiocouch._snapshot import changed, compact, encode, encode_without_rev
+from aiocouch._snapshot import (
+    CANONICAL,
+    changed,
+    changed_canonical,
+    compact,
+    encode,
+    encode_each_canonical,
+    encode_without_rev,
+)
 
 
 def test_encode_without_rev_drops_only_the_top_level_rev() -> None:
@@ -31,21 +39,21 @@ def test_compact_keeps_the_bytes_in_an_allocation_of_their_size() -> None:
 SYNCED = {"_id": "d", "_rev": "1-a", "n": 1, "tags": ["x"], "nested": {"a": 1, "b": 2}}
 
 
-@pytest.mark.parametrize(
-    ("data", "is_changed"),
-    [
-        (dict(SYNCED), False),
-        ({"nested": {"b": 2, "a": 1}, "tags": ["x"], "n": 1, "_rev": "1-a", "_id": "d"}, False),
-        ({**SYNCED, "tags": ("x",)}, False),  # a tuple is sent as the same JSON array
-        ({**SYNCED, "n": 2}, True),  # same length
-        ({**SYNCED, "n": True}, True),  # equal in Python, not in JSON
-        ({**SYNCED, "n": 1.0}, True),
-        ({**SYNCED, "nested": {"a": 1, "b": 3}}, True),
-        ({**SYNCED, "extra": None}, True),
-        ({**SYNCED, "_rev": "1-b"}, True),  # another revision
-        ({key: value for key, value in SYNCED.items() if key != "_rev"}, True),
-    ],
-)
+CASES = [
+    (dict(SYNCED), False),
+    ({"nested": {"b": 2, "a": 1}, "tags": ["x"], "n": 1, "_rev": "1-a", "_id": "d"}, False),
+    ({**SYNCED, "tags": ("x",)}, False),  # a tuple is sent as the same JSON array
+    ({**SYNCED, "n": 2}, True),  # same length
+    ({**SYNCED, "n": True}, True),  # equal in Python, not in JSON
+    ({**SYNCED, "n": 1.0}, True),
+    ({**SYNCED, "nested": {"a": 1, "b": 3}}, True),
+    ({**SYNCED, "extra": None}, True),
+    ({**SYNCED, "_rev": "1-b"}, True),  # another revision
+    ({key: value for key, value in SYNCED.items() if key != "_rev"}, True),
+]
+
+
+@pytest.mark.parametrize(("data", "is_changed"), CASES)
 def test_changed_compares_the_canonical_json_and_the_revision(
     data: dict[str, object], is_changed: bool
 ) -> None:
@@ -104,3 +112,26 @@ def test_changed_of_a_text_holding_large_floats() -> None:
     assert not changed(source, None, "1-a", data, encode(data))
     other = {**data, "f": 100000000000000000000}
     assert changed(source, None, "1-a", other, encode(other))
+
+
+@pytest.mark.parametrize(("data", "is_changed"), CASES)
+def test_changed_of_a_canonical_state_compares_as_of_a_text(
+    data: dict[str, object], is_changed: bool
+) -> None:
+    # (a bulk read keeps each document's canonical JSON; alone and many at once)
+    (source,) = encode_each_canonical([dict(SYNCED)])
+    assert changed(source, CANONICAL, "1-a", data, encode(data)) is is_changed
+    sources = encode_each_canonical([dict(SYNCED), dict(SYNCED), dict(SYNCED)])
+    datas = [dict(SYNCED), data, {**SYNCED, "n": 3}]
+    expected = [False, is_changed, True]
+    assert changed_canonical(sources, datas, [encode(d) for d in datas]) == expected
+
+
+@pytest.mark.parametrize("number", [BIG, -BIG, 10**400, 2**64, -(2**63) - 1])
+def test_a_canonical_state_keeps_integers_beyond_64_bits_exact(number: int) -> None:
+    data = {"_id": "d", "_rev": "1-a", "n": number}
+    sources = encode_each_canonical([dict(data), {**data, "_id": "e"}])
+    assert changed_canonical(sources[:1], [data], [encode(data)]) == [False]
+    as_float = {**data, "n": float(number) if number < 10**300 else 1e308}
+    for other in (as_float, {**data, "n": number + 1}, {**data, "n": number - 1}):
+        assert changed_canonical(sources[:1], [other], [encode(other)]) == [True]
