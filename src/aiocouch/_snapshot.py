@@ -149,7 +149,7 @@ def changed_canonical(
     dirty = list(map(ne, map(len, sources), map(len, encoded)))
     unsure = list(compress(count(), map(not_, map(or_, dirty, map(eq, sources, encoded)))))
     if unsure:
-        canonical = _json.dumps_each_canonical([datas[i] for i in unsure])
+        canonical = encode_each_canonical([datas[i] for i in unsure])
         for i, text in zip(unsure, canonical):
             dirty[i] = text != sources[i]
     return dirty
