@@ -182,6 +182,28 @@ async def test_the_public_api_works_over_https_on_the_lean_transport(
     assert set(https_couch.server_names) == {"localhost"}
 
 
+async def test_a_pool_of_tls_connections_that_read_small_answers_holds_little_memory(
+    https_couch: TLSProxy, couch_server: CouchServer, ca: trustme.CA, database: Database
+) -> None:
+    async with CouchDB(
+        https_couch.url, couch_server.user, couch_server.password, ssl=trusting(ca)
+    ) as couchdb:
+        assert transport_of(couchdb) == LEAN
+        db = await couchdb[database.id]
+        await Document(db, "small", data={"n": 1}).save()
+        tracemalloc.start()
+        try:
+            # 32 reads at once: 32 TLS connections, each kept in the pool afterwards
+            docs = await asyncio.gather(*(db.get("small") for _ in range(32)))
+            current, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert [doc["n"] for doc in docs] == [1] * 32
+    assert len(https_couch.server_names) >= 32
+    # (buffers of 256 KiB for the records and 128 KiB for the answer each would be 12 MiB)
+    assert current < 32 * 96 * 1024
+
+
 async def test_ssl_is_ignored_for_http_servers_as_aiohttp_does(server_url: str) -> None:
     async with CouchDB(server_url, ssl=False) as couchdb:
         assert transport_of(couchdb) == LEAN

@@ -657,6 +657,25 @@ async def test_a_20_mb_json_body_is_received_intact(
     assert len(set(server.ports)) == 1
 
 
+async def test_a_pool_of_connections_that_read_small_answers_holds_little_memory(
+    server_url: str, admin_user: str, admin_password: str, database: Database
+) -> None:
+    async with CouchDB(server_url, admin_user, admin_password) as client:
+        assert transport_of(client) == LEAN
+        db = await client[database.id]
+        await Document(db, "small", data={"n": 1}).save()
+        tracemalloc.start()
+        try:
+            # 32 reads at once: 32 connections, each kept in the pool afterwards
+            docs = await asyncio.gather(*(db.get("small") for _ in range(32)))
+            current, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert [doc["n"] for doc in docs] == [1] * 32
+    # (a read buffer of 128 KiB each would be 4 MiB)
+    assert current < 32 * 48 * 1024
+
+
 async def test_uploading_an_attachment_adds_no_copy_of_it_in_memory(
     server_url: str, admin_user: str, admin_password: str, database: Database
 ) -> None:

@@ -48,7 +48,11 @@ _MAX_UNPARSED = 64 * 1024
 chunk size lines (llhttp itself would buffer a header, or skip a chunk extension, for ever)."""
 _MAX_FIELDS = 256
 _MAX_BUFFERED = 4 * 1024 * 1024
+_FIRST_READ_BUFFER = 16 * 1024
+"""The read buffer a connection starts with: a document's or a write's answer fits."""
 _READ_BUFFER = 128 * 1024
+"""The one it takes once a read filled the first: large answers (listings, bulk) arrive in
+fewer reads, and a pool of connections that never see one holds an eighth as much."""
 _WRITE_PIECE = 256 * 1024
 """Bodies are written in pieces of this size, each after the socket drained."""
 # Node's http server closes keep-alive connections idle for 5 s; reconnecting after a
@@ -171,13 +175,17 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._read_buffer is None:
-            self._read_array = bytearray(_READ_BUFFER)
+            self._read_array = bytearray(_FIRST_READ_BUFFER)
             self._read_buffer = memoryview(self._read_array)
         return self._read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
         assert self._read_buffer is not None
         self._received(self._read_buffer[:nbytes], self._read_array, nbytes)
+        if nbytes == _FIRST_READ_BUFFER and len(self._read_array) == _FIRST_READ_BUFFER:
+            # (the first buffer was filled: a large answer; what it held is parsed by now)
+            self._read_array = bytearray(_READ_BUFFER)
+            self._read_buffer = memoryview(self._read_array)
 
     def data_received(self, data: bytes | memoryview) -> None:
         self._received(data, bytes(data) if type(data) is memoryview else data, len(data))
