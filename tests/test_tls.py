@@ -45,7 +45,7 @@ from testserver.scripted_server import (
     http_response,
 )
 from testserver.tls_proxy import TLSProxy
-from testserver.traced_memory import held_by_aiocouch
+from testserver.traced_memory import held_after_reads
 
 LEAN, AIOHTTP = "HTTPTransport", "AiohttpTransport"
 GUARD = 20.0
@@ -192,13 +192,8 @@ async def test_a_pool_of_tls_connections_that_read_small_answers_holds_little_me
         assert transport_of(couchdb) == LEAN
         db = await couchdb[database.id]
         await Document(db, "small", data={"n": 1}).save()
-        tracemalloc.start()
-        try:
-            # 32 reads at once: 32 TLS connections, each kept in the pool afterwards
-            docs = await asyncio.gather(*(db.get("small") for _ in range(32)))
-            held = held_by_aiocouch(tracemalloc.take_snapshot())
-        finally:
-            tracemalloc.stop()
+        # 32 reads at once: 32 TLS connections, each kept in the pool afterwards
+        docs, held = await held_after_reads(db, "small", 32)
     assert [doc["n"] for doc in docs] == [1] * 32
     assert len(https_couch.server_names) >= 32
     # (buffers of 256 KiB for the records and 128 KiB for the answer each would be 12 MiB)

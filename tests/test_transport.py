@@ -25,7 +25,7 @@ from aiocouch import CouchDB, Database, Document, NotFoundError
 from aiocouch import _http as http_module
 from aiocouch._http_transport import HTTPTransport
 from aiocouch.cluster import Quorum
-from testserver.traced_memory import held_by_aiocouch
+from testserver.traced_memory import held_after_reads
 
 T = TypeVar("T")
 
@@ -665,13 +665,8 @@ async def test_a_pool_of_connections_that_read_small_answers_holds_little_memory
         assert transport_of(client) == LEAN
         db = await client[database.id]
         await Document(db, "small", data={"n": 1}).save()
-        tracemalloc.start()
-        try:
-            # 32 reads at once: 32 connections, each kept in the pool afterwards
-            docs = await asyncio.gather(*(db.get("small") for _ in range(32)))
-            held = held_by_aiocouch(tracemalloc.take_snapshot())
-        finally:
-            tracemalloc.stop()
+        # 32 reads at once: 32 connections, each kept in the pool afterwards
+        docs, held = await held_after_reads(db, "small", 32)
     assert [doc["n"] for doc in docs] == [1] * 32
     # (a read buffer of 128 KiB each would be 4 MiB)
     assert held < 32 * 48 * 1024
