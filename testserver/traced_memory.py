@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
+from pathlib import Path
 
+import aiocouch
 from aiocouch import Database, Document
 
 __all__ = ["held_after_reads", "held_by_aiocouch"]
@@ -13,7 +15,8 @@ __all__ = ["held_after_reads", "held_by_aiocouch"]
 def held_by_aiocouch(snapshot: tracemalloc.Snapshot) -> int:
     """The bytes of ``snapshot`` allocated by aiocouch's own code and still held (not the
     test's servers' in the same process, nor the test's own)."""
-    own = snapshot.filter_traces([tracemalloc.Filter(True, "*/aiocouch/*")])
+    package = str(Path(aiocouch.__file__).parent)
+    own = snapshot.filter_traces([tracemalloc.Filter(True, f"{package}/*")])
     return sum(stat.size for stat in own.statistics("filename"))
 
 
